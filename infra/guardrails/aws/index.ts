@@ -1,0 +1,9 @@
+import type { Guardrail } from "../guardrail.js";
+import { clusterGuardrails } from "./cluster.js";
+
+/** Lines A1–A16 of GUARDRAILS.md, in order. Each file owns the lines of one part of the platform. */
+export const awsGuardrails: Guardrail[] = [...clusterGuardrails].sort((a, b) => lineNumber(a) - lineNumber(b));
+
+function lineNumber(guardrail: Guardrail): number {
+  return Number(guardrail.id.slice(1));
+}

@@ -1,0 +1,7 @@
+import { awsGuardrails } from "./aws/index.js";
+import type { Guardrail } from "./guardrail.js";
+
+export { evaluate, type Finding, type Guardrail, type GuardrailResult } from "./guardrail.js";
+
+/** Every guardrail the platform checks over a plan: AWS lines, then Kubernetes lines. */
+export const allGuardrails: Guardrail[] = [...awsGuardrails];

@@ -1,0 +1,16 @@
+/**
+ * The Pulumi entry point (Pulumi.yaml `main`): `pulumi up` runs this file for the selected stack.
+ * `npm run plan` runs the same `definePlatform` under mocks.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { parseStackConfig } from "./config.js";
+import { definePlatform } from "./platform.js";
+
+const outputs = definePlatform(parseStackConfig(pulumi.runtime.allConfig(), `stack "${pulumi.getStack()}"`));
+
+export const environment = outputs.environment;
+export const region = outputs.region;
+export const apiUrl = outputs.apiUrl;
+export const clusterName = outputs.clusterName;
+export const vpcId = outputs.vpcId;
+export const kubeconfig = outputs.kubeconfig;

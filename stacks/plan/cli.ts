@@ -1,0 +1,62 @@
+/**
+ * `npm run plan -- --stack <dev|prod> [--json]`: the real Pulumi program under mocks, offline (CONTRACTS.md §2).
+ * With --json, standard output carries the JSON document alone; everything else goes to standard error.
+ */
+import { parseArgs } from "node:util";
+import { isUserError, planStack } from "./plan-stack.js";
+import { renderSummary } from "./summary.js";
+
+async function main(): Promise<number> {
+  let values: { stack?: string; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: {
+        stack: { type: "string", short: "s" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json]\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json]\n");
+    return 0;
+  }
+  if (!values.stack) {
+    process.stderr.write("plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json]\n");
+    return 2;
+  }
+  const started = Date.now();
+  const plan = await planStack(values.stack);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+  } else {
+    process.stdout.write(renderSummary(plan));
+  }
+  process.stderr.write(
+    `plan: ${plan.resources.length} resources for stack ${plan.stack} in ${Date.now() - started} ms\n`,
+  );
+  return 0;
+}
+
+// Pulumi's runtime keeps handles open after a mock run; exit once standard output has drained.
+const exit = (code: number): void => {
+  process.stdout.write("", () => process.exit(code));
+};
+
+main().then(
+  (code) => exit(code),
+  (error: unknown) => {
+    if (isUserError(error)) {
+      process.stderr.write(`plan: ${(error as Error).message}\n`);
+    } else {
+      process.stderr.write(
+        `plan: unexpected failure (a bug, please report it):\n${(error as Error)?.stack ?? String(error)}\n`,
+      );
+    }
+    exit(1);
+  },
+);
