@@ -1,3 +1,4 @@
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Cluster } from "../infra/aws/cluster.js";
 import { Keys } from "../infra/aws/keys.js";
@@ -33,6 +34,13 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     gpuNodes: config.cluster.gpuNodes,
     deletionProtection: prod,
   });
+
+  // Everything on the cluster goes through this provider; server-side apply lets add-ons and Pulumi share fields.
+  const kubernetes = new k8s.Provider("kubernetes", {
+    kubeconfig: pulumi.secret(cluster.kubeconfigJson),
+    enableServerSideApply: true,
+  });
+  void kubernetes; // used by the Kubernetes components (infra/k8s)
 
   return {
     environment: config.environment,
