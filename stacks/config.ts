@@ -227,7 +227,7 @@ function describeError(message: string, schema: TSchema, value: unknown): string
     const allowed = schema.anyOf.map((member: TSchema) => JSON.stringify(member.const)).join(", ");
     return `must be one of ${allowed}${got}`;
   }
-  if (typeof schema.description === "string") return `${message.toLowerCase()}: ${schema.description}${got}`;
+  if (typeof schema.description === "string") return `must be ${schema.description}${got}`;
   return `${message.toLowerCase()}${got}`;
 }
 

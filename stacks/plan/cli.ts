@@ -2,35 +2,43 @@
  * `npm run plan -- --stack <dev|prod> [--json]`: the real Pulumi program under mocks, offline (CONTRACTS.md §2).
  * With --json, standard output carries the JSON document alone; everything else goes to standard error.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { isUserError, planStack } from "./plan-stack.js";
 import { renderSummary } from "./summary.js";
 
 async function main(): Promise<number> {
-  let values: { stack?: string; json?: boolean; help?: boolean };
+  let values: { stack?: string; json?: boolean; help?: boolean; "config-dir"?: string };
   try {
     ({ values } = parseArgs({
       options: {
         stack: { type: "string", short: "s" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        // Where the Pulumi.<stack>.yaml files live, like Pulumi.yaml's stackConfigDir. Default: the repository root.
+        "config-dir": { type: "string" },
       },
       strict: true,
     }));
   } catch (error) {
-    process.stderr.write(`plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json]\n`);
+    process.stderr.write(
+      `plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n`,
+    );
     return 2;
   }
   if (values.help) {
-    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json]\n");
+    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n");
     return 0;
   }
   if (!values.stack) {
-    process.stderr.write("plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json]\n");
+    process.stderr.write(
+      "plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n",
+    );
     return 2;
   }
   const started = Date.now();
-  const plan = await planStack(values.stack);
+  const configDir = values["config-dir"];
+  const plan = await planStack(values.stack, configDir ? { root: resolve(configDir) } : {});
   if (values.json) {
     process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
   } else {
