@@ -1,0 +1,35 @@
+import { HttpConfig, loadConfig, PostgresConfig, RedisConfig } from "@ndt/kit";
+import { type Static, Type } from "@sinclair/typebox";
+
+export const AuthConfigSchema = Type.Object({
+  ...HttpConfig,
+  ...PostgresConfig,
+  ...RedisConfig,
+  JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
+  ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+  REFRESH_TOKEN_TTL_SEC: Type.Integer({ minimum: 3600, default: 30 * 24 * 3600 }),
+  /** Secret that encrypts the private signing keys at rest (≥ 32 characters, from Secrets Manager). */
+  SIGNING_KEY_SECRET: Type.String({ minLength: 32 }),
+  /** A new signing key is activated this often. */
+  KEY_ROTATION_DAYS: Type.Number({ exclusiveMinimum: 0, default: 30 }),
+  /** A new key is published this long before it signs anything (> every verifier's JWKS cache TTL). */
+  KEY_PUBLISH_LEAD_SEC: Type.Integer({ minimum: 0, default: 3600 }),
+  /** Failed logins per account per window before 429. */
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Integer({ minimum: 1, default: 5 }),
+  /** Failed logins per client IP per window before 429. */
+  LOGIN_MAX_FAILURES_PER_IP: Type.Integer({ minimum: 1, default: 50 }),
+  LOGIN_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 900 }),
+  /** argon2id parameters (OWASP minimum: m=19456 KiB, t=2, p=1). */
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19456, default: 19456 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
+  /** Hashes computed at once (each on a libuv worker thread); the rest queue. @default cores - 1, at least 1 */
+  ARGON2_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Proxies whose x-forwarded-for is trusted (the gateway), Fastify `trustProxy` syntax; "" = none. */
+  TRUST_PROXY: Type.String({ default: "" }),
+});
+export type AuthConfig = Static<typeof AuthConfigSchema>;
+
+export function loadAuthConfig(env: Record<string, string | undefined> = process.env): AuthConfig {
+  return loadConfig(AuthConfigSchema, env);
+}

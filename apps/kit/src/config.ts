@@ -1,0 +1,68 @@
+/**
+ * Configuration from the environment, validated once at start.
+ *
+ * A service declares its variables as a TypeBox object schema (names are the env variable names). `loadConfig`
+ * applies defaults, converts strings ("8080" → 8080, "true" → true), then checks everything and throws ONE
+ * `ConfigError` listing every bad or missing variable by name, so an operator fixes them all in one go.
+ */
+import { type Static, type TObject, type TProperties, Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly { variable: string; reason: string }[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p.variable}: ${p.reason}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Variables every HTTP service understands. Spread into a service's own schema. */
+export const HttpConfig = {
+  HOST: Type.String({ default: "0.0.0.0", description: "interface to listen on" }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  LOG_LEVEL: Type.Union(
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+    { default: "info" },
+  ),
+  /** Comma-separated origins allowed by CORS; empty = no cross-origin access. */
+  CORS_ORIGINS: Type.String({ default: "" }),
+  /** Largest accepted request body, bytes. */
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
+  /** Hard bound on graceful shutdown (drain) before the process exits anyway. */
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** Pause between failing readiness and closing the listener, so load balancers stop routing first. */
+  SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
+};
+
+/**
+ * Validate `env` against `schema` and return the typed config.
+ * @throws ConfigError naming every variable that is missing or invalid.
+ */
+export function loadConfig<P extends TProperties>(
+  schema: TObject<P>,
+  env: Record<string, string | undefined> = process.env,
+): Static<TObject<P>> {
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const raw = env[key];
+    if (raw !== undefined && raw !== "") picked[key] = raw;
+  }
+  const value = Value.Convert(schema, Value.Default(schema, picked));
+  const problems = [...Value.Errors(schema, value)].map((e) => ({
+    variable: e.path.replace(/^\//, "").split("/")[0] || "(root)",
+    reason: e.value === undefined ? "is required" : `${e.message} (got ${JSON.stringify(e.value)})`,
+  }));
+  if (problems.length > 0) {
+    // one line per variable: the first reason is the useful one
+    const seen = new Set<string>();
+    throw new ConfigError(problems.filter((p) => !seen.has(p.variable) && seen.add(p.variable)));
+  }
+  return value as Static<TObject<P>>;
+}
+
+/** Split a comma-separated list, dropping blanks. */
+export function csv(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}

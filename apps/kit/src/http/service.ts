@@ -1,0 +1,190 @@
+/**
+ * `createService` builds the Fastify instance every NDT service starts from:
+ *
+ * request id (inbound `x-request-id` kept when well-formed, else generated; echoed on every response; in every log
+ * line) → security headers (helmet) → CORS allow-list → metrics, `/healthz`, `/readyz` → OpenAPI from the route
+ * schemas (`/openapi.json`, `/docs`) → the central error handler and the 404 handler, both answering the envelope.
+ *
+ * Validation uses the TypeBox type provider; unknown body fields are rejected (Ajv `removeAdditional: false` with
+ * `additionalProperties: false` from `StrictObject`), never silently dropped.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import cors from "@fastify/cors";
+import helmet from "@fastify/helmet";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { type Static, type TProperties, type TSchema, Type } from "@sinclair/typebox";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RawServerDefault,
+} from "fastify";
+import type { OpenAPIV3 } from "openapi-types";
+import { csv } from "../config.js";
+import { codeForStatus, ErrorEnvelope, envelope, HttpError } from "../errors.js";
+import { healthPlugin } from "./health.js";
+import { metricsPlugin } from "./metrics.js";
+
+/** The app type every service works with: Fastify + TypeBox type provider. */
+export type ServiceApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export type OpenApiDocument = OpenAPIV3.Document;
+
+export interface ServiceOptions {
+  /** Service name: logs, metrics label, OpenAPI title. */
+  name: string;
+  version?: string;
+  /** Log level; "silent" in tests. @default "info" */
+  logLevel?: string;
+  /** Write logs here instead of stdout (tests capture them). */
+  logStream?: NodeJS.WritableStream;
+  /** Comma-separated allowed CORS origins ("" = none). */
+  corsOrigins?: string;
+  /** @default 1 MiB */
+  bodyLimit?: number;
+  /** OpenAPI document: served at `/openapi.json` and rendered at `/docs`. */
+  openapi?: {
+    description?: string;
+    /** Public path of the JSON document. @default "/openapi.json" */
+    jsonPath?: string;
+    /** Rewrite the document before serving it (the gateway merges its upstreams' documents here). */
+    transform?: (doc: OpenApiDocument) => OpenApiDocument;
+  };
+  /** Trust `x-forwarded-*` from these proxies (Fastify `trustProxy`). */
+  trustProxy?: FastifyServerOptions["trustProxy"];
+  /** Disable the per-request "incoming request / request completed" info logs. */
+  disableRequestLogging?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** An object schema that rejects unknown properties (CONTRACTS.md §3). */
+export function StrictObject<P extends TProperties>(
+  properties: P,
+  options: { description?: string; $id?: string } = {},
+) {
+  return Type.Object(properties, { ...options, additionalProperties: false });
+}
+
+/** Envelope responses for the listed statuses, to spread into a route's `response` schema. */
+export function errorResponses(...statuses: number[]): Record<number, TSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorRef]));
+}
+
+/** A reference to the shared `ErrorEnvelope` schema (registered once per app with `addSchema`). */
+export const ErrorRef = Type.Unsafe<Static<typeof ErrorEnvelope>>({ $ref: "ErrorEnvelope#" });
+
+export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
+  const app = Fastify({
+    logger: {
+      level: opts.logLevel ?? "info",
+      name: opts.name,
+      redact: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
+      ...(opts.logStream ? { stream: opts.logStream } : {}),
+    },
+    disableRequestLogging: opts.disableRequestLogging ?? false,
+    requestIdLogLabel: "requestId",
+    genReqId: (req) => {
+      const inbound = req.headers["x-request-id"];
+      return typeof inbound === "string" && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+    },
+    bodyLimit: opts.bodyLimit ?? 1_048_576,
+    trustProxy: opts.trustProxy ?? false,
+    // Keep serving requests already on a connection while closing (they were accepted); `connection: close` is
+    // added to those responses below, and idle keep-alive sockets are closed at once.
+    return503OnClosing: false,
+    forceCloseConnections: "idle",
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (app.health.shuttingDown) reply.header("connection", "close");
+  });
+
+  await app.register(helmet, { global: true });
+  const origins = csv(opts.corsOrigins ?? "");
+  await app.register(cors, {
+    origin: origins.length > 0 ? origins : false,
+    credentials: true,
+    exposedHeaders: ["x-request-id", "retry-after"],
+  });
+  await app.register(metricsPlugin, { service: opts.name });
+  await app.register(healthPlugin);
+
+  app.addSchema(ErrorEnvelope);
+  if (opts.openapi) {
+    const { transform, jsonPath = "/openapi.json", description } = opts.openapi;
+    await app.register(swagger, {
+      openapi: {
+        openapi: "3.0.3",
+        info: { title: opts.name, version: opts.version ?? "0.1.0", ...(description ? { description } : {}) },
+        components: {
+          securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
+        },
+      },
+      refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    });
+    const document = () => {
+      const doc = app.swagger() as OpenApiDocument;
+      return transform ? transform(structuredClone(doc)) : doc;
+    };
+    await app.register(swaggerUi, {
+      routePrefix: "/docs",
+      staticCSP: true,
+      transformSpecification: () => document(),
+      transformSpecificationClone: false,
+    });
+    app.get(jsonPath, { schema: { hide: true } }, async () => document());
+  }
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(envelope("not_found", `No route for ${request.method} ${request.url.split("?")[0]}`));
+  });
+
+  app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
+    if (error instanceof HttpError) {
+      if (error.statusCode >= 500) request.log.error({ err: error }, "request failed");
+      return reply.code(error.statusCode).headers(error.headers).send(envelope(error.code, error.message));
+    }
+    if (error.validation) {
+      const where = error.validationContext ?? "request";
+      return reply.code(400).send(envelope("validation_failed", `${where}: ${error.message.replace(/^\w+\/?/, "")}`));
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      // log everything, answer nothing internal
+      request.log.error({ err: error }, "request failed");
+      return reply.code(status).send(envelope(codeForStatus(status), "Internal server error"));
+    }
+    switch (error.code) {
+      case "FST_ERR_CTP_INVALID_JSON_BODY":
+      case "FST_ERR_CTP_EMPTY_JSON_BODY":
+        return reply.code(400).send(envelope("malformed_json", "The request body is not valid JSON"));
+      case "FST_ERR_CTP_BODY_TOO_LARGE":
+        return reply.code(413).send(envelope("payload_too_large", "The request body is too large"));
+      case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+        return reply.code(415).send(envelope("unsupported_media_type", "Unsupported content type"));
+    }
+    if (status === 429) {
+      return reply.code(429).send(envelope("too_many_requests", "Too many requests"));
+    }
+    // other framework 4xx (proto poisoning, bad content-length, ...): the status with a fixed message
+    request.log.info({ err: error }, "request rejected");
+    return reply.code(status).send(envelope(codeForStatus(status), "The request was rejected"));
+  });
+
+  return app;
+}

@@ -1,0 +1,60 @@
+/**
+ * @ndt/kit — the service kernel. Everything a service imports from kit comes through here
+ * (test helpers live apart, in `@ndt/kit/testing`).
+ */
+
+export {
+  ACCESS_TOKEN_ALG,
+  importVerificationKeys,
+  type KeySource,
+  RemoteJwks,
+  type RemoteJwksOptions,
+  StaticKeySource,
+} from "./auth/jwks.js";
+export { type AuthPluginOptions, authPlugin, bearerToken } from "./auth/plugin.js";
+export { SessionRevocations } from "./auth/revocation.js";
+export {
+  type AccessClaims,
+  ROLES,
+  type Role,
+  TokenError,
+  TokenVerifier,
+  type VerifierOptions,
+} from "./auth/verifier.js";
+export { jitteredDelay, sleep } from "./backoff.js";
+export { ConfigError, csv, HttpConfig, loadConfig } from "./config.js";
+export {
+  badRequest,
+  codeForStatus,
+  conflict,
+  ErrorEnvelope,
+  envelope,
+  forbidden,
+  HttpError,
+  notFound,
+  tooManyRequests,
+  unauthorized,
+} from "./errors.js";
+export type { Health, ReadinessCheck } from "./http/health.js";
+export { type RunningService, type RunOptions, runService } from "./http/run.js";
+export {
+  createService,
+  ErrorRef,
+  errorResponses,
+  type OpenApiDocument,
+  type ServiceApp,
+  type ServiceOptions,
+  StrictObject,
+} from "./http/service.js";
+export { PgDatabase, PostgresConfig, type PostgresSettings } from "./postgres/pg.js";
+export {
+  isUniqueViolation,
+  PgErrorCode,
+  type SqlDatabase,
+  type SqlExecutor,
+  type SqlResult,
+  type SqlRow,
+} from "./postgres/port.js";
+export { consume, type Limit, type LimitResult } from "./ratelimit.js";
+export type { CounterHit, KeyValueStore } from "./redis/port.js";
+export { RedisConfig, type RedisSettings, RedisStore } from "./redis/redis.js";

@@ -1,0 +1,141 @@
+/**
+ * PostgreSQL adapter over a `pg` Pool.
+ *
+ * - TLS when `tls` is "require" (encrypted) or "verify-full" (encrypted + certificate and host checked, optional CA
+ *   bundle, e.g. the RDS CA); Aurora with `rds.force_ssl = 1` needs one of them.
+ * - timeouts: connect, statement (server side `statement_timeout`), query (client side), idle.
+ * - reconnect: a failed connection attempt is retried with jittered exponential backoff; a query is only retried
+ *   when it never reached the server (the connection could not be made), so nothing runs twice.
+ * - migrations: node-pg-migrate over SQL files, under its advisory lock.
+ */
+import { readFileSync } from "node:fs";
+import { type Static, Type } from "@sinclair/typebox";
+import { runner } from "node-pg-migrate";
+import pg from "pg";
+import { jitteredDelay, sleep } from "../backoff.js";
+import type { SqlDatabase, SqlExecutor, SqlResult, SqlRow } from "./port.js";
+
+/** Env variables of the adapter; spread into a service's config schema. */
+export const PostgresConfig = {
+  DATABASE_URL: Type.String({ pattern: "^postgres(ql)?://", description: "postgres://user@host:5432/db" }),
+  DATABASE_TLS: Type.Union([Type.Literal("disable"), Type.Literal("require"), Type.Literal("verify-full")], {
+    default: "disable",
+  }),
+  DATABASE_CA_FILE: Type.Optional(Type.String({ description: "PEM bundle to verify the server with" })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  DATABASE_CONNECT_RETRIES: Type.Integer({ minimum: 0, default: 5 }),
+};
+const PostgresConfigSchema = Type.Object(PostgresConfig);
+export type PostgresSettings = Static<typeof PostgresConfigSchema>;
+
+type Logger = { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+
+export class PgDatabase implements SqlDatabase {
+  readonly pool: pg.Pool;
+
+  constructor(
+    private readonly settings: PostgresSettings,
+    private readonly log?: Logger,
+  ) {
+    this.pool = new pg.Pool({
+      connectionString: settings.DATABASE_URL,
+      max: settings.DATABASE_POOL_MAX,
+      connectionTimeoutMillis: settings.DATABASE_CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS,
+      query_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS + 1_000,
+      ssl: PgDatabase.tls(settings),
+    });
+    // an idle client losing its server must not crash the process; the pool replaces it
+    this.pool.on("error", (err) => this.log?.warn({ err }, "postgres idle client error"));
+  }
+
+  private static tls(s: PostgresSettings): pg.PoolConfig["ssl"] {
+    if (s.DATABASE_TLS === "disable") return false;
+    if (s.DATABASE_TLS === "require") return { rejectUnauthorized: false };
+    return {
+      rejectUnauthorized: true,
+      ...(s.DATABASE_CA_FILE ? { ca: readFileSync(s.DATABASE_CA_FILE, "utf8") } : {}),
+    };
+  }
+
+  /** A pooled client; connection failures are retried with jittered backoff. */
+  private async acquire(): Promise<pg.PoolClient> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.pool.connect();
+      } catch (err) {
+        if (attempt >= this.settings.DATABASE_CONNECT_RETRIES || this.pool.ending) throw err;
+        const delay = jitteredDelay(attempt);
+        this.log?.warn({ err, attempt, delay }, "postgres connect failed, retrying");
+        await sleep(delay);
+      }
+    }
+  }
+
+  async query<R extends SqlRow = SqlRow>(text: string, params: readonly unknown[] = []): Promise<SqlResult<R>> {
+    const client = await this.acquire();
+    let broken: Error | undefined;
+    try {
+      const result = await client.query<R>(text, params as unknown[]);
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    } catch (err) {
+      // a connection-level failure: do not return this client to the pool
+      if (!(err as { code?: string }).code || (err as { code: string }).code.startsWith("57P")) broken = err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.acquire();
+    const tx: SqlExecutor = {
+      query: async <R extends SqlRow>(text: string, params: readonly unknown[] = []) => {
+        const r = await client.query<R>(text, params as unknown[]);
+        return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+      },
+    };
+    try {
+      await client.query("BEGIN");
+      const result = await fn(tx);
+      await client.query("COMMIT");
+      client.release();
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      client.release(err as Error);
+      throw err;
+    }
+  }
+
+  async migrate(dir: string): Promise<string[]> {
+    const client = await this.acquire();
+    try {
+      const ran = await runner({
+        dbClient: client,
+        dir,
+        direction: "up",
+        migrationsTable: "pgmigrations",
+        checkOrder: true,
+        log: () => undefined,
+        advisoryLockMode: "wait",
+      } as Parameters<typeof runner>[0]);
+      const names = ran.map((m) => m.name);
+      if (names.length > 0) this.log?.info({ migrations: names }, "migrations applied");
+      return names;
+    } finally {
+      client.release();
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.query("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool.ending) await this.pool.end();
+  }
+}

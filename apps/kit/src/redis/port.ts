@@ -1,0 +1,33 @@
+/**
+ * The key-value port services use for sessions, revocation lists and rate limits. `RedisStore` implements it over
+ * Redis/ElastiCache; an embedded in-memory implementation for the local stack implements the same contract.
+ * Every operation is atomic on the server. Keys are relative: the store adds its own prefix.
+ */
+export interface CounterHit {
+  /** Hits in the current window, this one included. */
+  count: number;
+  /** Milliseconds until the window resets. */
+  resetMs: number;
+}
+
+export interface KeyValueStore {
+  get(key: string): Promise<string | null>;
+  /** Several keys in one round trip, in order. */
+  getMany(keys: readonly string[]): Promise<(string | null)[]>;
+  /** Set a value; with `onlyIfAbsent`, only when the key does not exist. Returns whether it was written. */
+  set(key: string, value: string, opts?: { ttlMs?: number; onlyIfAbsent?: boolean }): Promise<boolean>;
+  /** Atomically replace the value of an EXISTING key (its expiry kept) and return the previous value; null (and no
+   * write) when the key does not exist. The building block of single-use tokens. */
+  swap(key: string, value: string): Promise<string | null>;
+  del(...keys: string[]): Promise<number>;
+  /** Count a hit in a fixed window starting at the first hit (rate limits, throttles). */
+  hit(key: string, windowMs: number): Promise<CounterHit>;
+  /** Take one hit back from a counter made by `hit` (no-op when the window is gone). */
+  unhit(key: string): Promise<void>;
+  /** Add to a set and (re)set the set's expiry. */
+  addToSet(key: string, member: string, ttlMs: number): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+  /** Throws unless the server answers (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
