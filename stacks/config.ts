@@ -102,6 +102,8 @@ export const ProjectConfigSchema = Type.Object(
         nodeType: Type.String({ pattern: "^cache\\.[a-z0-9]+\\.[a-z0-9]+$" }),
         nodes: Count(1, 6),
         multiAz: Type.Boolean(),
+        /** Days of daily snapshots kept. */
+        snapshotRetentionDays: Count(0, 35),
       },
       strict,
     ),

@@ -1,6 +1,9 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { Broker } from "../infra/aws/broker.js";
+import { Cache } from "../infra/aws/cache.js";
 import { Cluster } from "../infra/aws/cluster.js";
+import { Database } from "../infra/aws/database.js";
 import { Keys } from "../infra/aws/keys.js";
 import { Network } from "../infra/aws/network.js";
 import type { StackConfig } from "./config.js";
@@ -35,6 +38,46 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     deletionProtection: prod,
   });
 
+  // Data tiers: isolated subnets, the data key, and only the cluster's security group may connect (A13).
+  const dataTier = {
+    vpcId: network.vpcId,
+    subnetIds: network.isolatedSubnetIds,
+    clientSecurityGroupId: cluster.clusterSecurityGroupId,
+    kmsKeyArn: keys.keys.data.arn,
+  };
+  const database = new Database("database", {
+    ...dataTier,
+    availabilityZoneCount: config.network.availabilityZones,
+    engineVersion: config.database.engineVersion,
+    instanceClass: config.database.instanceClass,
+    instances: config.database.instances,
+    backupRetentionDays: config.database.backupRetentionDays,
+    deletionProtection: config.database.deletionProtection,
+    // A protected database also keeps a snapshot when it is deleted on purpose; dev's throwaway data does not.
+    skipFinalSnapshot: !config.database.deletionProtection,
+    performanceInsights: config.database.performanceInsights,
+    rdsProxy: config.database.rdsProxy,
+    logsKmsKeyArn: keys.keys.logs.arn,
+    logRetentionDays: config.cluster.logRetentionDays,
+  });
+  const cache = new Cache("cache", {
+    ...dataTier,
+    engine: config.cache.engine,
+    engineVersion: config.cache.engineVersion,
+    nodeType: config.cache.nodeType,
+    nodes: config.cache.nodes,
+    multiAz: config.cache.multiAz,
+    snapshotRetentionDays: config.cache.snapshotRetentionDays,
+    logsKmsKeyArn: keys.keys.logs.arn,
+    logRetentionDays: config.cluster.logRetentionDays,
+  });
+  const broker = new Broker("broker", {
+    ...dataTier,
+    engineVersion: config.broker.engineVersion,
+    instanceType: config.broker.instanceType,
+    deploymentMode: config.broker.deploymentMode,
+  });
+
   // Everything on the cluster goes through this provider; server-side apply lets add-ons and Pulumi share fields.
   const kubernetes = new k8s.Provider("kubernetes", {
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
@@ -48,6 +91,12 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     apiUrl: `https://${config.domain.apiHost}`,
     clusterName: cluster.name,
     vpcId: network.vpcId,
+    clusterSecurityGroupId: cluster.clusterSecurityGroupId,
+    databaseEndpoint: database.connection.host,
+    databaseReaderEndpoint: database.connection.readerHost,
+    cacheEndpoint: cache.connection.host,
+    brokerUrl: broker.connection.url,
+    brokerManagementUrl: broker.connection.managementUrl,
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
   };
 }

@@ -54,13 +54,23 @@ const outputsByType: Record<string, StateBuilder> = {
     masterUserSecrets: [{ secretArn: arnFor("secretsmanager", region, `secret:rds!${name}`), secretStatus: "active" }],
   }),
   "aws:rds/proxy:Proxy": (name, _inputs, region) => ({ endpoint: `${name}.proxy-mock.${region}.rds.amazonaws.com` }),
+  "aws:rds/proxyEndpoint:ProxyEndpoint": (name, _inputs, region) => ({
+    endpoint: `${name}.endpoint.proxy-mock.${region}.rds.amazonaws.com`,
+  }),
+  "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": () => ({ name: "default" }),
   "aws:elasticache/replicationGroup:ReplicationGroup": (name, _inputs, region) => ({
     primaryEndpointAddress: `master.${name}.mock.${region}.cache.amazonaws.com`,
     readerEndpointAddress: `replica.${name}.mock.${region}.cache.amazonaws.com`,
     port: 6379,
   }),
   "aws:mq/broker:Broker": (name, _inputs, region) => ({
-    instances: [{ endpoints: [`amqps://${name}.mq.${region}.amazonaws.com:5671`], consoleUrl: "", ipAddress: "" }],
+    instances: [
+      {
+        endpoints: [`amqps://${name}.mq.${region}.amazonaws.com:5671`],
+        consoleUrl: `https://${name}.mq.${region}.amazonaws.com`,
+        ipAddress: "",
+      },
+    ],
   }),
   "aws:s3/bucket:Bucket": (name, inputs, region) => {
     const bucket = typeof inputs.bucket === "string" ? inputs.bucket : name;
@@ -100,12 +110,17 @@ const callResults: Record<string, (inputs: Record<string, unknown>, region: stri
   "aws:ssm/getParameter:getParameter": (inputs) => ({ value: `ami-mock-${String(inputs.name).split("/").at(-2)}` }),
 };
 
+/** The id a mocked resource gets: plans (and the guardrails reading them) see references to it as this string. */
+export function mockIdOf(name: string): string {
+  return `${name}-id`;
+}
+
 export function createMocks(region: string): pulumi.runtime.Mocks {
   return {
     newResource(args) {
       const inputs = (args.inputs ?? {}) as Record<string, unknown>;
       const extra = outputsByType[args.type]?.(args.name, inputs, region) ?? {};
-      const id = args.custom ? `${args.name}-id` : undefined;
+      const id = args.custom ? mockIdOf(args.name) : undefined;
       const arn = args.custom
         ? { arn: arnFor(args.type.split(":")[1]?.split("/")[0] ?? "aws", region, args.name) }
         : {};

@@ -11,9 +11,12 @@ const keySettings: Record<string, (inputs: PlanResource["inputs"]) => string> = 
   "aws:rds/cluster:Cluster": (i) =>
     `${i.engine} ${i.engineVersion}, backups ${i.backupRetentionPeriod} d, deletion protection ${i.deletionProtection ?? false}`,
   "aws:rds/clusterInstance:ClusterInstance": (i) => `${i.instanceClass} in ${i.availabilityZone ?? "any AZ"}`,
+  "aws:rds/proxy:Proxy": (i) =>
+    `RDS Proxy ${i.engineFamily}, TLS ${i.requireTls ? "required" : "optional"}, IAM auth ${field({ auth: Array.isArray(i.auths) ? (i.auths[0] ?? null) : null }, "auth", "iamAuth") ?? "DISABLED"}`,
   "aws:elasticache/replicationGroup:ReplicationGroup": (i) =>
-    `${i.engine} ${i.engineVersion} ${i.nodeType} x${i.numCacheClusters}, multi-AZ ${i.multiAzEnabled ?? false}`,
-  "aws:mq/broker:Broker": (i) => `RabbitMQ ${i.engineVersion} ${i.hostInstanceType} ${i.deploymentMode}`,
+    `${i.engine} ${i.engineVersion} ${i.nodeType} x${i.numCacheClusters}, multi-AZ ${i.multiAzEnabled ?? false}, failover ${i.automaticFailoverEnabled ?? false}, TLS ${i.transitEncryptionMode ?? i.transitEncryptionEnabled ?? false}`,
+  "aws:mq/broker:Broker": (i) =>
+    `RabbitMQ ${i.engineVersion} ${i.hostInstanceType} ${i.deploymentMode}, public ${i.publiclyAccessible ?? false}`,
   "aws:cloudfront/distribution:Distribution": (i) => `aliases ${list(i.aliases)}, WAF ${i.webAclId ? "on" : "off"}`,
 };
 
