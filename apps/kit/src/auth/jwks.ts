@@ -69,6 +69,11 @@ export class RemoteJwks implements KeySource {
     this.fetchImpl = opts.fetch ?? fetch;
   }
 
+  /** Whether at least one usable key is cached. */
+  async hasKeys(): Promise<boolean> {
+    return this.keys.size > 0;
+  }
+
   onKeysRemoved(listener: () => void) {
     this.listeners.push(listener);
   }

@@ -1,0 +1,85 @@
+/**
+ * Builds the gateway: the one public entry (CONTRACTS.md §3). Routes to auth and files, verifies tokens locally,
+ * rate limits, serves the merged OpenAPI document and its UI. `server.ts` listens.
+ */
+import {
+  createService,
+  type KeyValueStore,
+  RedisStore,
+  RemoteJwks,
+  type ServiceApp,
+  SessionRevocations,
+  TokenVerifier,
+} from "@ndt/kit";
+import type { GatewayConfig } from "./config.js";
+import { OpenApiMerger } from "./openapi.js";
+import { proxyRoutes } from "./proxy.js";
+
+export interface BuildOptions {
+  config: GatewayConfig;
+  store?: KeyValueStore;
+  logStream?: NodeJS.WritableStream;
+}
+
+const OPENAPI_PATH = "/api/v1/openapi.json";
+
+export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
+  const { config } = opts;
+  let merger: OpenApiMerger | undefined;
+  const app = await createService({
+    name: "gateway",
+    logLevel: config.LOG_LEVEL,
+    ...(opts.logStream ? { logStream: opts.logStream } : {}),
+    corsOrigins: config.CORS_ORIGINS,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY === "" ? false : config.TRUST_PROXY,
+    openapi: {
+      description: "NDT inspection platform API, through the gateway",
+      jsonPath: OPENAPI_PATH,
+      transform: (doc) => merger?.merge(doc) ?? doc,
+    },
+  });
+  merger = new OpenApiMerger([config.AUTH_URL, config.FILES_URL], config.OPENAPI_CACHE_SEC * 1000, (err, upstream) =>
+    app.log.warn({ err, upstream }, "upstream OpenAPI document unavailable"),
+  );
+  app.addHook("onRequest", async (request) => {
+    if (request.url === OPENAPI_PATH || request.url.startsWith("/docs/json")) await merger?.refreshIfStale();
+  });
+
+  const store = opts.store ?? new RedisStore(config, app.log);
+  if (!opts.store) app.addHook("onClose", () => store.close());
+
+  const jwks = new RemoteJwks(config.JWKS_URL ?? `${config.AUTH_URL}/.well-known/jwks.json`, {
+    ttlMs: config.JWKS_CACHE_TTL_SEC * 1000,
+    minRefetchMs: config.JWKS_MIN_REFETCH_SEC * 1000,
+  });
+  jwks.refresh().catch((err) => app.log.warn({ err }, "initial JWKS fetch failed; retried on demand"));
+  const verifier = new TokenVerifier({ issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, keys: jwks });
+  // the TTL only matters to writers; the gateway only reads revocations
+  const revocations = new SessionRevocations(store, 0);
+
+  app.health.addCheck("redis", () => store.ping());
+  app.health.addCheck("jwks", async () => {
+    if (jwks.fetches === 0 || !(await jwks.hasKeys())) await jwks.refresh();
+  });
+
+  const windowMs = config.RATE_LIMIT_WINDOW_SEC * 1000;
+  await proxyRoutes(app, {
+    upstreams: [
+      { name: "auth", origin: config.AUTH_URL, patterns: ["/api/v1/auth/*", "/api/v1/org/*", "/.well-known/*"] },
+      { name: "files", origin: config.FILES_URL, patterns: ["/api/v1/inspections", "/api/v1/inspections/*"] },
+    ],
+    publicRoutes: new Set(["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]),
+    publicPrefixes: ["/.well-known/"],
+    verifier,
+    revocations,
+    store,
+    ipLimit: { max: config.RATE_LIMIT_PER_IP, windowMs },
+    userLimit: { max: config.RATE_LIMIT_PER_USER, windowMs },
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    uploadLimit: { limit: config.UPLOAD_BODY_LIMIT_BYTES, match: /^\/api\/v1\/inspections\/[^/?]+\/images(\?|$)/ },
+    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+  });
+  return app;
+}

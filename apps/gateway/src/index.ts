@@ -1,0 +1,2 @@
+export { type BuildOptions, buildApp } from "./app.js";
+export { type GatewayConfig, GatewayConfigSchema, loadGatewayConfig } from "./config.js";

@@ -1,0 +1,209 @@
+/**
+ * The gateway's routing: which public paths go where, who may call them, and what an upstream failure looks like.
+ *
+ * Every proxied request: per-IP rate limit → (unless public) bearer token verified locally from the cached JWKS,
+ * session revocation checked, per-user rate limit → forwarded with the request id and the client address, within
+ * the body limit, to the upstream, with connect and response timeouts. An upstream that is down, refuses, resets
+ * or times out becomes 503/502/504 with the envelope; the client never waits past the timeout.
+ */
+import { Transform, type TransformCallback } from "node:stream";
+import replyFrom from "@fastify/reply-from";
+import {
+  type AccessClaims,
+  bearerToken,
+  consume,
+  envelope,
+  HttpError,
+  type KeyValueStore,
+  type Limit,
+  type ServiceApp,
+  type SessionRevocations,
+  type TokenVerifier,
+  tooManyRequests,
+  unauthorized,
+} from "@ndt/kit";
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+export interface Upstream {
+  name: string;
+  origin: string;
+  /** Route patterns (Fastify syntax) served by this upstream. */
+  patterns: string[];
+}
+
+export interface ProxyOptions {
+  upstreams: Upstream[];
+  /** `METHOD /path` callable without a token. */
+  publicRoutes: ReadonlySet<string>;
+  /** Path prefixes callable without a token (any method). */
+  publicPrefixes: readonly string[];
+  verifier: TokenVerifier;
+  revocations: SessionRevocations;
+  store: KeyValueStore;
+  ipLimit: Limit;
+  userLimit: Limit;
+  bodyLimit: number;
+  /** Larger limit for these path patterns (streamed uploads). */
+  uploadLimit: { limit: number; match: RegExp };
+  timeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set when the request body went over its limit while streaming to the upstream. */
+    bodyTooLarge?: boolean;
+  }
+}
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+class BodyLimit extends Transform {
+  private seen = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly onExceeded: () => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) {
+      this.onExceeded();
+      cb(new HttpError(413, "payload_too_large", "The request body is too large"));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+function upstreamFailure(error: Error & { code?: string; statusCode?: number; cause?: unknown }): HttpError {
+  const causeCode = (error.cause as { code?: string } | undefined)?.code;
+  const codes = [error.code, causeCode];
+  if (
+    codes.some(
+      (c) => c === "UND_ERR_CONNECT_TIMEOUT" || c === "UND_ERR_HEADERS_TIMEOUT" || c === "UND_ERR_BODY_TIMEOUT",
+    ) ||
+    error.statusCode === 504
+  ) {
+    return new HttpError(504, "upstream_timeout", "The upstream service did not answer in time");
+  }
+  if (
+    codes.some((c) => c === "ECONNREFUSED" || c === "ENOTFOUND" || c === "EAI_AGAIN" || c === "EHOSTUNREACH") ||
+    error.statusCode === 503
+  ) {
+    return new HttpError(503, "upstream_unavailable", "The upstream service is unavailable");
+  }
+  return new HttpError(502, "bad_gateway", "The upstream service failed");
+}
+
+export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
+  await app.register(replyFrom, {
+    undici: {
+      connections: 128,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      // verify upstream certificates when an upstream is https (reply-from's own default would not)
+      connect: { timeout: opts.connectTimeoutMs, rejectUnauthorized: true },
+    },
+    disableRequestLogging: true,
+    retryMethods: [],
+  });
+
+  // Bodies are not parsed here: they stream to the upstream (which validates them) through a byte counter.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (request: FastifyRequest, payload, done) => {
+    const limit = opts.uploadLimit.match.test(request.url) ? opts.uploadLimit.limit : opts.bodyLimit;
+    const declared = Number(request.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      done(new HttpError(413, "payload_too_large", "The request body is too large"), undefined);
+      return;
+    }
+    done(
+      null,
+      payload.pipe(
+        new BodyLimit(limit, () => {
+          request.bodyTooLarge = true;
+        }),
+      ),
+    );
+  });
+
+  const isPublic = (request: FastifyRequest) => {
+    const path = request.url.split("?", 1)[0]!;
+    return opts.publicRoutes.has(`${request.method} ${path}`) || opts.publicPrefixes.some((p) => path.startsWith(p));
+  };
+
+  const guard = async (request: FastifyRequest, reply: FastifyReply) => {
+    const ipHit = consume(opts.store, `ip:${request.ip}`, opts.ipLimit);
+    let claims: AccessClaims | undefined;
+    if (!isPublic(request)) {
+      const token = bearerToken(request);
+      if (!token) {
+        ipHit.catch(() => undefined);
+        throw unauthorized();
+      }
+      try {
+        claims = await opts.verifier.verify(token);
+      } catch {
+        ipHit.catch(() => undefined);
+        throw unauthorized("Invalid or expired token");
+      }
+    }
+    let results: [Awaited<typeof ipHit>, Awaited<typeof ipHit> | undefined, boolean];
+    try {
+      results = await Promise.all([
+        ipHit,
+        claims ? consume(opts.store, `user:${claims.sub}`, opts.userLimit) : undefined,
+        claims ? opts.revocations.isRevoked(claims.sid) : false,
+      ]);
+    } catch (err) {
+      request.log.error({ err }, "rate-limit/revocation store failed");
+      throw new HttpError(503, "service_unavailable", "Service temporarily unavailable");
+    }
+    const [ip, user, revoked] = results;
+    if (revoked) throw unauthorized("Invalid or expired token");
+    if (!ip.allowed) throw tooManyRequests(ip.resetMs / 1000);
+    if (user && !user.allowed) throw tooManyRequests(user.resetMs / 1000);
+    reply.header("ratelimit-remaining", String(Math.min(ip.remaining, user?.remaining ?? Number.POSITIVE_INFINITY)));
+  };
+
+  for (const upstream of opts.upstreams) {
+    for (const url of upstream.patterns) {
+      app.route({
+        method: [...METHODS],
+        url,
+        schema: { hide: true },
+        preHandler: guard,
+        handler: (request, reply) =>
+          reply.from(`${upstream.origin}${request.url}`, {
+            retryDelay: () => null,
+            rewriteRequestHeaders: (_req, headers) => {
+              const { connection: _c, "keep-alive": _k, "x-forwarded-for": _x, ...rest } = headers;
+              return {
+                ...rest,
+                "x-request-id": request.id,
+                "x-forwarded-for": request.ip,
+                "x-forwarded-proto": request.protocol,
+              };
+            },
+            // the gateway owns CORS and the request id
+            rewriteHeaders: (headers) => {
+              const out: Record<string, string | string[] | undefined> = {};
+              for (const [k, v] of Object.entries(headers)) if (!k.startsWith("access-control-")) out[k] = v;
+              return out;
+            },
+            onError: (r, { error }) => {
+              const failure = request.bodyTooLarge
+                ? new HttpError(413, "payload_too_large", "The request body is too large")
+                : upstreamFailure(error as Error);
+              request.log.warn({ err: error, upstream: upstream.name, status: failure.statusCode }, "upstream failed");
+              r.code(failure.statusCode).send(envelope(failure.code, failure.message));
+            },
+          }),
+      });
+    }
+  }
+}

@@ -1,0 +1,371 @@
+/**
+ * The gateway against a real auth service and a small real Fastify "files" upstream, over real sockets.
+ */
+import { request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import { buildApp as buildAuth, loadAuthConfig } from "@ndt/auth";
+import type { ServiceApp } from "@ndt/kit";
+import { testDatabase, testRedis } from "@ndt/kit/testing";
+import Fastify, { type FastifyInstance } from "fastify";
+import { decodeJwt, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp, loadGatewayConfig } from "../src/index.js";
+
+const db = await testDatabase("gateway");
+const kv = await testRedis("gateway");
+
+const json = (body: unknown, headers: Record<string, string> = {}) => ({
+  payload: JSON.stringify(body),
+  headers: { "content-type": "application/json", ...headers },
+});
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+const origin = (app: FastifyInstance) => `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+describe.skipIf(!db || !kv)("gateway", () => {
+  let auth: ServiceApp;
+  let files: FastifyInstance;
+  let gateway: ServiceApp;
+  let strict: ServiceApp; // a second gateway with tiny rate limits
+  let deadPort: number;
+  const seen: { url: string; headers: Record<string, unknown> }[] = [];
+  let jwksFetches = 0;
+  let token: string;
+  let refreshToken: string;
+
+  const gatewayConfig = (overrides: Record<string, string> = {}) =>
+    loadGatewayConfig({
+      AUTH_URL: origin(auth),
+      FILES_URL: origin(files),
+      JWKS_URL: `${origin(files)}/jwks-proxy`,
+      JWKS_MIN_REFETCH_SEC: "30",
+      REDIS_URL: kv!.url,
+      REDIS_KEY_PREFIX: kv!.prefix,
+      LOG_LEVEL: "silent",
+      CORS_ORIGINS: "https://app.example.com",
+      UPSTREAM_TIMEOUT_MS: "400",
+      BODY_LIMIT_BYTES: "65536",
+      UPLOAD_BODY_LIMIT_BYTES: "200000",
+      ...overrides,
+    });
+
+  beforeAll(async () => {
+    auth = await buildAuth({
+      config: loadAuthConfig({
+        DATABASE_URL: db!.url,
+        REDIS_URL: kv!.url,
+        REDIS_KEY_PREFIX: kv!.prefix,
+        SIGNING_KEY_SECRET: "gateway-test-secret-0123456789abcdef",
+        LOG_LEVEL: "silent",
+        TRUST_PROXY: "127.0.0.1",
+      }),
+    });
+    await auth.listen({ host: "127.0.0.1", port: 0 });
+
+    // the files service does not exist yet: a small real upstream stands in for it
+    files = Fastify();
+    files.all("/api/v1/inspections", async (req) => {
+      seen.push({ url: req.url, headers: req.headers });
+      return {
+        items: [],
+        nextCursor: null,
+        requestId: req.headers["x-request-id"],
+        xff: req.headers["x-forwarded-for"],
+      };
+    });
+    files.get("/api/v1/inspections/slow", async () => {
+      await new Promise((r) => setTimeout(r, 3_000));
+      return { late: true };
+    });
+    files.get("/api/v1/inspections/reset", async (req) => {
+      req.raw.socket.destroy();
+    });
+    files.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
+    files.post("/api/v1/inspections/:id/images", async (req) => ({ bytes: (req.body as Buffer).length }));
+    files.get("/openapi.json", async () => ({
+      openapi: "3.0.3",
+      info: { title: "files", version: "0" },
+      paths: { "/api/v1/inspections": { get: { summary: "list", responses: { 200: { description: "ok" } } } } },
+    }));
+    files.get("/jwks-proxy", async () => {
+      jwksFetches++;
+      return (await fetch(`${origin(auth)}/.well-known/jwks.json`)).json();
+    });
+    await files.listen({ host: "127.0.0.1", port: 0 });
+
+    const probe = Fastify();
+    await probe.listen({ host: "127.0.0.1", port: 0 });
+    deadPort = (probe.server.address() as AddressInfo).port;
+    await probe.close(); // nothing listens there any more
+
+    gateway = await buildApp({ config: gatewayConfig() });
+    strict = await buildApp({
+      config: gatewayConfig({
+        RATE_LIMIT_PER_IP: "5",
+        RATE_LIMIT_PER_USER: "3",
+        REDIS_KEY_PREFIX: `${kv!.prefix}strict:`,
+      }),
+    });
+
+    const reg = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/register",
+      ...json({ email: "gw@example.com", password: "gateway password", organization: "GW" }),
+    });
+    expect(reg.statusCode).toBe(201);
+    const login = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      ...json({ email: "gw@example.com", password: "gateway password" }),
+    });
+    ({ accessToken: token, refreshToken } = login.json());
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await strict?.close();
+    await files?.close();
+    await auth?.close();
+    await kv?.cleanup();
+    await db?.drop();
+  });
+
+  it("routes auth endpoints and answers me for a verified token", async () => {
+    const res = await gateway.inject({ method: "GET", url: "/api/v1/auth/me", headers: bearer(token) });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ email: "gw@example.com", role: "admin", organization: { name: "GW" } });
+    const jwks = await gateway.inject({ method: "GET", url: "/.well-known/jwks.json" });
+    expect(jwks.statusCode).toBe(200);
+    expect(jwks.json().keys.length).toBeGreaterThan(0);
+  });
+
+  it("routes inspections to files, propagating the request id and the client address", async () => {
+    const res = await gateway.inject({
+      method: "GET",
+      url: "/api/v1/inspections?limit=5",
+      headers: { ...bearer(token), "x-request-id": "gw-trace-1" },
+      remoteAddress: "203.0.113.7",
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["x-request-id"]).toBe("gw-trace-1");
+    expect(res.json()).toMatchObject({ requestId: "gw-trace-1", xff: "203.0.113.7" });
+    expect(seen.at(-1)!.url).toBe("/api/v1/inspections?limit=5");
+  });
+
+  it("answers 401 itself, without reaching the upstream, for a missing, forged or expired token", async () => {
+    const before = seen.length;
+    const claims = decodeJwt(token);
+    const header = Buffer.from(JSON.stringify({ alg: "none", typ: "at+jwt" })).toString("base64url");
+    const none = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.`;
+    const [h, , s] = token.split(".");
+    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, role: "viewer" })).toString("base64url")}.${s}`;
+    for (const headers of [{}, bearer(none), bearer(tampered), bearer("garbage")]) {
+      const res = await gateway.inject({ method: "GET", url: "/api/v1/inspections", headers });
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error.code).toBe("unauthorized");
+      expect(res.headers["x-request-id"]).toBeDefined();
+    }
+    expect(seen.length).toBe(before);
+  });
+
+  it("refetches the JWKS on an unknown kid, at most once per interval", async () => {
+    const { privateKey } = await generateKeyPair("ES256");
+    const claims = decodeJwt(token);
+    const before = jwksFetches;
+    for (let i = 0; i < 10; i++) {
+      const forged = await new SignJWT(claims)
+        .setProtectedHeader({ alg: "ES256", kid: `unknown-${i}`, typ: "at+jwt" })
+        .sign(privateKey);
+      expect(
+        (await gateway.inject({ method: "GET", url: "/api/v1/inspections", headers: bearer(forged) })).statusCode,
+      ).toBe(401);
+    }
+    expect(jwksFetches - before).toBeLessThanOrEqual(1);
+  });
+
+  it("checks revocation: after logout the token is refused at the gateway", async () => {
+    const login = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      ...json({ email: "gw@example.com", password: "gateway password" }),
+    });
+    const session = login.json();
+    expect(
+      (await gateway.inject({ method: "GET", url: "/api/v1/inspections", headers: bearer(session.accessToken) }))
+        .statusCode,
+    ).toBe(200);
+    const out = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/logout",
+      headers: bearer(session.accessToken),
+    });
+    expect(out.statusCode).toBe(204);
+    const before = seen.length;
+    const res = await gateway.inject({
+      method: "GET",
+      url: "/api/v1/inspections",
+      headers: bearer(session.accessToken),
+    });
+    expect(res.statusCode).toBe(401);
+    expect(seen.length).toBe(before);
+  });
+
+  it("passes the upstream's contract answers through: unknown fields and malformed JSON → 400", async () => {
+    const unknown = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      ...json({ email: "gw@example.com", password: "gateway password", isAdmin: true }),
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().error.code).toBe("validation_failed");
+    const malformed = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/refresh",
+      payload: `{"refreshToken": "${refreshToken}"`,
+      headers: { "content-type": "application/json" },
+    });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().error.code).toBe("malformed_json");
+  });
+
+  it("enforces body limits: declared and streamed (chunked) bodies over the limit → 413", async () => {
+    const big = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      ...json({ email: "gw@example.com", password: "x".repeat(100_000) }),
+    });
+    expect(big.statusCode).toBe(413);
+    expect(big.json()).toEqual({ error: { code: "payload_too_large", message: expect.any(String) } });
+
+    await gateway.listen({ host: "127.0.0.1", port: 0 });
+    const port = (gateway.server.address() as AddressInfo).port;
+    const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          method: "POST",
+          path: "/api/v1/inspections/i1/images",
+          headers: { ...bearer(token), "content-type": "image/png", "transfer-encoding": "chunked" },
+        },
+        (res) => {
+          let body = "";
+          res.on("data", (c) => {
+            body += c;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on("error", reject);
+      const chunk = Buffer.alloc(50_000, 1);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 10) {
+          sent++;
+          if (!req.write(chunk)) return void req.once("drain", pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+    expect(chunked.status).toBe(413);
+    expect(JSON.parse(chunked.body).error.code).toBe("payload_too_large");
+    // within the upload limit it streams through
+    const ok = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/inspections/i1/images?filename=a.png",
+      headers: { ...bearer(token), "content-type": "image/png" },
+      payload: Buffer.alloc(150_000, 2),
+    });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ bytes: 150_000 });
+  });
+
+  it("a down, slow or broken upstream → 503 / 504 / 502 with the envelope, never a hang", async () => {
+    const down = await buildApp({ config: gatewayConfig({ FILES_URL: `http://127.0.0.1:${deadPort}` }) });
+    try {
+      const t0 = Date.now();
+      const r503 = await down.inject({ method: "GET", url: "/api/v1/inspections", headers: bearer(token) });
+      expect(r503.statusCode).toBe(503);
+      expect(r503.json()).toEqual({ error: { code: "upstream_unavailable", message: expect.any(String) } });
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    } finally {
+      await down.close();
+    }
+    const t1 = Date.now();
+    const r504 = await gateway.inject({ method: "GET", url: "/api/v1/inspections/slow", headers: bearer(token) });
+    expect(r504.statusCode).toBe(504);
+    expect(r504.json().error.code).toBe("upstream_timeout");
+    expect(Date.now() - t1).toBeLessThan(2_000);
+    const r502 = await gateway.inject({ method: "GET", url: "/api/v1/inspections/reset", headers: bearer(token) });
+    expect(r502.statusCode).toBe(502);
+    expect(r502.json().error.code).toBe("bad_gateway");
+    expect(r502.body).not.toMatch(/ECONN|socket|Error:/);
+  });
+
+  it("rate limits per IP and per user, in Redis, with one envelope", async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      codes.push(
+        (await strict.inject({ method: "GET", url: "/.well-known/jwks.json", remoteAddress: "198.51.100.1" }))
+          .statusCode,
+      );
+    }
+    expect(codes).toEqual([200, 200, 200, 200, 200, 429]);
+    const limited = await strict.inject({
+      method: "GET",
+      url: "/.well-known/jwks.json",
+      remoteAddress: "198.51.100.1",
+    });
+    expect(limited.json()).toEqual({ error: { code: "too_many_requests", message: "Too many requests" } });
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    // per user: from different addresses, the 4th call of the same user is refused
+    const user: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      user.push(
+        (
+          await strict.inject({
+            method: "GET",
+            url: "/api/v1/inspections",
+            headers: bearer(token),
+            remoteAddress: `198.51.100.${10 + i}`,
+          })
+        ).statusCode,
+      );
+    }
+    expect(user).toEqual([200, 200, 200, 429]);
+  });
+
+  it("serves one OpenAPI document merged from the services, and its UI", async () => {
+    const doc = (await gateway.inject({ method: "GET", url: "/api/v1/openapi.json" })).json();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/org/members", "/api/v1/inspections"]),
+    );
+    const ui = await gateway.inject({ method: "GET", url: "/docs/" });
+    expect(ui.statusCode).toBe(200);
+    expect(ui.headers["content-type"]).toContain("text/html");
+    const uiDoc = (await gateway.inject({ method: "GET", url: "/docs/json" })).json();
+    expect(Object.keys(uiDoc.paths)).toContain("/api/v1/auth/register");
+  });
+
+  it("adds security headers, the CORS allow-list and a request id to every answer", async () => {
+    const res = await gateway.inject({
+      method: "GET",
+      url: "/.well-known/jwks.json",
+      headers: { origin: "https://app.example.com" },
+    });
+    expect(res.headers["access-control-allow-origin"]).toBe("https://app.example.com");
+    expect(res.headers["x-content-type-options"]).toBe("nosniff");
+    expect(res.headers["x-request-id"]).toBeDefined();
+    const other = await gateway.inject({
+      method: "GET",
+      url: "/.well-known/jwks.json",
+      headers: { origin: "https://evil.example.com" },
+    });
+    expect(other.headers["access-control-allow-origin"]).toBeUndefined();
+    const missing = await gateway.inject({ method: "GET", url: "/api/v1/nothing" });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.code).toBe("not_found");
+    expect((await gateway.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+  });
+});
