@@ -1,0 +1,176 @@
+/**
+ * Production build of one service, the step every image runs:
+ *
+ *   npx tsx tools/delivery/build.ts <app>     apps/<app>/src/server.ts → apps/<app>/dist/server.js (+ .map)
+ *
+ * Worker-thread entry points follow a naming rule: every `*.worker.ts` under src/ is bundled too, to the same relative
+ * path under dist/ (`src/infer/onnx.worker.ts` → `dist/infer/onnx.worker.js`).
+ *
+ * The service and the workspace packages it imports (`@ndt/*`, which export TypeScript source) are bundled into one
+ * ES module by esbuild, so the container starts plain `node` with nothing to compile. Every other package stays
+ * external and is loaded from the production `node_modules` that `npm ci --omit=dev --workspace apps/<app>`
+ * installs — native addons (onnxruntime-node, sharp, argon2) and packages that read their own files at run time
+ * (swagger-ui) keep working unchanged. `dist/` sits beside `src/`, so paths relative to `import.meta.url`
+ * (e.g. auth's `../migrations`) resolve the same in the build as in the source.
+ *
+ * The build fails when a bundled file imports a package that no package.json in the app's workspace closure
+ * declares: in the repository it would resolve from the root's hoisted dependencies, in the image it would be
+ * missing (`--include-workspace-root=false`).
+ */
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { builtinModules } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { build, type Plugin } from "esbuild";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+interface Manifest {
+  name: string;
+  dependencies?: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+}
+
+export interface BuildResult {
+  app: string;
+  outfile: string;
+  /** Every file written, absolute. */
+  outputs: string[];
+  /** Packages left external (loaded from node_modules at run time), sorted. */
+  external: string[];
+}
+
+export class UndeclaredDependencyError extends Error {
+  constructor(
+    readonly app: string,
+    /** Package → the files that import it. */
+    readonly missing: ReadonlyMap<string, readonly string[]>,
+  ) {
+    super(
+      `${app}: imported but not declared in the package.json of any workspace the image installs:\n${[...missing]
+        .map(([pkg, importers]) => `  - ${pkg} (imported by ${[...new Set(importers)].sort().join(", ")})`)
+        .join("\n")}`,
+    );
+    this.name = "UndeclaredDependencyError";
+  }
+}
+
+const BUILTINS = new Set(builtinModules);
+
+/** `@scope/name/sub/path` → `@scope/name`; `name/sub` → `name`. */
+export function packageName(specifier: string): string {
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] ?? specifier);
+}
+
+function readManifest(dir: string): Manifest {
+  return JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as Manifest;
+}
+
+/** Workspace package name → its folder, for every apps/* with a package.json. */
+function workspaces(root: string): Map<string, string> {
+  const map = new Map<string, string>();
+  const appsDir = path.join(root, "apps");
+  for (const entry of readdirSync(appsDir, { withFileTypes: true })) {
+    const dir = path.join(appsDir, entry.name);
+    if (entry.isDirectory() && existsSync(path.join(dir, "package.json"))) map.set(readManifest(dir).name, dir);
+  }
+  return map;
+}
+
+/** Every third-party package declared by the app or by a workspace package it depends on, transitively. */
+export function declaredDependencies(root: string, appDir: string): Set<string> {
+  const ws = workspaces(root);
+  const declared = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (dir: string): void => {
+    if (seen.has(dir)) return;
+    seen.add(dir);
+    const m = readManifest(dir);
+    for (const dep of Object.keys({ ...m.dependencies, ...m.optionalDependencies, ...m.peerDependencies })) {
+      const wsDir = ws.get(dep);
+      if (wsDir) visit(wsDir);
+      else declared.add(dep);
+    }
+  };
+  visit(appDir);
+  return declared;
+}
+
+export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResult> {
+  const appDir = path.join(root, "apps", app);
+  const entry = path.join(appDir, "src", "server.ts");
+  if (!existsSync(entry)) throw new Error(`${app}: no entry point at ${path.relative(root, entry)}`);
+  const outdir = path.join(appDir, "dist");
+  rmSync(outdir, { recursive: true, force: true });
+
+  const declared = declaredDependencies(root, appDir);
+  const external = new Set<string>();
+  const missing = new Map<string, string[]>();
+
+  const externals: Plugin = {
+    name: "externals",
+    setup(b) {
+      // bare specifiers only: relative and absolute paths are the app's own files
+      b.onResolve({ filter: /^[^./]/ }, (args) => {
+        if (args.kind === "entry-point") return undefined;
+        if (args.path.startsWith("node:") || BUILTINS.has(args.path)) return { path: args.path, external: true };
+        const pkg = packageName(args.path);
+        if (pkg.startsWith("@ndt/")) return undefined; // workspace source: bundled
+        external.add(pkg);
+        if (!declared.has(pkg)) missing.set(pkg, [...(missing.get(pkg) ?? []), path.relative(root, args.importer)]);
+        return { path: args.path, external: true };
+      });
+    },
+  };
+
+  const srcDir = path.join(appDir, "src");
+  const workers = readdirSync(srcDir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".worker.ts"))
+    .sort()
+    .map((f) => path.join(srcDir, f));
+  const result = await build({
+    entryPoints: [entry, ...workers],
+    outdir,
+    outbase: srcDir,
+    absWorkingDir: root,
+    metafile: true,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    sourcemap: true,
+    logLevel: "warning",
+    plugins: [externals],
+  });
+  if (missing.size > 0) {
+    rmSync(outdir, { recursive: true, force: true });
+    throw new UndeclaredDependencyError(app, missing);
+  }
+  return {
+    app,
+    outfile: path.join(outdir, "server.js"),
+    outputs: Object.keys(result.metafile.outputs)
+      .map((f) => path.resolve(root, f))
+      .sort(),
+    external: [...external].sort(),
+  };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const apps = process.argv.slice(2);
+  if (apps.length === 0) {
+    console.error("usage: tsx tools/delivery/build.ts <app> [<app>…]   (apps/<app>/src/server.ts → dist/server.js)");
+    process.exit(2);
+  }
+  try {
+    for (const app of apps) {
+      const r = await buildApp(app);
+      console.error(`${app}: ${path.relative(REPO_ROOT, r.outfile)} (external: ${r.external.join(", ") || "none"})`);
+    }
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  }
+}
