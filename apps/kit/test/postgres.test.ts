@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Type } from "@sinclair/typebox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isUniqueViolation, loadConfig, PgDatabase, PostgresConfig } from "../src/index.js";
+import { testDatabase } from "../src/testing/index.js";
+
+const db = await testDatabase("kit_pg");
+const settings = (env: Record<string, string>) => loadConfig(Type.Object(PostgresConfig), env);
+
+describe.skipIf(!db)("PgDatabase", () => {
+  let pg: PgDatabase;
+  const dir = mkdtempSync(join(tmpdir(), "kit-migrations-"));
+  writeFileSync(
+    join(dir, "1700000000000_items.sql"),
+    "-- Up Migration\nCREATE TABLE items (id serial PRIMARY KEY, name text UNIQUE NOT NULL);\n-- Down Migration\nDROP TABLE items;\n",
+  );
+
+  beforeAll(() => {
+    pg = new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_STATEMENT_TIMEOUT_MS: "500" }));
+  });
+  afterAll(async () => {
+    await pg?.close();
+    await db?.drop();
+  });
+
+  it("applies migrations once; running again (or concurrently) applies nothing", async () => {
+    const [first, second] = await Promise.all([pg.migrate(dir), pg.migrate(dir)]);
+    expect([...first, ...second]).toEqual(["1700000000000_items"]);
+    expect(await pg.migrate(dir)).toEqual([]);
+  });
+
+  it("commits a transaction that resolves and rolls back one that throws", async () => {
+    await pg.transaction((tx) => tx.query("INSERT INTO items (name) VALUES ($1)", ["kept"]));
+    await expect(
+      pg.transaction(async (tx) => {
+        await tx.query("INSERT INTO items (name) VALUES ($1)", ["dropped"]);
+        throw new Error("abort");
+      }),
+    ).rejects.toThrow("abort");
+    const { rows } = await pg.query<{ name: string }>("SELECT name FROM items ORDER BY id");
+    expect(rows.map((r) => r.name)).toEqual(["kept"]);
+  });
+
+  it("passes values as parameters, never as SQL", async () => {
+    const evil = "x'); DROP TABLE items; --";
+    await pg.query("INSERT INTO items (name) VALUES ($1)", [evil]);
+    const { rows } = await pg.query<{ name: string }>("SELECT name FROM items WHERE name = $1", [evil]);
+    expect(rows).toEqual([{ name: evil }]);
+    const dup = await pg.query("INSERT INTO items (name) VALUES ($1)", [evil]).catch((e: unknown) => e);
+    expect(isUniqueViolation(dup)).toBe(true);
+  });
+
+  it("bounds statements with the configured timeout", async () => {
+    await expect(pg.query("SELECT pg_sleep(2)")).rejects.toThrow(/timeout|cancel/i);
+    await pg.ping(); // the pool is still usable
+  });
+
+  it("retries a failed connection with backoff, then gives up", async () => {
+    const dead = new PgDatabase(
+      settings({
+        DATABASE_URL: "postgres://postgres@127.0.0.1:1/none",
+        DATABASE_CONNECT_RETRIES: "2",
+        DATABASE_CONNECT_TIMEOUT_MS: "200",
+      }),
+    );
+    const warnings: number[] = [];
+    const logged = new PgDatabase(
+      settings({
+        DATABASE_URL: "postgres://postgres@127.0.0.1:1/none",
+        DATABASE_CONNECT_RETRIES: "2",
+        DATABASE_CONNECT_TIMEOUT_MS: "200",
+      }),
+      { info: () => undefined, warn: (o) => warnings.push((o as { attempt: number }).attempt) },
+    );
+    await expect(dead.ping()).rejects.toThrow();
+    await expect(logged.ping()).rejects.toThrow();
+    expect(warnings).toEqual([0, 1]);
+    await Promise.all([dead.close(), logged.close()]);
+  });
+
+  it("builds TLS settings from config", () => {
+    const require = new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_TLS: "require" }));
+    const verify = new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_TLS: "verify-full" }));
+    expect((require.pool.options as { ssl?: unknown }).ssl).toEqual({ rejectUnauthorized: false });
+    expect((verify.pool.options as { ssl?: unknown }).ssl).toEqual({ rejectUnauthorized: true });
+    return Promise.all([require.close(), verify.close()]);
+  });
+});

@@ -1,0 +1,152 @@
+import { Type } from "@sinclair/typebox";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createService, errorResponses, HttpError, type ServiceApp, StrictObject } from "../src/index.js";
+
+describe("createService", () => {
+  let app: ServiceApp;
+  let dependencyUp = true;
+
+  beforeAll(async () => {
+    app = await createService({
+      name: "demo",
+      logLevel: "silent",
+      corsOrigins: "https://a.example.com, https://b.example.com",
+      bodyLimit: 1024,
+      openapi: { description: "demo" },
+    });
+    app.health.addCheck("dep", async () => {
+      if (!dependencyUp) throw new Error("down");
+    });
+    app.post(
+      "/things",
+      {
+        schema: {
+          body: StrictObject({ name: Type.String({ maxLength: 20 }) }),
+          response: { 201: Type.Object({ id: Type.String(), name: Type.String() }), ...errorResponses(400) },
+        },
+      },
+      async (request, reply) =>
+        // the extra field must not leak: the response schema filters it
+        reply.code(201).send({ id: "t1", name: request.body.name, secret: "s3cr3t" } as { id: string; name: string }),
+    );
+    app.get("/teapot", async () => {
+      throw new HttpError(418, "teapot", "I am a teapot", { "x-extra": "1" });
+    });
+    app.get("/boom", async () => {
+      throw new Error('relation "users" does not exist at SELECT * FROM users');
+    });
+    await app.ready();
+  });
+  afterAll(() => app?.close());
+
+  it("validates bodies, rejects unknown fields and filters responses by schema", async () => {
+    const ok = await app.inject({ method: "POST", url: "/things", payload: { name: "a" } });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json()).toEqual({ id: "t1", name: "a" });
+    const extra = await app.inject({ method: "POST", url: "/things", payload: { name: "a", admin: true } });
+    expect(extra.statusCode).toBe(400);
+    expect(extra.json()).toEqual({
+      error: { code: "validation_failed", message: expect.stringContaining("additional") },
+    });
+    const wrong = await app.inject({ method: "POST", url: "/things", payload: { name: "x".repeat(21) } });
+    expect(wrong.statusCode).toBe(400);
+  });
+
+  it("answers malformed JSON 400, oversized bodies 413, unknown media types 415, unknown routes 404 — all enveloped", async () => {
+    const bad = await app.inject({
+      method: "POST",
+      url: "/things",
+      payload: "{",
+      headers: { "content-type": "application/json" },
+    });
+    expect([bad.statusCode, bad.json().error.code]).toEqual([400, "malformed_json"]);
+    const big = await app.inject({ method: "POST", url: "/things", payload: { name: "x".repeat(2000) } });
+    expect([big.statusCode, big.json().error.code]).toEqual([413, "payload_too_large"]);
+    const media = await app.inject({
+      method: "POST",
+      url: "/things",
+      payload: "x",
+      headers: { "content-type": "text/csv" },
+    });
+    expect([media.statusCode, media.json().error.code]).toEqual([415, "unsupported_media_type"]);
+    const missing = await app.inject({ method: "GET", url: "/nope?x=1" });
+    expect(missing.json()).toEqual({ error: { code: "not_found", message: "No route for GET /nope" } });
+  });
+
+  it("maps HttpError to its status, code and headers; hides everything of an unexpected error", async () => {
+    const tea = await app.inject({ method: "GET", url: "/teapot" });
+    expect(tea.statusCode).toBe(418);
+    expect(tea.headers["x-extra"]).toBe("1");
+    expect(tea.json()).toEqual({ error: { code: "teapot", message: "I am a teapot" } });
+    const boom = await app.inject({ method: "GET", url: "/boom" });
+    expect(boom.statusCode).toBe(500);
+    expect(boom.json()).toEqual({ error: { code: "internal_error", message: "Internal server error" } });
+    expect(boom.body).not.toMatch(/SELECT|users|relation/);
+  });
+
+  it("keeps a well-formed inbound x-request-id and replaces a malformed one", async () => {
+    const kept = await app.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "abc-123" } });
+    expect(kept.headers["x-request-id"]).toBe("abc-123");
+    const replaced = await app.inject({
+      method: "GET",
+      url: "/healthz",
+      headers: { "x-request-id": "bad id\u0000<script>" },
+    });
+    expect(replaced.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("sends security headers and honours the CORS allow-list, preflight included", async () => {
+    const res = await app.inject({ method: "GET", url: "/healthz", headers: { origin: "https://b.example.com" } });
+    expect(res.headers["access-control-allow-origin"]).toBe("https://b.example.com");
+    for (const h of [
+      "strict-transport-security",
+      "x-content-type-options",
+      "x-frame-options",
+      "content-security-policy",
+    ]) {
+      expect(res.headers[h]).toBeDefined();
+    }
+    const pre = await app.inject({
+      method: "OPTIONS",
+      url: "/things",
+      headers: { origin: "https://a.example.com", "access-control-request-method": "POST" },
+    });
+    expect(pre.statusCode).toBe(204);
+    expect(pre.headers["access-control-allow-origin"]).toBe("https://a.example.com");
+    const denied = await app.inject({
+      method: "GET",
+      url: "/healthz",
+      headers: { origin: "https://evil.example.com" },
+    });
+    expect(denied.headers["access-control-allow-origin"]).toBeUndefined();
+  });
+
+  it("healthz answers from the process; readyz from the dependencies", async () => {
+    dependencyUp = false;
+    expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    const down = await app.inject({ method: "GET", url: "/readyz" });
+    expect(down.statusCode).toBe(503);
+    expect(down.json()).toEqual({ status: "unavailable", checks: { dep: "fail" } });
+    dependencyUp = true;
+    expect((await app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+  });
+
+  it("exposes RED metrics per route template plus process and event-loop metrics", async () => {
+    await app.inject({ method: "POST", url: "/things", payload: { name: "m" } });
+    const text = (await app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(text).toMatch(
+      /http_request_duration_seconds_count\{service="demo",method="POST",route="\/things",status_code="201"\} \d+/,
+    );
+    expect(text).toMatch(/http_request_duration_seconds_count\{[^}]*route="\/boom",status_code="500"\} \d+/);
+    expect(text).toContain("nodejs_eventloop_lag_seconds");
+    expect(text).toContain("process_resident_memory_bytes");
+  });
+
+  it("publishes OpenAPI from the route schemas, with the envelope as a shared schema", async () => {
+    const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+    expect(doc.paths["/things"].post.requestBody.content["application/json"].schema.required).toEqual(["name"]);
+    expect(doc.paths["/things"].post.responses["400"]).toBeDefined();
+    expect(doc.paths["/healthz"]).toBeUndefined();
+    expect((await app.inject({ method: "GET", url: "/docs/" })).statusCode).toBe(200);
+  });
+});
