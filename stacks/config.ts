@@ -17,6 +17,7 @@ const Cidr = Type.String({
   description: "an IPv4 CIDR block such as 10.40.0.0/16",
 });
 const HostName = Type.String({ pattern: "^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", description: "a DNS name" });
+const Email = Type.String({ pattern: "^[^@\\s]+@([a-z0-9-]+\\.)+[a-z]{2,}$", description: "an e-mail address" });
 const Count = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum });
 const OneOf = <const T extends readonly string[]>(...values: T) =>
   Type.Union(values.map((value) => Type.Literal(value))) as unknown as TUnion<TLiteral<T[number]>[]>;
@@ -132,6 +133,53 @@ export const ProjectConfigSchema = Type.Object(
       {
         /** How many tagged images each repository keeps. */
         keepImages: Count(1, 1000),
+      },
+      strict,
+    ),
+    addons: Type.Object(
+      {
+        /** The ACME account's contact: Let's Encrypt writes here about certificates that are not renewing. */
+        acmeEmail: Email,
+        /** The ClusterIssuer the ingress takes its certificate from: staging in dev (no rate limits), production in prod. */
+        clusterIssuer: OneOf("letsencrypt-staging", "letsencrypt-production"),
+        /** Replicas of the controllers that carry traffic or admission webhooks; prod runs 2+ so a node can drain. */
+        controllerReplicas: Count(1, 5),
+        /** How long Prometheus keeps samples, and the volume that holds them. */
+        prometheusRetentionDays: Count(1, 90),
+        prometheusStorageGiB: Count(10, 2000),
+        /** Days container logs stay in CloudWatch Logs. */
+        containerLogRetentionDays: Count(1, 3653),
+      },
+      strict,
+    ),
+    observability: Type.Object(
+      {
+        /** Where Alertmanager sends alerts. The credential is never here: it lives in `receiverSecretName`. */
+        receiver: OneOf("slack", "email"),
+        /** Slack channel the webhook posts to (receiver slack). */
+        slackChannel: Type.Optional(
+          Type.String({ pattern: "^#[a-z0-9_-]+$", description: "a Slack channel like #alerts" }),
+        ),
+        /** Mail routing (receiver email); the SMTP password is in the secret, the (non-secret) SMTP user here. */
+        email: Type.Optional(
+          Type.Object(
+            {
+              to: Email,
+              from: Email,
+              smarthost: Type.String({ pattern: "^[a-z0-9.-]+:\\d+$" }),
+              username: Type.String(),
+            },
+            strict,
+          ),
+        ),
+        /**
+         * Secrets Manager secret name holding `{"url": "<slack webhook>"}` or `{"password": "<smtp password>"}`,
+         * put there by an operator; External Secrets syncs it into the monitoring namespace.
+         */
+        receiverSecretName: Type.String({
+          pattern: "^ndt/(dev|prod)/[a-z0-9/-]+$",
+          description: "a name under ndt/<stack>/",
+        }),
       },
       strict,
     ),
@@ -262,6 +310,33 @@ export function crossFieldProblems(config: ProjectConfig): ConfigProblem[] {
     problems.push({
       path: `${PROJECT}:domain`,
       reason: `apiHost and mediaHost must lie in zone ${config.domain.zoneName}`,
+    });
+  }
+  problems.push(...observabilityProblems(config));
+  return problems;
+}
+
+function observabilityProblems(config: ProjectConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const { receiver, slackChannel, email, receiverSecretName } = config.observability;
+  if (receiver === "slack" && !slackChannel) {
+    problems.push({ path: `${PROJECT}:observability.slackChannel`, reason: "receiver slack needs slackChannel" });
+  }
+  if (receiver === "email" && !email) {
+    problems.push({ path: `${PROJECT}:observability.email`, reason: "receiver email needs email.to/from/smarthost" });
+  }
+  // External Secrets may read ndt/<stack>/* only (A14): a secret elsewhere would never sync.
+  if (!receiverSecretName.startsWith(`ndt/${config.environment}/`)) {
+    problems.push({
+      path: `${PROJECT}:observability.receiverSecretName`,
+      reason: `must lie under ndt/${config.environment}/ (got ${receiverSecretName})`,
+    });
+  }
+  // Staging certificates are not trusted by browsers: prod never serves one.
+  if (config.environment === "prod" && config.addons.clusterIssuer !== "letsencrypt-production") {
+    problems.push({
+      path: `${PROJECT}:addons.clusterIssuer`,
+      reason: `prod serves trusted certificates: letsencrypt-production (got ${config.addons.clusterIssuer})`,
     });
   }
   return problems;

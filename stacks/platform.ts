@@ -6,6 +6,8 @@ import { Cluster } from "../infra/aws/cluster.js";
 import { Database } from "../infra/aws/database.js";
 import { Keys } from "../infra/aws/keys.js";
 import { Network } from "../infra/aws/network.js";
+import { Addons } from "../infra/k8s/addons/index.js";
+import { Observability, type ReceiverSettings } from "../infra/k8s/observability/index.js";
 import type { StackConfig } from "./config.js";
 
 /**
@@ -83,12 +85,39 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
     enableServerSideApply: true,
   });
-  void kubernetes; // used by the Kubernetes components (infra/k8s)
+
+  // Cluster add-ons (ingress, TLS, DNS, secrets, autoscaling, GPU, metrics, logs): infra/k8s/addons.
+  const addons = new Addons("addons", {
+    cluster,
+    provider: kubernetes,
+    environment: config.environment,
+    region: config.region,
+    kubernetesVersion: config.cluster.kubernetesVersion,
+    zoneName: config.domain.zoneName,
+    ...config.addons,
+    gpuAmiType: config.cluster.gpuNodes.amiType,
+    hasGpuNodes: cluster.hasGpuNodes,
+    secretsKmsKeyArn: keys.keys.data.arn,
+    logsKmsKeyArn: keys.keys.logs.arn,
+    extraSecretArns: [database.connection.secretArn, cache.connection.authSecretArn, broker.connection.secretArn],
+  });
+  // Alerting, rules and dashboards on the add-ons' kube-prometheus-stack: infra/k8s/observability.
+  new Observability(
+    "observability",
+    {
+      provider: kubernetes,
+      environment: config.environment,
+      receiver: receiverOf(config.observability),
+      broker: broker.connection,
+    },
+    { dependsOn: addons.ready },
+  );
 
   return {
     environment: config.environment,
     region: config.region,
     apiUrl: `https://${config.domain.apiHost}`,
+    clusterIssuer: addons.clusterIssuer,
     clusterName: cluster.name,
     vpcId: network.vpcId,
     clusterSecurityGroupId: cluster.clusterSecurityGroupId,
@@ -99,4 +128,12 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     brokerManagementUrl: broker.connection.managementUrl,
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
   };
+}
+
+/** The stack's alert receiver; config validation has ensured the chosen type's settings are present. */
+function receiverOf(settings: StackConfig["observability"]): ReceiverSettings {
+  const secretName = settings.receiverSecretName;
+  if (settings.receiver === "slack") return { type: "slack", channel: settings.slackChannel ?? "", secretName };
+  const email = settings.email ?? { to: "", from: "", smarthost: "", username: "" };
+  return { type: "email", ...email, secretName };
 }

@@ -1,0 +1,237 @@
+import { describe, expect, it } from "vitest";
+import type { PlanResource } from "../../../stacks/plan/document.js";
+import { planOf, planSerially, resourceOf, resourcesOf } from "../../../stacks/plan/testing.js";
+import { ACME_SERVERS, NLB_ANNOTATIONS, needsDevicePlugin } from "./addons.js";
+import { CHARTS, EXACT_SEMVER } from "./charts.js";
+import { type PolicyDocument, wildcardStatements } from "./policies.js";
+
+const RELEASE = "kubernetes:helm.sh/v3:Release";
+const ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
+const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+
+const addonReleases = (resources: PlanResource[]) =>
+  resources.filter((resource) => resource.type === RELEASE && resource.parent === "ndt:k8s:Addons::addons");
+const policyOf = (resource: PlanResource): PolicyDocument => JSON.parse(String(resource.inputs.policy));
+type Values = Record<string, Record<string, unknown>>;
+
+describe("Addons: Helm releases", () => {
+  it.each(["prod", "dev"])("%s installs every add-on as a Release pinned to an exact chart version", async (stack) => {
+    const releases = addonReleases((await planOf(stack)).resources);
+    expect(releases.map((release) => release.inputs.chart).sort()).toEqual(
+      [
+        "aws-for-fluent-bit",
+        "cert-manager",
+        "cluster-autoscaler",
+        "dcgm-exporter",
+        "external-dns",
+        "external-secrets",
+        "ingress-nginx",
+        "keda",
+        "kube-prometheus-stack",
+        "metrics-server",
+        "nvidia-device-plugin",
+      ].sort(),
+    );
+    for (const release of releases) {
+      expect(String(release.inputs.version), release.name).toMatch(EXACT_SEMVER);
+      expect((release.inputs.repositoryOpts as { repo: string }).repo, release.name).toMatch(/^https:\/\//);
+    }
+  });
+
+  it("the exact-version check refuses ranges, wildcards and missing patches", () => {
+    for (const bad of ["^4.13.3", "4.13", "4.x", "~1.2.3", ">=1.0.0", "latest", ""])
+      expect(bad).not.toMatch(EXACT_SEMVER);
+    for (const good of ["4.13.3", "v1.18.2", "0.17.4"]) expect(good).toMatch(EXACT_SEMVER);
+    for (const source of Object.values(CHARTS)) expect(source.version).toMatch(EXACT_SEMVER);
+  });
+
+  it("ingress-nginx serves class nginx behind an internet-facing NLB, snippets off", async () => {
+    const values = resourceOf(await planOf("prod"), RELEASE, "addons-ingress-nginx").inputs.values as Values;
+    const controller = values.controller as Record<string, unknown>;
+    expect(controller.ingressClass).toBe("nginx");
+    expect(controller.ingressClassResource).toMatchObject({ name: "nginx", enabled: true });
+    expect(controller.allowSnippetAnnotations).toBe(false);
+    expect(controller.service).toMatchObject({ type: "LoadBalancer", annotations: NLB_ANNOTATIONS });
+    expect(NLB_ANNOTATIONS["service.beta.kubernetes.io/aws-load-balancer-scheme"]).toBe("internet-facing");
+    expect(controller.replicaCount).toBe(2);
+  });
+
+  it("kube-prometheus-stack is named for the ServiceMonitor label and routes by the observability AlertmanagerConfig", async () => {
+    const kps = resourceOf(await planOf("prod"), RELEASE, "addons-kube-prometheus-stack");
+    expect(kps.inputs.name).toBe("kube-prometheus-stack");
+    const values = kps.inputs.values as Values;
+    expect(values.alertmanager).toMatchObject({
+      alertmanagerSpec: { alertmanagerConfiguration: { name: "ndt-alerting" } },
+    });
+    expect(values.prometheus).toMatchObject({ prometheusSpec: { retention: "30d" } });
+    expect(values.grafana).toMatchObject({
+      admin: { existingSecret: "grafana-admin" },
+      sidecar: { dashboards: { label: "grafana_dashboard" } },
+    });
+  });
+});
+
+describe("Addons: cert-manager issuers", () => {
+  it("both ACME ClusterIssuers solve DNS-01 in the stack's own zone through Route53", async () => {
+    const plan = await planOf("prod");
+    const issuers = resourcesOf(plan, ISSUER);
+    expect(issuers.map((issuer) => (issuer.inputs.metadata as { name: string }).name).sort()).toEqual([
+      "letsencrypt-production",
+      "letsencrypt-staging",
+    ]);
+    for (const issuer of issuers) {
+      const name = (issuer.inputs.metadata as { name: keyof typeof ACME_SERVERS }).name;
+      expect(issuer.inputs.spec).toMatchObject({
+        acme: {
+          server: ACME_SERVERS[name],
+          email: "platform@ndt.example.com",
+          solvers: [
+            {
+              selector: { dnsZones: ["ndt.example.com"] },
+              dns01: { route53: { region: "eu-west-1", hostedZoneID: "ZNDTEXAMPLECOM" } },
+            },
+          ],
+        },
+      });
+    }
+    expect(ACME_SERVERS["letsencrypt-staging"]).toContain("acme-staging-v02");
+    expect(ACME_SERVERS["letsencrypt-production"]).not.toContain("staging");
+  });
+
+  it("dev uses the staging issuer, prod the production one (the stack output the ingress reads)", async () => {
+    expect((await planOf("dev")).outputs.clusterIssuer).toBe("letsencrypt-staging");
+    expect((await planOf("prod")).outputs.clusterIssuer).toBe("letsencrypt-production");
+  });
+
+  it("installs CRDs and gives the controller its IRSA role", async () => {
+    const values = resourceOf(await planOf("prod"), RELEASE, "addons-cert-manager").inputs.values as Values;
+    expect(values.crds).toEqual({ enabled: true, keep: true });
+    expect(values.serviceAccount).toEqual({
+      annotations: { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/cluster-irsa-cert-manager" },
+    });
+  });
+});
+
+describe("Addons: IRSA scope (A14)", () => {
+  it("cert-manager and external-dns change records in the platform's zone only", async () => {
+    const plan = await planOf("prod");
+    for (const name of ["addons-cert-manager-policy", "addons-external-dns-policy"]) {
+      const policy = policyOf(resourceOf(plan, ROLE_POLICY, name));
+      const writes = policy.Statement.filter((statement) =>
+        statement.Action.includes("route53:ChangeResourceRecordSets"),
+      );
+      expect(writes.length, name).toBeGreaterThan(0);
+      for (const statement of writes)
+        expect(statement.Resource, name).toBe("arn:aws:route53:::hostedzone/ZNDTEXAMPLECOM");
+    }
+    const certManager = policyOf(resourceOf(plan, ROLE_POLICY, "addons-cert-manager-policy"));
+    expect(JSON.stringify(certManager)).toContain('"route53:ChangeResourceRecordSetsRecordTypes":["TXT"]');
+  });
+
+  it("External Secrets reads the platform's secrets only: its prefix and the data tiers' own secrets", async () => {
+    const policy = policyOf(resourceOf(await planOf("prod"), ROLE_POLICY, "addons-external-secrets-policy"));
+    const read = policy.Statement.find((statement) => statement.Sid === "ReadPlatformSecrets");
+    const resources = read?.Resource as string[];
+    expect(resources[0]).toBe("arn:aws:secretsmanager:eu-west-1:123456789012:secret:ndt/prod/*");
+    expect(resources.slice(1).every((arn) => arn.startsWith("arn:aws:secretsmanager:eu-west-1:123456789012:"))).toBe(
+      true,
+    );
+    expect(resources).not.toContain("*");
+    expect(read?.Action).toEqual(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]);
+  });
+
+  it("no add-on policy pairs a wildcard action with a * resource; scaling writes need the cluster's tag", async () => {
+    const plan = await planOf("prod");
+    const policies = resourcesOf(plan, ROLE_POLICY).filter((resource) => resource.parent === "ndt:k8s:Addons::addons");
+    expect(policies).toHaveLength(5);
+    for (const resource of policies) expect(wildcardStatements(policyOf(resource)), resource.name).toEqual([]);
+    const scale = policyOf(resourceOf(plan, ROLE_POLICY, "addons-cluster-autoscaler-policy")).Statement.find(
+      (statement) => statement.Sid === "ScaleOwnNodeGroups",
+    );
+    expect(scale?.Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/k8s.io/cluster-autoscaler/ndt-prod": "owned" },
+    });
+  });
+
+  it("the wildcard check catches a * action on * resources", () => {
+    const bad: PolicyDocument = {
+      Version: "2012-10-17",
+      Statement: [{ Sid: "Bad", Effect: "Allow", Action: ["route53:*"], Resource: "*" }],
+    };
+    expect(wildcardStatements(bad)).toHaveLength(1);
+  });
+
+  it("each add-on role trusts only its own service account", async () => {
+    const plan = await planOf("prod");
+    const subjects = {
+      "cert-manager": "system:serviceaccount:cert-manager:cert-manager",
+      "external-dns": "system:serviceaccount:external-dns:external-dns",
+      "external-secrets": "system:serviceaccount:external-secrets:external-secrets",
+      "cluster-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
+      "fluent-bit": "system:serviceaccount:amazon-cloudwatch:aws-for-fluent-bit",
+    };
+    for (const [role, subject] of Object.entries(subjects)) {
+      const trust = JSON.parse(
+        String(resourceOf(plan, "aws:iam/role:Role", `cluster-irsa-${role}`).inputs.assumeRolePolicy),
+      );
+      expect(Object.values(trust.Statement[0].Condition.StringEquals), role).toContain(subject);
+    }
+  });
+});
+
+describe("Addons: GPU and autoscaling", () => {
+  it("the device plugin goes only where the AMI lacks it (AL2023 NVIDIA, not Bottlerocket)", async () => {
+    expect(needsDevicePlugin("AL2023_x86_64_NVIDIA")).toBe(true);
+    expect(needsDevicePlugin("BOTTLEROCKET_x86_64_NVIDIA")).toBe(false);
+    const bottlerocket = await planSerially("prod", {
+      editConfig: (config) => {
+        const cluster = JSON.parse(config["ndt-platform:cluster"] ?? "{}");
+        cluster.gpuNodes.amiType = "BOTTLEROCKET_x86_64_NVIDIA";
+        config["ndt-platform:cluster"] = JSON.stringify(cluster);
+      },
+    });
+    const charts = addonReleases(bottlerocket.resources).map((release) => release.inputs.chart);
+    expect(charts).not.toContain("nvidia-device-plugin");
+    expect(charts).toContain("dcgm-exporter");
+    const plugin = resourceOf(await planOf("prod"), RELEASE, "addons-nvidia-device-plugin").inputs.values;
+    expect(plugin).toMatchObject({
+      nodeSelector: { "nvidia.com/gpu.present": "true" },
+      tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+    });
+  });
+
+  it("cluster-autoscaler discovers this cluster's groups and runs the cluster's minor version", async () => {
+    const values = resourceOf(await planOf("dev"), RELEASE, "addons-cluster-autoscaler").inputs.values;
+    expect(values).toMatchObject({
+      cloudProvider: "aws",
+      autoDiscovery: { clusterName: "ndt-dev" },
+      image: { tag: expect.stringMatching(/^v1\.33\.\d+$/) },
+    });
+  });
+
+  it("fluent-bit ships to the Pulumi-owned, KMS-encrypted container log group", async () => {
+    const plan = await planOf("prod");
+    const group = resourceOf(plan, "aws:cloudwatch/logGroup:LogGroup", "addons-container-logs");
+    expect(group.inputs).toMatchObject({ name: "/aws/eks/ndt-prod/containers", retentionInDays: 90 });
+    expect(group.inputs.kmsKeyId).toBe("arn:aws:kms:eu-west-1:123456789012:key/keys-logs");
+    const values = resourceOf(plan, RELEASE, "addons-aws-for-fluent-bit").inputs.values;
+    expect(values).toMatchObject({
+      cloudWatchLogs: { enabled: true, logGroupName: "/aws/eks/ndt-prod/containers", autoCreateGroup: false },
+    });
+  });
+});
+
+describe("Addons: External Secrets store", () => {
+  it("one ClusterSecretStore on Secrets Manager, usable from the app and monitoring namespaces only", async () => {
+    const store = resourceOf(
+      await planOf("prod"),
+      "kubernetes:external-secrets.io/v1:ClusterSecretStore",
+      "addons-cluster-secret-store",
+    );
+    expect(store.inputs.metadata).toMatchObject({ name: "aws-secrets-manager" });
+    expect(store.inputs.spec).toEqual({
+      provider: { aws: { service: "SecretsManager", region: "eu-west-1" } },
+      conditions: [{ namespaces: ["ndt", "monitoring"] }],
+    });
+  });
+});

@@ -1,0 +1,608 @@
+import * as aws from "@pulumi/aws";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { GPU_TAINT } from "../../aws/cluster.js";
+import { applyTransform, type Transform } from "../../aws/transform.js";
+import {
+  CLUSTER_ISSUERS,
+  CLUSTER_SECRET_STORE,
+  INGRESS_CLASS,
+  INGRESS_NAMESPACE,
+  MONITORING_NAMESPACE,
+  SERVICE_MONITOR_LABELS,
+} from "../names.js";
+import { ALERTMANAGER_CONFIG_NAME, DASHBOARD_FOLDER_ANNOTATION, DASHBOARD_LABEL } from "../observability/names.js";
+import { CHARTS, type ChartKey, CLUSTER_AUTOSCALER_IMAGES } from "./charts.js";
+import {
+  certManagerPolicy,
+  clusterAutoscalerPolicy,
+  externalDnsPolicy,
+  externalSecretsPolicy,
+  fluentBitPolicy,
+  type PolicyDocument,
+} from "./policies.js";
+import type {
+  AwsForFluentBitValues,
+  CertManagerValues,
+  ClusterAutoscalerValues,
+  DcgmExporterValues,
+  ExternalDnsValues,
+  ExternalSecretsValues,
+  IngressNginxValues,
+  KedaValues,
+  KubePrometheusStackValues,
+  MetricsServerValues,
+  NvidiaDevicePluginValues,
+  Resources,
+  Toleration,
+  TopologySpreadConstraint,
+} from "./values.js";
+
+export type ClusterIssuerName = (typeof CLUSTER_ISSUERS)[keyof typeof CLUSTER_ISSUERS];
+
+/** What the add-ons need of the cluster: its name and a way to mint IRSA roles (infra/aws/cluster.ts). */
+export interface AddonsCluster {
+  name: string;
+  serviceAccountRole(roleName: string, namespace: string, serviceAccount: string): aws.iam.Role;
+}
+
+export interface AddonsArgs {
+  cluster: AddonsCluster;
+  /** The cluster's Kubernetes provider: every object and release goes through it. */
+  provider: k8s.Provider;
+  environment: "dev" | "prod";
+  region: string;
+  /** Picks the cluster-autoscaler image of the same minor. */
+  kubernetesVersion: string;
+  /** The public Route53 zone: cert-manager and external-dns may touch this zone only. */
+  zoneName: string;
+  /** ACME account contact. */
+  acmeEmail: string;
+  /** The issuer the ingress uses; both issuers exist in every stack. */
+  clusterIssuer: ClusterIssuerName;
+  /**
+   * Replicas of the controllers that carry traffic or admission webhooks; 2+ gives them PodDisruptionBudgets.
+   * @default 1
+   */
+  controllerReplicas?: number;
+  prometheusRetentionDays: number;
+  prometheusStorageGiB: number;
+  containerLogRetentionDays: number;
+  /**
+   * The GPU node group's AMI: AL2023 NVIDIA AMIs ship the driver and container toolkit but not the Kubernetes
+   * device plugin, Bottlerocket NVIDIA AMIs ship all three. The plugin is installed only for AL2023.
+   */
+  gpuAmiType: string;
+  /** Whether the cluster has a GPU group at all (its max size > 0). */
+  hasGpuNodes: boolean;
+  /** Key of the platform's Secrets Manager entries (Keys `data`): External Secrets decrypts through it. */
+  secretsKmsKeyArn: pulumi.Input<string>;
+  /** Key of CloudWatch log groups (Keys `logs`). */
+  logsKmsKeyArn: pulumi.Input<string>;
+  /**
+   * Secrets outside `ndt/<stack>/*` that External Secrets may read, e.g. the RDS-managed master secret.
+   * @default []
+   */
+  extraSecretArns?: pulumi.Input<string>[];
+  transform?: Partial<Record<ChartKey, Transform<k8s.helm.v3.ReleaseArgs>>>;
+}
+
+/**
+ * The cluster add-ons, each a Helm release with a pinned chart version and typed values, in dependency order:
+ * namespaces and a gp3 StorageClass; kube-prometheus-stack first (its CRDs back every other chart's ServiceMonitor);
+ * External Secrets with the `aws-secrets-manager` ClusterSecretStore; cert-manager with the Let's Encrypt staging and
+ * production ClusterIssuers (DNS-01 on Route53); ingress-nginx behind an internet-facing NLB; external-dns; KEDA;
+ * metrics-server; cluster-autoscaler; the NVIDIA device plugin (AL2023 GPU AMIs) and DCGM exporter; fluent-bit to
+ * CloudWatch Logs. Every AWS right comes from an IRSA role scoped to what that add-on touches (A14).
+ *
+ * Cost: the NLB ~$18/month plus traffic; Prometheus volume (gp3 $0.08/GiB: dev 20 GiB ~$2, prod 2×200 GiB ~$32);
+ * CloudWatch Logs ingestion $0.50/GiB (dev ~$5, prod ~$50). The controllers fit on the system nodes.
+ */
+export class Addons extends pulumi.ComponentResource {
+  /** The ClusterIssuer this stack's ingress uses. */
+  readonly clusterIssuer: ClusterIssuerName;
+  readonly ingressClass: string = INGRESS_CLASS;
+  readonly clusterSecretStore: string = CLUSTER_SECRET_STORE;
+  readonly releases: Partial<Record<ChartKey, k8s.helm.v3.Release>> = {};
+  /** What must exist before workloads that use CRDs (ExternalSecret, ScaledObject, ServiceMonitor, Certificate). */
+  readonly ready: pulumi.Resource[] = [];
+
+  constructor(name: string, args: AddonsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ndt:k8s:Addons", name, {}, opts);
+    const replicas = args.controllerReplicas ?? 1;
+    const prod = args.environment === "prod";
+    const stack = pulumi.getStack();
+    const component = this;
+    const releases = this.releases;
+    const k8sOpts = { parent: component, provider: args.provider };
+    const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
+    const zone = aws.route53.getZoneOutput({ name: args.zoneName, privateZone: false }, { parent: this });
+    const zoneId = zone.zoneId;
+    this.clusterIssuer = args.clusterIssuer;
+
+    const namespaces = createNamespaces(this);
+    const storageClass = createStorageClass();
+    const monitoring = createMonitoring();
+    const secrets = createExternalSecrets();
+    const certManager = createCertManager();
+    const ingress = createIngressNginx();
+    const dns = createExternalDns();
+    const keda = createKeda();
+    const metrics = createMetricsServer();
+    const autoscaler = createClusterAutoscaler();
+    const gpu = createGpuSupport();
+    const logs = createLogShipping();
+    this.ready.push(monitoring, ...secrets, ...certManager, ingress, dns, keda, metrics, autoscaler, ...gpu, logs);
+    this.registerOutputs({ clusterIssuer: this.clusterIssuer, ingressClass: this.ingressClass });
+
+    function createNamespaces(parent: Addons): Record<string, k8s.core.v1.Namespace> {
+      // Pod Security: charts' own pods are the charts' business, but nothing needs more than baseline except the
+      // node agents (node-exporter, fluent-bit, DCGM) that read the host: those two namespaces are privileged.
+      const levels: Record<string, "baseline" | "privileged"> = {
+        [INGRESS_NAMESPACE]: "baseline",
+        "cert-manager": "baseline",
+        "external-dns": "baseline",
+        "external-secrets": "baseline",
+        keda: "baseline",
+        [MONITORING_NAMESPACE]: "privileged",
+        "amazon-cloudwatch": "privileged",
+      };
+      return Object.fromEntries(
+        Object.entries(levels).map(([namespace, level]) => [
+          namespace,
+          new k8s.core.v1.Namespace(
+            `${name}-ns-${namespace}`,
+            {
+              metadata: {
+                name: namespace,
+                labels: {
+                  "pod-security.kubernetes.io/enforce": level,
+                  "pod-security.kubernetes.io/warn": "restricted",
+                  "pod-security.kubernetes.io/audit": "restricted",
+                  "app.kubernetes.io/part-of": "ndt-platform",
+                },
+              },
+            },
+            { parent, provider: args.provider },
+          ),
+        ]),
+      );
+    }
+
+    function release<V extends object>(
+      key: ChartKey,
+      namespace: string,
+      values: pulumi.Input<V>,
+      dependsOn: pulumi.Resource[] = [],
+      releaseName: string = CHARTS[key].chart,
+    ): k8s.helm.v3.Release {
+      const source = CHARTS[key];
+      const nsResource = namespaces[namespace];
+      const created = new k8s.helm.v3.Release(
+        `${name}-${source.chart}`,
+        applyTransform<k8s.helm.v3.ReleaseArgs>(
+          {
+            name: releaseName,
+            chart: source.chart,
+            version: source.version,
+            repositoryOpts: { repo: source.repository },
+            namespace,
+            createNamespace: false,
+            values: values as pulumi.Input<Record<string, unknown>>,
+            atomic: true,
+            cleanupOnFail: true,
+            maxHistory: 5,
+            timeout: 900,
+          },
+          args.transform?.[key],
+        ),
+        { ...k8sOpts, dependsOn: [...(nsResource ? [nsResource] : []), ...dependsOn] },
+      );
+      releases[key] = created;
+      return created;
+    }
+
+    function irsa(
+      addon: string,
+      namespace: string,
+      serviceAccount: string,
+      policy: pulumi.Input<PolicyDocument>,
+    ): aws.iam.Role {
+      const role = args.cluster.serviceAccountRole(addon, namespace, serviceAccount);
+      new aws.iam.RolePolicy(
+        `${name}-${addon}-policy`,
+        { role: role.name, policy: pulumi.output(policy).apply((doc) => JSON.stringify(doc)) },
+        { parent: component },
+      );
+      return role;
+    }
+
+    function roleAnnotation(role: aws.iam.Role): { "eks.amazonaws.com/role-arn": pulumi.Input<string> } {
+      return { "eks.amazonaws.com/role-arn": role.arn };
+    }
+
+    function createStorageClass(): k8s.storage.v1.StorageClass {
+      // EKS 1.30+ marks no StorageClass default; Prometheus and Alertmanager volumes name this one.
+      return new k8s.storage.v1.StorageClass(
+        `${name}-gp3`,
+        {
+          metadata: { name: "gp3-encrypted" },
+          provisioner: "ebs.csi.aws.com",
+          parameters: { type: "gp3", encrypted: "true", "csi.storage.k8s.io/fstype": "ext4" },
+          reclaimPolicy: prod ? "Retain" : "Delete",
+          volumeBindingMode: "WaitForFirstConsumer",
+          allowVolumeExpansion: true,
+        },
+        k8sOpts,
+      );
+    }
+
+    function createMonitoring(): k8s.helm.v3.Release {
+      // Grafana's admin password: generated, kept as a Pulumi secret, never in config (A15).
+      const password = new random.RandomPassword(
+        `${name}-grafana-admin`,
+        { length: 32, special: false },
+        { parent: component },
+      );
+      const adminSecret = new k8s.core.v1.Secret(
+        `${name}-grafana-admin`,
+        {
+          metadata: { name: "grafana-admin", namespace: MONITORING_NAMESPACE },
+          type: "Opaque",
+          stringData: { "admin-user": "admin", "admin-password": password.result },
+        },
+        { ...k8sOpts, dependsOn: [namespaces[MONITORING_NAMESPACE] as k8s.core.v1.Namespace] },
+      );
+      const values: KubePrometheusStackValues = {
+        prometheus: {
+          prometheusSpec: {
+            replicas: prod ? 2 : 1,
+            retention: `${args.prometheusRetentionDays}d`,
+            serviceMonitorSelectorNilUsesHelmValues: true,
+            ruleSelectorNilUsesHelmValues: true,
+            storageSpec: {
+              volumeClaimTemplate: {
+                spec: {
+                  storageClassName: "gp3-encrypted",
+                  accessModes: ["ReadWriteOnce"],
+                  resources: { requests: { storage: `${args.prometheusStorageGiB}Gi` } },
+                },
+              },
+            },
+            resources: prod
+              ? { requests: { cpu: "1", memory: "4Gi" }, limits: { memory: "8Gi" } }
+              : { requests: { cpu: "250m", memory: "1Gi" }, limits: { memory: "2Gi" } },
+          },
+        },
+        alertmanager: {
+          alertmanagerSpec: {
+            replicas: prod ? 2 : 1,
+            alertmanagerConfiguration: { name: ALERTMANAGER_CONFIG_NAME },
+            resources: small("50m", "64Mi", "128Mi"),
+          },
+        },
+        grafana: {
+          admin: { existingSecret: "grafana-admin", userKey: "admin-user", passwordKey: "admin-password" },
+          sidecar: {
+            dashboards: {
+              enabled: true,
+              label: DASHBOARD_LABEL.key,
+              labelValue: DASHBOARD_LABEL.value,
+              searchNamespace: MONITORING_NAMESPACE,
+              folderAnnotation: DASHBOARD_FOLDER_ANNOTATION,
+              provider: { foldersFromFilesStructure: true },
+            },
+          },
+          resources: small("100m", "256Mi", "512Mi"),
+        },
+      };
+      // The release name is the label Prometheus selects ServiceMonitors and rules by (SERVICE_MONITOR_LABELS).
+      const created = release(
+        "kubePrometheusStack",
+        MONITORING_NAMESPACE,
+        values,
+        [storageClass, adminSecret],
+        SERVICE_MONITOR_LABELS.release,
+      );
+      return created;
+    }
+
+    function createExternalSecrets(): pulumi.Resource[] {
+      const namespace = "external-secrets";
+      const serviceAccount = "external-secrets";
+      const policy = pulumi
+        .all([account, pulumi.output(args.secretsKmsKeyArn), pulumi.all(args.extraSecretArns ?? [])])
+        .apply(([accountId, kmsKeyArn, secretArns]) =>
+          externalSecretsPolicy({ region: args.region, accountId, stack, secretArns, kmsKeyArn }),
+        );
+      const role = irsa("external-secrets", namespace, serviceAccount, policy);
+      const values: ExternalSecretsValues = {
+        installCRDs: true,
+        replicaCount: replicas,
+        serviceAccount: { name: serviceAccount, annotations: roleAnnotation(role) },
+        serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+        webhook: { replicaCount: replicas },
+        resources: small("50m", "128Mi", "256Mi"),
+      };
+      const operator = release("externalSecrets", namespace, values, [monitoring]);
+      // The controller's own IRSA credentials: no auth block, no static keys. Only the application and
+      // monitoring namespaces may use the store.
+      const store = new k8s.apiextensions.CustomResource(
+        `${name}-cluster-secret-store`,
+        {
+          apiVersion: "external-secrets.io/v1",
+          kind: "ClusterSecretStore",
+          metadata: { name: CLUSTER_SECRET_STORE },
+          spec: {
+            provider: { aws: { service: "SecretsManager", region: args.region } },
+            conditions: [{ namespaces: ["ndt", MONITORING_NAMESPACE] }],
+          },
+        },
+        { ...k8sOpts, dependsOn: [operator] },
+      );
+      return [operator, store];
+    }
+
+    function createCertManager(): pulumi.Resource[] {
+      const namespace = "cert-manager";
+      const role = irsa("cert-manager", namespace, "cert-manager", zoneId.apply(certManagerPolicy));
+      const values: CertManagerValues = {
+        crds: { enabled: true, keep: true },
+        replicaCount: replicas,
+        podDisruptionBudget: replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false },
+        serviceAccount: { annotations: roleAnnotation(role) },
+        securityContext: { fsGroup: 1001, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+        prometheus: { enabled: true, servicemonitor: { enabled: true, labels: { ...SERVICE_MONITOR_LABELS } } },
+        webhook: { replicaCount: replicas },
+        cainjector: { replicaCount: replicas },
+        resources: small("50m", "128Mi", "256Mi"),
+      };
+      const operator = release("certManager", namespace, values, [monitoring]);
+      const issuers = (Object.values(CLUSTER_ISSUERS) as ClusterIssuerName[]).map(
+        (issuer) =>
+          new k8s.apiextensions.CustomResource(
+            `${name}-${issuer}`,
+            {
+              apiVersion: "cert-manager.io/v1",
+              kind: "ClusterIssuer",
+              metadata: { name: issuer },
+              spec: {
+                acme: {
+                  server: ACME_SERVERS[issuer],
+                  email: args.acmeEmail,
+                  privateKeySecretRef: { name: `${issuer}-account-key` },
+                  solvers: [
+                    {
+                      selector: { dnsZones: [args.zoneName] },
+                      // Ambient IRSA credentials of the controller; the zone named, so no zone listing is needed.
+                      dns01: { route53: { region: args.region, hostedZoneID: zoneId } },
+                    },
+                  ],
+                },
+              },
+            },
+            { ...k8sOpts, dependsOn: [operator] },
+          ),
+      );
+      return [operator, ...issuers];
+    }
+
+    function createIngressNginx(): k8s.helm.v3.Release {
+      const zoneSpread: TopologySpreadConstraint[] = prod
+        ? [
+            {
+              maxSkew: 1,
+              topologyKey: "topology.kubernetes.io/zone",
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: { matchLabels: { "app.kubernetes.io/name": "ingress-nginx" } },
+            },
+          ]
+        : [];
+      const values: IngressNginxValues = {
+        controller: {
+          ingressClass: INGRESS_CLASS,
+          ingressClassResource: {
+            name: INGRESS_CLASS,
+            enabled: true,
+            default: false,
+            controllerValue: "k8s.io/ingress-nginx",
+          },
+          replicaCount: replicas,
+          minAvailable: 1,
+          // Snippets let an Ingress author inject nginx config (CVE-2021-25742, CVE-2025-1974 family): off.
+          allowSnippetAnnotations: false,
+          config: {
+            "server-tokens": "false",
+            "ssl-protocols": "TLSv1.2 TLSv1.3",
+            hsts: "true",
+            "use-forwarded-headers": "false",
+            "enable-underscores-in-headers": "false",
+          },
+          service: {
+            type: "LoadBalancer",
+            // Local keeps the client address (rate limits, logs) and skips a second hop.
+            externalTrafficPolicy: "Local",
+            annotations: NLB_ANNOTATIONS,
+            ports: { http: 80, https: 443 },
+          },
+          metrics: {
+            enabled: true,
+            serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+          },
+          resources: prod ? small("200m", "256Mi", "512Mi") : small("100m", "128Mi", "256Mi"),
+          topologySpreadConstraints: zoneSpread,
+        },
+      };
+      return release("ingressNginx", INGRESS_NAMESPACE, values, [monitoring]);
+    }
+
+    function createExternalDns(): k8s.helm.v3.Release {
+      const namespace = "external-dns";
+      const role = irsa("external-dns", namespace, "external-dns", zoneId.apply(externalDnsPolicy));
+      const values = zoneId.apply(
+        (id): ExternalDnsValues => ({
+          provider: { name: "aws" },
+          env: [{ name: "AWS_DEFAULT_REGION", value: args.region }],
+          domainFilters: [args.zoneName],
+          policy: prod ? "upsert-only" : "sync",
+          registry: "txt",
+          txtOwnerId: args.cluster.name,
+          sources: ["ingress"],
+          extraArgs: [`--zone-id-filter=${id}`, "--aws-zone-type=public"],
+          serviceAccount: { name: "external-dns", annotations: roleAnnotation(role) },
+          serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+          resources: small("25m", "64Mi", "128Mi"),
+        }),
+      );
+      return release("externalDns", namespace, values, [monitoring]);
+    }
+
+    function createKeda(): k8s.helm.v3.Release {
+      const monitor = { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } };
+      const values: KedaValues = {
+        operator: { replicaCount: replicas },
+        // The operator's metrics include the queue length each scaler reads (keda_scaler_metrics_value).
+        prometheus: {
+          operator: { enabled: true, serviceMonitor: monitor },
+          metricServer: { enabled: true, serviceMonitor: monitor },
+        },
+        resources: {
+          operator: small("100m", "128Mi", "512Mi"),
+          metricServer: small("100m", "128Mi", "512Mi"),
+        },
+      };
+      return release("keda", "keda", values, [monitoring]);
+    }
+
+    function createMetricsServer(): k8s.helm.v3.Release {
+      const values: MetricsServerValues = {
+        replicas,
+        podDisruptionBudget: replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false },
+        resources: small("50m", "64Mi", "256Mi"),
+      };
+      return release("metricsServer", "kube-system", values);
+    }
+
+    function createClusterAutoscaler(): k8s.helm.v3.Release {
+      const minor = args.kubernetesVersion;
+      const image = CLUSTER_AUTOSCALER_IMAGES[minor];
+      if (!image) {
+        throw new Error(
+          `addons: no cluster-autoscaler image pinned for Kubernetes ${minor} (known: ${Object.keys(CLUSTER_AUTOSCALER_IMAGES).join(", ")}); add it to infra/k8s/addons/charts.ts`,
+        );
+      }
+      const serviceAccount = "cluster-autoscaler";
+      const policy = account.apply((accountId) =>
+        clusterAutoscalerPolicy({ region: args.region, accountId, clusterName: args.cluster.name }),
+      );
+      const role = irsa("cluster-autoscaler", "kube-system", serviceAccount, policy);
+      const values: ClusterAutoscalerValues = {
+        cloudProvider: "aws",
+        awsRegion: args.region,
+        autoDiscovery: { clusterName: args.cluster.name },
+        image: { tag: image },
+        rbac: { serviceAccount: { create: true, name: serviceAccount, annotations: roleAnnotation(role) } },
+        extraArgs: {
+          // GPU nodes are the expensive ones: pick the group that wastes least, and let idle ones go soon in dev.
+          expander: "least-waste",
+          "balance-similar-node-groups": true,
+          "skip-nodes-with-system-pods": false,
+          "scale-down-unneeded-time": prod ? "10m" : "5m",
+        },
+        serviceMonitor: {
+          enabled: true,
+          namespace: "kube-system",
+          selector: { ...SERVICE_MONITOR_LABELS },
+          interval: "30s",
+        },
+        resources: small("50m", "128Mi", "512Mi"),
+      };
+      return release("clusterAutoscaler", "kube-system", values, [monitoring]);
+    }
+
+    function createGpuSupport(): k8s.helm.v3.Release[] {
+      if (!args.hasGpuNodes) return [];
+      const onGpuNodes = { "nvidia.com/gpu.present": "true" };
+      const gpuToleration: Toleration = { key: GPU_TAINT.key, operator: "Exists", effect: "NoSchedule" };
+      const created: k8s.helm.v3.Release[] = [];
+      if (needsDevicePlugin(args.gpuAmiType)) {
+        const values: NvidiaDevicePluginValues = {
+          nodeSelector: onGpuNodes,
+          tolerations: [gpuToleration],
+          priorityClassName: "system-node-critical",
+          gfd: { enabled: false },
+          failOnInitError: true,
+        };
+        created.push(release("nvidiaDevicePlugin", "kube-system", values));
+      }
+      // GPU utilisation for the "GPU idle while the queue grows" alert and the detector dashboard.
+      const dcgm: DcgmExporterValues = {
+        nodeSelector: onGpuNodes,
+        tolerations: [gpuToleration],
+        serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS }, interval: "15s" },
+        resources: small("100m", "128Mi", "512Mi"),
+      };
+      created.push(release("dcgmExporter", MONITORING_NAMESPACE, dcgm, [monitoring]));
+      return created;
+    }
+
+    function createLogShipping(): k8s.helm.v3.Release {
+      const namespace = "amazon-cloudwatch";
+      const serviceAccount = "aws-for-fluent-bit";
+      const logGroup = new aws.cloudwatch.LogGroup(
+        `${name}-container-logs`,
+        {
+          name: `/aws/eks/${args.cluster.name}/containers`,
+          retentionInDays: args.containerLogRetentionDays,
+          kmsKeyId: args.logsKmsKeyArn,
+        },
+        { parent: component },
+      );
+      const role = irsa("fluent-bit", namespace, serviceAccount, logGroup.arn.apply(fluentBitPolicy));
+      const values: AwsForFluentBitValues = {
+        cloudWatchLogs: {
+          enabled: true,
+          region: args.region,
+          logGroupName: logGroup.name,
+          logStreamPrefix: "pod-",
+          autoCreateGroup: false,
+        },
+        cloudWatch: { enabled: false },
+        firehose: { enabled: false },
+        kinesis: { enabled: false },
+        elasticsearch: { enabled: false },
+        serviceAccount: { create: true, name: serviceAccount, annotations: roleAnnotation(role) },
+        tolerations: [{ operator: "Exists" }],
+        resources: small("50m", "64Mi", "256Mi"),
+      };
+      return release("awsForFluentBit", namespace, values);
+    }
+  }
+}
+
+/** Let's Encrypt's ACME directories, per issuer. */
+export const ACME_SERVERS: Record<ClusterIssuerName, string> = {
+  "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+  "letsencrypt-production": "https://acme-v02.api.letsencrypt.org/directory",
+};
+
+/**
+ * An internet-facing Network Load Balancer from EKS's built-in service controller: TCP pass-through to the
+ * controller, which terminates TLS with cert-manager's certificates (no TLS at the NLB).
+ */
+export const NLB_ANNOTATIONS: Record<string, string> = {
+  "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+  "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+  "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp",
+  "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+};
+
+/** AL2023 NVIDIA AMIs lack the Kubernetes device plugin; Bottlerocket NVIDIA variants include it. */
+export function needsDevicePlugin(amiType: string): boolean {
+  return amiType.startsWith("AL2023") && amiType.includes("NVIDIA");
+}
+
+function small(cpu: string, memory: string, memoryLimit: string): Resources {
+  return { requests: { cpu, memory }, limits: { memory: memoryLimit } };
+}

@@ -1,0 +1,217 @@
+/**
+ * The values the platform sets on each chart, typed: only the keys we set, named as each chart's values.yaml names
+ * them, so a typo is a compile error and a review reads the intent. Everything else is the chart's default.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+
+export interface Resources {
+  requests: { cpu: string; memory: string };
+  limits?: { memory: string };
+}
+
+export interface Toleration {
+  key?: string;
+  operator: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+}
+
+export interface TopologySpreadConstraint {
+  maxSkew: number;
+  topologyKey: string;
+  whenUnsatisfiable: "DoNotSchedule" | "ScheduleAnyway";
+  labelSelector: { matchLabels: Record<string, string> };
+}
+
+/** IRSA: the role a chart's ServiceAccount assumes. */
+export interface ServiceAccountValues {
+  create?: boolean;
+  name?: string;
+  annotations: { "eks.amazonaws.com/role-arn": pulumi.Input<string> };
+}
+
+/** kube-prometheus-stack's Prometheus selects ServiceMonitors by this label. */
+export interface ServiceMonitorToggle {
+  enabled: boolean;
+  additionalLabels?: Record<string, string>;
+  interval?: string;
+}
+
+export interface IngressNginxValues {
+  controller: {
+    ingressClass: string;
+    ingressClassResource: { name: string; enabled: true; default: boolean; controllerValue: string };
+    replicaCount: number;
+    minAvailable: number;
+    allowSnippetAnnotations: false;
+    config: Record<string, string>;
+    service: {
+      type: "LoadBalancer";
+      externalTrafficPolicy: "Local" | "Cluster";
+      annotations: Record<string, string>;
+      ports: { http: number; https: number };
+    };
+    metrics: { enabled: boolean; serviceMonitor: ServiceMonitorToggle };
+    resources: Resources;
+    topologySpreadConstraints: TopologySpreadConstraint[];
+  };
+}
+
+export interface CertManagerValues {
+  crds: { enabled: true; keep: true };
+  replicaCount: number;
+  podDisruptionBudget: { enabled: boolean; minAvailable?: number };
+  serviceAccount: ServiceAccountValues;
+  /** IRSA tokens are readable by the controller's group. */
+  securityContext: { fsGroup: number; runAsNonRoot: true; seccompProfile: { type: "RuntimeDefault" } };
+  prometheus: { enabled: true; servicemonitor: { enabled: boolean; labels: Record<string, string> } };
+  webhook: { replicaCount: number };
+  cainjector: { replicaCount: number };
+  resources: Resources;
+}
+
+export interface ExternalDnsValues {
+  provider: { name: "aws" };
+  env: { name: string; value: string }[];
+  domainFilters: string[];
+  /** `sync` deletes the records it created when their Ingress goes; TXT ownership keeps it off anyone else's. */
+  policy: "sync" | "upsert-only";
+  registry: "txt";
+  txtOwnerId: string;
+  sources: ("ingress" | "service")[];
+  extraArgs: string[];
+  serviceAccount: ServiceAccountValues;
+  serviceMonitor: ServiceMonitorToggle;
+  resources: Resources;
+}
+
+export interface ExternalSecretsValues {
+  installCRDs: true;
+  replicaCount: number;
+  serviceAccount: ServiceAccountValues & { name: string };
+  serviceMonitor: ServiceMonitorToggle;
+  webhook: { replicaCount: number };
+  resources: Resources;
+}
+
+export interface KedaValues {
+  operator: { replicaCount: number };
+  prometheus: {
+    operator: { enabled: true; serviceMonitor: ServiceMonitorToggle };
+    metricServer: { enabled: true; serviceMonitor: ServiceMonitorToggle };
+  };
+  resources: { operator: Resources; metricServer: Resources };
+}
+
+export interface MetricsServerValues {
+  replicas: number;
+  podDisruptionBudget: { enabled: boolean; minAvailable?: number };
+  resources: Resources;
+}
+
+export interface NvidiaDevicePluginValues {
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  priorityClassName: "system-node-critical";
+  gfd: { enabled: false };
+  failOnInitError: true;
+}
+
+export interface DcgmExporterValues {
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  serviceMonitor: ServiceMonitorToggle;
+  resources: Resources;
+}
+
+export interface ClusterAutoscalerValues {
+  cloudProvider: "aws";
+  awsRegion: string;
+  autoDiscovery: { clusterName: string };
+  image: { tag: string };
+  rbac: {
+    serviceAccount: { create: true; name: string; annotations: { "eks.amazonaws.com/role-arn": pulumi.Input<string> } };
+  };
+  extraArgs: Record<string, string | boolean>;
+  serviceMonitor: ServiceMonitorToggle & { namespace: string; selector: Record<string, string> };
+  resources: Resources;
+}
+
+export interface KubePrometheusStackValues {
+  prometheus: {
+    prometheusSpec: {
+      replicas: number;
+      retention: string;
+      /** true: Prometheus picks up ServiceMonitors/PrometheusRules labelled `release: <this release>` only. */
+      serviceMonitorSelectorNilUsesHelmValues: true;
+      ruleSelectorNilUsesHelmValues: true;
+      storageSpec: {
+        volumeClaimTemplate: {
+          spec: {
+            storageClassName: string;
+            accessModes: ["ReadWriteOnce"];
+            resources: { requests: { storage: `${number}Gi` } };
+          };
+        };
+      };
+      resources: Resources;
+    };
+  };
+  alertmanager: {
+    alertmanagerSpec: {
+      replicas: number;
+      /** The global AlertmanagerConfig (infra/k8s/observability) that routes every alert. */
+      alertmanagerConfiguration: { name: string };
+      resources: Resources;
+    };
+  };
+  grafana: {
+    admin: { existingSecret: string; userKey: string; passwordKey: string };
+    sidecar: {
+      dashboards: {
+        enabled: true;
+        label: string;
+        labelValue: string;
+        searchNamespace: string;
+        folderAnnotation: string;
+        provider: { foldersFromFilesStructure: true };
+      };
+    };
+    resources: Resources;
+  };
+}
+
+export interface AwsForFluentBitValues {
+  cloudWatchLogs: {
+    enabled: true;
+    region: string;
+    logGroupName: pulumi.Input<string>;
+    logStreamPrefix: string;
+    /** The log group is Pulumi's (retention, KMS); the agent never creates one. */
+    autoCreateGroup: false;
+  };
+  cloudWatch: { enabled: false };
+  firehose: { enabled: false };
+  kinesis: { enabled: false };
+  elasticsearch: { enabled: false };
+  serviceAccount: ServiceAccountValues & { create: true; name: string };
+  /** Logs from every node, the tainted GPU nodes included. */
+  tolerations: Toleration[];
+  resources: Resources;
+}
+
+export interface RabbitmqExporterValues {
+  rabbitmq: {
+    url: pulumi.Input<string>;
+    /** Kubernetes Secret (synced from Secrets Manager) with the management API credentials. */
+    existingUserSecret: string;
+    existingUserSecretKey: string;
+    existingPasswordSecret: string;
+    existingPasswordSecretKey: string;
+    capabilities: string;
+    include_queues: string;
+    skip_verify: "false";
+  };
+  prometheus: { monitor: { enabled: true; additionalLabels: Record<string, string> } };
+  resources: Resources;
+}
