@@ -1,8 +1,11 @@
 import type { Guardrail } from "../guardrail.js";
 import { clusterGuardrails } from "./cluster.js";
+import { dataGuardrails } from "./data.js";
 
 /** Lines A1–A16 of GUARDRAILS.md, in order. Each file owns the lines of one part of the platform. */
-export const awsGuardrails: Guardrail[] = [...clusterGuardrails].sort((a, b) => lineNumber(a) - lineNumber(b));
+export const awsGuardrails: Guardrail[] = [...clusterGuardrails, ...dataGuardrails].sort(
+  (a, b) => lineNumber(a) - lineNumber(b),
+);
 
 function lineNumber(guardrail: Guardrail): number {
   return Number(guardrail.id.slice(1));

@@ -1,0 +1,345 @@
+import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
+import { mockIdOf } from "../../../stacks/plan/mocks.js";
+import { asArray, findingsFor, type Guardrail, inputAt, ofType, stackKey } from "../guardrail.js";
+
+/**
+ * The data tiers' lines: A7 (Aurora), A8 (Aurora instances), A9 (ElastiCache), A10 (Amazon MQ) and A13 (security
+ * groups across the whole plan). Resources refer to each other by id; in a plan every id is the mock's
+ * (`mockIdOf(name)`), so a reference is resolved by comparing against that.
+ */
+
+const AURORA = "aws:rds/cluster:Cluster";
+const AURORA_INSTANCE = "aws:rds/clusterInstance:ClusterInstance";
+const PARAMETER_GROUP = "aws:rds/clusterParameterGroup:ClusterParameterGroup";
+const RDS_INSTANCE = "aws:rds/instance:Instance";
+const RDS_PROXY = "aws:rds/proxy:Proxy";
+const RDS_PROXY_ENDPOINT = "aws:rds/proxyEndpoint:ProxyEndpoint";
+const REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup";
+const CACHE_CLUSTER = "aws:elasticache/cluster:Cluster";
+const BROKER = "aws:mq/broker:Broker";
+const KMS_KEY = "aws:kms/key:Key";
+const SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup";
+const SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule";
+const INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+const EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
+const LOAD_BALANCERS = ["aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"];
+const OPEN_CIDRS = new Set(["0.0.0.0/0", "::/0"]);
+/** Provider defaults that say nothing about what a group is for. */
+const DEFAULT_DESCRIPTIONS = new Set(["Managed by Pulumi", "Managed by Terraform"]);
+
+/** Whether a resource's input refers to `target` (by its mock id, or by the name it was given). */
+function refersTo(value: PlanValue | undefined, target: PlanResource, nameInput = "name"): boolean {
+  if (typeof value !== "string") return false;
+  return value === mockIdOf(target.name) || value === target.inputs[nameInput];
+}
+
+/** A customer-managed key: the ARN of one of the plan's own KMS keys (not an AWS-managed `alias/aws/...`). */
+function isCustomerKey(plan: PlanDocument, value: PlanValue | undefined): boolean {
+  if (typeof value !== "string" || !value.startsWith("arn:aws:kms:")) return false;
+  return ofType(plan, KMS_KEY).some((key) => value.endsWith(`:key/${key.name}`) || refersTo(value, key));
+}
+
+function isTrue(value: PlanValue | undefined): boolean {
+  return value === true || value === "true";
+}
+
+export const a7Aurora: Guardrail = {
+  id: "A7",
+  title:
+    "Aurora: CMK storage encryption, deletion protection (prod), IAM auth, backups ≥ 7 days (prod; dev ≥ 1), PostgreSQL log export, managed master password, rds.force_ssl = 1",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A7");
+    const clusters = ofType(plan, AURORA);
+    if (clusters.length === 0) fail(stackKey(plan), "no Aurora cluster in the plan");
+    for (const cluster of clusters) {
+      if (!isTrue(inputAt(cluster, "storageEncrypted"))) fail(cluster, "storage is not encrypted");
+      else if (!isCustomerKey(plan, inputAt(cluster, "kmsKeyId")))
+        fail(cluster, "storage is not encrypted with a customer-managed key");
+      if (environment === "prod" && !isTrue(inputAt(cluster, "deletionProtection")))
+        fail(cluster, "deletion protection is off");
+      if (!isTrue(inputAt(cluster, "iamDatabaseAuthenticationEnabled")))
+        fail(cluster, "IAM database authentication is off");
+      const minimumBackupDays = environment === "prod" ? 7 : 1;
+      const backupDays = Number(inputAt(cluster, "backupRetentionPeriod") ?? 1);
+      if (!(backupDays >= minimumBackupDays))
+        fail(cluster, `backups kept ${backupDays} days, below the ${environment} minimum of ${minimumBackupDays}`);
+      if (!asArray(inputAt(cluster, "enabledCloudwatchLogsExports")).includes("postgresql"))
+        fail(cluster, "PostgreSQL logs are not exported to CloudWatch");
+      if (!isTrue(inputAt(cluster, "manageMasterUserPassword")) || inputAt(cluster, "masterPassword") != null)
+        fail(cluster, "the master password is not managed by Secrets Manager");
+      const groupRef = inputAt(cluster, "dbClusterParameterGroupName");
+      const group = ofType(plan, PARAMETER_GROUP).find((candidate) => refersTo(groupRef, candidate));
+      const forceSsl = asArray(group ? inputAt(group, "parameters") : undefined).some(
+        (parameter) =>
+          typeof parameter === "object" &&
+          parameter !== null &&
+          !Array.isArray(parameter) &&
+          parameter.name === "rds.force_ssl" &&
+          String(parameter.value) === "1",
+      );
+      if (!forceSsl) fail(cluster, "rds.force_ssl is not 1 in its cluster parameter group: clients may skip TLS");
+    }
+    return findings;
+  },
+};
+
+export const a8AuroraInstances: Guardrail = {
+  id: "A8",
+  title:
+    "Aurora instances: not publicly accessible, Performance Insights on (prod, CMK), ≥ 2 instances in ≥ 2 AZs (prod)",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A8");
+    const instances = ofType(plan, AURORA_INSTANCE);
+    for (const instance of instances) {
+      if (inputAt(instance, "publiclyAccessible") !== false) fail(instance, "instance may be publicly accessible");
+      if (environment !== "prod") continue;
+      if (!isTrue(inputAt(instance, "performanceInsightsEnabled"))) fail(instance, "Performance Insights is off");
+      else if (!isCustomerKey(plan, inputAt(instance, "performanceInsightsKmsKeyId")))
+        fail(instance, "Performance Insights is not encrypted with a customer-managed key");
+    }
+    if (environment !== "prod") return findings;
+    for (const cluster of ofType(plan, AURORA)) {
+      const members = instances.filter((instance) =>
+        refersTo(inputAt(instance, "clusterIdentifier"), cluster, "clusterIdentifier"),
+      );
+      const zones = new Set(
+        members.map((member) => inputAt(member, "availabilityZone")).filter((zone) => typeof zone === "string"),
+      );
+      if (members.length < 2) fail(cluster, `${members.length} instance(s): prod needs a writer and a reader`);
+      else if (zones.size < 2) fail(cluster, `instances span ${zones.size} AZ(s): prod needs at least 2`);
+    }
+    return findings;
+  },
+};
+
+export const a9ElastiCache: Guardrail = {
+  id: "A9",
+  title:
+    "ElastiCache: at-rest and in-transit encryption, AUTH token, automatic failover and Multi-AZ with ≥ 2 nodes (prod)",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A9");
+    for (const cluster of ofType(plan, CACHE_CLUSTER)) {
+      if (inputAt(cluster, "replicationGroupId") == null)
+        fail(cluster, "a standalone cache cluster: no encryption, AUTH or failover; use a replication group");
+    }
+    for (const group of ofType(plan, REPLICATION_GROUP)) {
+      if (!isTrue(inputAt(group, "atRestEncryptionEnabled"))) fail(group, "at-rest encryption is off");
+      if (!isTrue(inputAt(group, "transitEncryptionEnabled"))) fail(group, "in-transit encryption (TLS) is off");
+      else if (inputAt(group, "transitEncryptionMode") === "preferred")
+        fail(group, "in-transit encryption is only preferred: plaintext clients are accepted");
+      const token = inputAt(group, "authToken");
+      const hasAuth =
+        (typeof token === "string" && token.length > 0) || asArray(inputAt(group, "userGroupIds")).length > 0;
+      if (!hasAuth) fail(group, "no AUTH token (or RBAC user group): any client in reach can connect");
+      if (environment !== "prod") continue;
+      const replicas = inputAt(group, "replicasPerNodeGroup");
+      const nodes = Number(
+        inputAt(group, "numCacheClusters") ??
+          Number(inputAt(group, "numNodeGroups") ?? 1) * (Number(typeof replicas === "number" ? replicas : 0) + 1),
+      );
+      if (!isTrue(inputAt(group, "automaticFailoverEnabled"))) fail(group, "automatic failover is off");
+      if (!isTrue(inputAt(group, "multiAzEnabled"))) fail(group, "Multi-AZ is off");
+      if (!(nodes >= 2)) fail(group, `${nodes} node(s): prod needs a replica to fail over to`);
+    }
+    return findings;
+  },
+};
+
+/** `3.13`, `3.13.7`, `4.0` → comparable [major, minor]. */
+function versionOf(value: PlanValue | undefined): [number, number] | undefined {
+  const match = typeof value === "string" ? /^(\d+)\.(\d+)/.exec(value) : null;
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+export const a10AmazonMq: Guardrail = {
+  id: "A10",
+  title:
+    "Amazon MQ RabbitMQ: not publicly accessible, general logs on, CLUSTER_MULTI_AZ (prod), engine ≥ 3.13, minor-version auto upgrade",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A10");
+    const brokers = ofType(plan, BROKER).filter(
+      (broker) => String(inputAt(broker, "engineType") ?? "").toLowerCase() === "rabbitmq",
+    );
+    if (brokers.length === 0) fail(stackKey(plan), "no Amazon MQ RabbitMQ broker in the plan");
+    for (const broker of brokers) {
+      if (inputAt(broker, "publiclyAccessible") !== false) fail(broker, "broker may be publicly accessible");
+      if (!isTrue(inputAt(broker, "logs.general"))) fail(broker, "general logs are off");
+      if (environment === "prod" && inputAt(broker, "deploymentMode") !== "CLUSTER_MULTI_AZ")
+        fail(broker, `deployment mode ${String(inputAt(broker, "deploymentMode"))}: prod needs CLUSTER_MULTI_AZ`);
+      const version = versionOf(inputAt(broker, "engineVersion"));
+      if (!version || version[0] < 3 || (version[0] === 3 && version[1] < 13))
+        fail(broker, `RabbitMQ ${String(inputAt(broker, "engineVersion"))} is older than 3.13`);
+      if (!isTrue(inputAt(broker, "autoMinorVersionUpgrade"))) fail(broker, "minor-version auto upgrade is off");
+    }
+    return findings;
+  },
+};
+
+/** One ingress or egress permission, wherever it is declared (inline on the group or as its own resource). */
+interface Rule {
+  resource: PlanResource;
+  /** How the finding names the rule: the resource, plus the inline entry's position when inline. */
+  label: string;
+  groupId: PlanValue | undefined;
+  direction: "ingress" | "egress";
+  description: PlanValue | undefined;
+  cidrs: string[];
+  groups: string[];
+  prefixLists: string[];
+  self: boolean;
+  protocol: string;
+  fromPort: number | undefined;
+  toPort: number | undefined;
+}
+
+function strings(...values: (PlanValue | undefined)[]): string[] {
+  return values.flatMap((value) =>
+    Array.isArray(value) ? value.filter((v) => typeof v === "string") : typeof value === "string" ? [value] : [],
+  );
+}
+
+function numberOrUndefined(value: PlanValue | undefined): number | undefined {
+  return typeof value === "number" ? value : undefined;
+}
+
+function rulesOf(plan: PlanDocument): Rule[] {
+  const rules: Rule[] = [];
+  for (const group of ofType(plan, SECURITY_GROUP)) {
+    for (const direction of ["ingress", "egress"] as const) {
+      for (const [index, entry] of asArray(inputAt(group, direction)).entries()) {
+        if (typeof entry !== "object" || entry === null || Array.isArray(entry)) continue;
+        rules.push({
+          resource: group,
+          label: `${direction}[${index}]`,
+          groupId: mockIdOf(group.name),
+          direction,
+          description: entry.description,
+          cidrs: strings(entry.cidrBlocks, entry.ipv6CidrBlocks),
+          groups: strings(entry.securityGroups),
+          prefixLists: strings(entry.prefixListIds),
+          self: isTrue(entry.self),
+          protocol: String(entry.protocol ?? ""),
+          fromPort: numberOrUndefined(entry.fromPort),
+          toPort: numberOrUndefined(entry.toPort),
+        });
+      }
+    }
+  }
+  for (const rule of ofType(plan, SECURITY_GROUP_RULE)) {
+    rules.push({
+      resource: rule,
+      label: "rule",
+      groupId: inputAt(rule, "securityGroupId"),
+      direction: inputAt(rule, "type") === "egress" ? "egress" : "ingress",
+      description: inputAt(rule, "description"),
+      cidrs: strings(inputAt(rule, "cidrBlocks"), inputAt(rule, "ipv6CidrBlocks")),
+      groups: strings(inputAt(rule, "sourceSecurityGroupId")),
+      prefixLists: strings(inputAt(rule, "prefixListIds")),
+      self: isTrue(inputAt(rule, "self")),
+      protocol: String(inputAt(rule, "protocol") ?? ""),
+      fromPort: numberOrUndefined(inputAt(rule, "fromPort")),
+      toPort: numberOrUndefined(inputAt(rule, "toPort")),
+    });
+  }
+  for (const [type, direction] of [
+    [INGRESS_RULE, "ingress"],
+    [EGRESS_RULE, "egress"],
+  ] as const) {
+    for (const rule of ofType(plan, type)) {
+      rules.push({
+        resource: rule,
+        label: "rule",
+        groupId: inputAt(rule, "securityGroupId"),
+        direction,
+        description: inputAt(rule, "description"),
+        cidrs: strings(inputAt(rule, "cidrIpv4"), inputAt(rule, "cidrIpv6")),
+        groups: strings(inputAt(rule, "referencedSecurityGroupId")),
+        prefixLists: strings(inputAt(rule, "prefixListId")),
+        self: false,
+        protocol: String(inputAt(rule, "ipProtocol") ?? ""),
+        fromPort: numberOrUndefined(inputAt(rule, "fromPort")),
+        toPort: numberOrUndefined(inputAt(rule, "toPort")),
+      });
+    }
+  }
+  return rules;
+}
+
+/** Security group ids attached to the given resource types' `inputName` lists. */
+function groupIdsUsedBy(plan: PlanDocument, uses: [type: string, inputName: string][]): Set<string> {
+  return new Set(uses.flatMap(([type, input]) => ofType(plan, type).flatMap((r) => strings(inputAt(r, input)))));
+}
+
+/** Open to the world only on web ports (a TLS listener and its HTTP redirect), TCP. */
+function onlyWebPorts(rule: Rule): boolean {
+  const protocol = rule.protocol.toLowerCase();
+  if (protocol !== "tcp" && protocol !== "6") return false;
+  return (rule.fromPort === 443 && rule.toPort === 443) || (rule.fromPort === 80 && rule.toPort === 80);
+}
+
+export const a13SecurityGroups: Guardrail = {
+  id: "A13",
+  title:
+    "Security groups: every rule described; no 0.0.0.0/0 ingress except the public load balancer on 443/80; data tiers accept only the cluster's security groups",
+  check({ plan }) {
+    const { findings, fail } = findingsFor("A13");
+    const rules = rulesOf(plan);
+    for (const group of ofType(plan, SECURITY_GROUP)) {
+      const description = inputAt(group, "description");
+      if (typeof description !== "string" || description.trim() === "" || DEFAULT_DESCRIPTIONS.has(description))
+        fail(group, "security group has no description of its purpose");
+    }
+    for (const rule of rules) {
+      if (typeof rule.description !== "string" || rule.description.trim() === "")
+        fail(rule.resource, `${rule.label}: rule has no description`);
+    }
+
+    const publicLoadBalancerGroups = new Set(
+      LOAD_BALANCERS.flatMap((type) => ofType(plan, type))
+        .filter((balancer) => inputAt(balancer, "internal") !== true)
+        .flatMap((balancer) => strings(inputAt(balancer, "securityGroups"))),
+    );
+    for (const rule of rules) {
+      if (rule.direction !== "ingress" || !rule.cidrs.some((cidr) => OPEN_CIDRS.has(cidr))) continue;
+      const groupId = typeof rule.groupId === "string" ? rule.groupId : "";
+      if (!publicLoadBalancerGroups.has(groupId)) fail(rule.resource, `${rule.label}: ingress open to the internet`);
+      else if (!onlyWebPorts(rule))
+        fail(rule.resource, `${rule.label}: the public load balancer is open beyond TCP 443 and 80`);
+    }
+
+    const dataTierGroups = groupIdsUsedBy(plan, [
+      [AURORA, "vpcSecurityGroupIds"],
+      [RDS_INSTANCE, "vpcSecurityGroupIds"],
+      [RDS_PROXY, "vpcSecurityGroupIds"],
+      [RDS_PROXY_ENDPOINT, "vpcSecurityGroupIds"],
+      [REPLICATION_GROUP, "securityGroupIds"],
+      [CACHE_CLUSTER, "securityGroupIds"],
+      [BROKER, "securityGroups"],
+    ]);
+    // The cluster's security group is an EKS output: the plan names it among the stack outputs.
+    const clusterGroup = plan.outputs.clusterSecurityGroupId;
+    if (dataTierGroups.size > 0 && typeof clusterGroup !== "string") {
+      fail(stackKey(plan), "no clusterSecurityGroupId stack output: cannot tell which group data tiers may admit");
+      return findings;
+    }
+    // An RDS Proxy is the database's own front door: the database may admit it as well as the cluster.
+    const allowed = new Set([String(clusterGroup), ...groupIdsUsedBy(plan, [[RDS_PROXY, "vpcSecurityGroupIds"]])]);
+    for (const rule of rules) {
+      if (rule.direction !== "ingress" || typeof rule.groupId !== "string" || !dataTierGroups.has(rule.groupId))
+        continue;
+      if (rule.cidrs.length > 0 || rule.prefixLists.length > 0)
+        fail(
+          rule.resource,
+          `${rule.label}: data tier admits addresses (${[...rule.cidrs, ...rule.prefixLists].join(", ")}), not the cluster's security group`,
+        );
+      if (rule.self) fail(rule.resource, `${rule.label}: data tier admits itself`);
+      for (const source of rule.groups) {
+        if (!allowed.has(source))
+          fail(rule.resource, `${rule.label}: data tier admits ${source}, not the cluster's security group`);
+      }
+    }
+    return findings;
+  },
+};
+
+export const dataGuardrails: Guardrail[] = [a7Aurora, a8AuroraInstances, a9ElastiCache, a10AmazonMq, a13SecurityGroups];
