@@ -136,6 +136,27 @@ export const ProjectConfigSchema = Type.Object(
       },
       strict,
     ),
+    services: Type.Object(
+      {
+        /** What every image is deployed at: the tag CI built (the commit) or a digest; never `latest` (K4). */
+        imageTag: Type.String({
+          pattern: "^(sha256:[a-f0-9]{64}|(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$",
+          description: "an image tag other than latest, or sha256:<digest>",
+        }),
+        /** The detection model in the models bucket, and the sha256 the worker checks before it starts. */
+        detectorModel: Type.Object(
+          {
+            key: Type.String({
+              pattern: "^models/[A-Za-z0-9._/-]+\\.onnx$",
+              description: "a key such as models/x.onnx",
+            }),
+            sha256: Type.String({ pattern: "^[a-f0-9]{64}$", description: "a sha256 in hex" }),
+          },
+          strict,
+        ),
+      },
+      strict,
+    ),
     addons: Type.Object(
       {
         /** The ACME account's contact: Let's Encrypt writes here about certificates that are not renewing. */
