@@ -1,0 +1,136 @@
+import * as certManager from "@kubernetes-models/cert-manager";
+import * as externalSecrets from "@kubernetes-models/external-secrets";
+import * as keda from "@kubernetes-models/keda";
+import * as prometheusOperator from "@kubernetes-models/prometheus-operator";
+import * as builtIn from "kubernetes-models";
+import type { PlanResource } from "../../../stacks/plan/document.js";
+import { findingsFor, type Guardrail, inputAt, ofType, stackKey } from "../guardrail.js";
+import { kubernetesObjects } from "./objects.js";
+
+/**
+ * K12: every Kubernetes object of the plan validated against the API schema of the cluster's version, with the
+ * OpenAPI-generated validators of `kubernetes-models` (built-in kinds; 4.5.x is generated from Kubernetes 1.33) and
+ * the @kubernetes-models CRD packages (ServiceMonitor, ScaledObject, ExternalSecret, ClusterIssuer...).
+ *
+ * Limits, said plainly: the validators check types, required fields, enums, patterns and formats, but not unknown
+ * fields (the generated schemas allow additional properties) — the TypeScript types of @pulumi/kubernetes catch those
+ * at compile time for built-in kinds. The external-secrets package (0.5.x, the last for Node 20) knows v1beta1 only;
+ * `external-secrets.io/v1` objects are validated against it (v1 promoted the v1beta1 schema unchanged).
+ */
+
+/** The Kubernetes version the installed `kubernetes-models` schemas were generated from. */
+export const SCHEMA_KUBERNETES_VERSION = "1.33";
+
+/** Built-in group versions Kubernetes 1.33 serves; kubernetes-models also carries removed ones (extensions/v1beta1). */
+const SERVED_BUILT_IN = new Set([
+  "v1",
+  "admissionregistration.k8s.io/v1",
+  "apiextensions.k8s.io/v1",
+  "apiregistration.k8s.io/v1",
+  "apps/v1",
+  "authentication.k8s.io/v1",
+  "authorization.k8s.io/v1",
+  "autoscaling/v1",
+  "autoscaling/v2",
+  "batch/v1",
+  "certificates.k8s.io/v1",
+  "coordination.k8s.io/v1",
+  "discovery.k8s.io/v1",
+  "events.k8s.io/v1",
+  "flowcontrol.apiserver.k8s.io/v1",
+  "networking.k8s.io/v1",
+  "node.k8s.io/v1",
+  "policy/v1",
+  "rbac.authorization.k8s.io/v1",
+  "scheduling.k8s.io/v1",
+  "storage.k8s.io/v1",
+]);
+
+/** Served versions whose schema the installed packages know under another version name. */
+const SCHEMA_ALIASES: Record<string, string> = {
+  "external-secrets.io/v1": "external-secrets.io/v1beta1",
+};
+
+interface Validatable {
+  validate(): void;
+}
+type ModelClass = (new (data: unknown) => Validatable) & { apiVersion: string; kind: string };
+
+const models = new Map<string, ModelClass>();
+const builtInGroups = new Set<string>();
+function collect(module: unknown, depth: number, isBuiltIn: boolean): void {
+  if (!module || depth > 4) return;
+  for (const value of Object.values(module as Record<string, unknown>)) {
+    if (typeof value === "function") {
+      const model = value as Partial<ModelClass>;
+      if (typeof model.apiVersion === "string" && typeof model.kind === "string") {
+        models.set(`${model.apiVersion}|${model.kind}`, value as ModelClass);
+        if (isBuiltIn) builtInGroups.add(groupOf(model.apiVersion));
+      }
+    } else if (typeof value === "object") {
+      collect(value, depth + 1, isBuiltIn);
+    }
+  }
+}
+collect(builtIn, 0, true);
+for (const crds of [prometheusOperator, keda, externalSecrets, certManager]) collect(crds, 0, false);
+
+function groupOf(apiVersion: string): string {
+  return apiVersion.includes("/") ? (apiVersion.split("/")[0] ?? "") : "";
+}
+
+/** Values the plan hides ("[secret]") or cannot know yet ("[unknown]") are left out: their type is not checkable. */
+function withoutPlaceholders(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((item) => !isPlaceholder(item)).map(withoutPlaceholders);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, item]) => !isPlaceholder(item))
+      .map(([key, item]) => [key, withoutPlaceholders(item)]),
+  );
+}
+const isPlaceholder = (value: unknown): boolean => value === "[secret]" || value === "[unknown]";
+
+/** Why an object is not valid for the cluster's API, or undefined when it is. */
+export function schemaProblem(object: Record<string, unknown>): string | undefined {
+  const apiVersion = String(object.apiVersion);
+  const kind = String(object.kind);
+  if (builtInGroups.has(groupOf(apiVersion)) && !SERVED_BUILT_IN.has(apiVersion)) {
+    return `${apiVersion} is not served by Kubernetes ${SCHEMA_KUBERNETES_VERSION}`;
+  }
+  const model = models.get(`${SCHEMA_ALIASES[apiVersion] ?? apiVersion}|${kind}`);
+  if (!model) return `no schema for ${apiVersion} ${kind}`;
+  try {
+    // The model's constructor sets apiVersion/kind to its own (the alias's); the rest is validated as given.
+    new model({ ...(withoutPlaceholders(object) as Record<string, unknown>), apiVersion: model.apiVersion }).validate();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/^data\//, "").replace(/\s+/g, " ");
+  }
+}
+
+export const k12Schema: Guardrail = {
+  id: "K12",
+  title: "Every Kubernetes object validates against the Kubernetes API schema of the cluster's version",
+  check({ plan }) {
+    const { findings, fail } = findingsFor("K12");
+    for (const cluster of ofType(plan, "eks:index:Cluster")) {
+      const version = inputAt(cluster, "version");
+      if (version !== SCHEMA_KUBERNETES_VERSION) {
+        fail(
+          cluster,
+          `Kubernetes ${String(version)} has no schema here (kubernetes-models is ${SCHEMA_KUBERNETES_VERSION})`,
+        );
+      }
+    }
+    const objects: PlanResource[] = kubernetesObjects(plan);
+    if (objects.length === 0 && ofType(plan, "eks:index:Cluster").length > 0) {
+      fail(stackKey(plan), "no Kubernetes objects in the plan");
+    }
+    for (const object of objects) {
+      const problem = schemaProblem(object.inputs);
+      if (problem) fail(object, problem);
+    }
+    return findings;
+  },
+};
