@@ -6,6 +6,8 @@ import { Cluster } from "../infra/aws/cluster.js";
 import { Database } from "../infra/aws/database.js";
 import { Keys } from "../infra/aws/keys.js";
 import { Network } from "../infra/aws/network.js";
+import { Registry } from "../infra/aws/registry.js";
+import { Storage } from "../infra/aws/storage.js";
 import { Addons } from "../infra/k8s/addons/index.js";
 import { Observability, type ReceiverSettings } from "../infra/k8s/observability/index.js";
 import type { StackConfig } from "./config.js";
@@ -80,6 +82,21 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     deploymentMode: config.broker.deploymentMode,
   });
 
+  // Buckets and the media CDN: private, SSE-KMS with the storage key; logging and WAF switched on by stack config.
+  const storage = new Storage("storage", {
+    keys,
+    zoneName: config.domain.zoneName,
+    mediaHost: config.domain.mediaHost,
+    noncurrentVersionDays: config.storage.noncurrentVersionDays,
+    reportsExpireDays: config.storage.reportsExpireDays,
+    accessLogging: config.storage.accessLogging,
+    waf: config.storage.waf,
+  });
+  const registry = new Registry("registry", {
+    apps: ["gateway", "auth", "files", "detector", "reports"],
+    keepImages: config.registry.keepImages,
+  });
+
   // Everything on the cluster goes through this provider; server-side apply lets add-ons and Pulumi share fields.
   const kubernetes = new k8s.Provider("kubernetes", {
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
@@ -126,6 +143,12 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     cacheEndpoint: cache.connection.host,
     brokerUrl: broker.connection.url,
     brokerManagementUrl: broker.connection.managementUrl,
+    uploadsBucket: storage.buckets.uploads.name,
+    reportsBucket: storage.buckets.reports.name,
+    modelsBucket: storage.buckets.models.name,
+    mediaDomain: storage.mediaDomain,
+    mediaKeyPairId: storage.signing.keyPairId,
+    repositoryUrls: registry.repositoryUrls,
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
   };
 }

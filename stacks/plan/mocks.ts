@@ -81,7 +81,29 @@ const outputsByType: Record<string, StateBuilder> = {
       arn: `arn:aws:s3:::${bucket}`,
     };
   },
-  "aws:cloudfront/distribution:Distribution": (name) => ({ domainName: `${name}.cloudfront.net` }),
+  "aws:cloudfront/distribution:Distribution": (name) => ({
+    domainName: `${name}.cloudfront.net`,
+    hostedZoneId: "Z2FDTNDATAQYW2",
+    arn: arnFor("cloudfront", "", `distribution/${name.toUpperCase()}`),
+  }),
+  "aws:acm/certificate:Certificate": (name, inputs) => ({
+    domainValidationOptions: [
+      {
+        domainName: inputs.domainName,
+        resourceRecordName: `_${name}.${String(inputs.domainName)}.`,
+        resourceRecordType: "CNAME",
+        resourceRecordValue: `_${name}.mock.acm-validations.aws.`,
+      },
+    ],
+  }),
+  "aws:acm/certificateValidation:CertificateValidation": (_name, inputs) => ({
+    certificateArn: inputs.certificateArn,
+  }),
+  "aws:route53/record:Record": (_name, inputs) => ({ fqdn: String(inputs.name).replace(/\.$/, "") }),
+  "tls:index/privateKey:PrivateKey": (name) => ({
+    publicKeyPem: `-----BEGIN PUBLIC KEY-----\nmock-${name}\n-----END PUBLIC KEY-----\n`,
+    privateKeyPem: `-----BEGIN RSA PRIVATE KEY-----\nmock-${name}\n-----END RSA PRIVATE KEY-----\n`,
+  }),
   "aws:iam/role:Role": (name) => ({ arn: arnFor("iam", "", `role/${name}`), name }),
   "aws:iam/policy:Policy": (name) => ({ arn: arnFor("iam", "", `policy/${name}`), name }),
   "aws:kms/key:Key": (name, _inputs, region) => ({ arn: arnFor("kms", region, `key/${name}`), keyId: name }),
@@ -107,6 +129,12 @@ const callResults: Record<string, (inputs: Record<string, unknown>, region: stri
     names: ["a", "b", "c"].map((zone) => `${region}${zone}`),
     zoneIds: ["1", "2", "3"].map((zone) => `${region}-az${zone}`),
   }),
+  "aws:route53/getZone:getZone": (inputs) => {
+    const slug = String(inputs.name)
+      .toUpperCase()
+      .replace(/[^A-Z0-9]/g, "");
+    return { id: `Z${slug}`, zoneId: `Z${slug}`, name: inputs.name, privateZone: false };
+  },
   "aws:ssm/getParameter:getParameter": (inputs) => ({ value: `ami-mock-${String(inputs.name).split("/").at(-2)}` }),
 };
 

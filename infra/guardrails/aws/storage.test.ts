@@ -1,0 +1,254 @@
+import { describe, expect, it } from "vitest";
+import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
+import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
+import { allGuardrails, evaluate } from "../index.js";
+
+const failing = (plan: PlanDocument): string[] =>
+  evaluate(plan, allGuardrails)
+    .filter((result) => !result.passed)
+    .map((result) => result.id);
+const findings = (plan: PlanDocument, id: string) =>
+  evaluate(plan, allGuardrails).find((result) => result.id === id)?.findings ?? [];
+
+const s3 = (plan: PlanDocument, kind: string, name: string): PlanResource =>
+  resourceOf(plan, `aws:s3/${kind[0]?.toLowerCase()}${kind.slice(1)}:${kind}`, name);
+const distribution = (plan: PlanDocument) =>
+  resourceOf(plan, "aws:cloudfront/distribution:Distribution", "storage-media");
+const nested = (resource: PlanResource, key: string) => resource.inputs[key] as Record<string, unknown>;
+const editPolicy = (resource: PlanResource, key: string, edit: (policy: { Statement: unknown[] }) => void) => {
+  const policy = JSON.parse(String(resource.inputs[key]));
+  edit(policy);
+  resource.inputs[key] = JSON.stringify(policy);
+};
+const remove = (plan: PlanDocument, resource: PlanResource) => {
+  plan.resources = plan.resources.filter((candidate) => candidate !== resource);
+};
+
+describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16", () => {
+  it("pass on the prod and dev plans", async () => {
+    expect(failing(await planOf("prod"))).toEqual([]);
+    expect(failing(await planOf("dev"))).toEqual([]);
+  });
+
+  const breakages: [string, string, (plan: PlanDocument) => void, string?][] = [
+    [
+      "A11",
+      "one public-access-block flag off",
+      (plan) => {
+        s3(plan, "BucketPublicAccessBlock", "storage-uploads").inputs.restrictPublicBuckets = false;
+      },
+      "public access block flags off: restrictPublicBuckets",
+    ],
+    [
+      "A11",
+      "versioning suspended",
+      (plan) => {
+        s3(plan, "BucketVersioning", "storage-models").inputs.versioningConfiguration = { status: "Suspended" };
+      },
+      "versioning is not enabled",
+    ],
+    [
+      "A11",
+      "SSE-S3 on a data bucket",
+      (plan) => {
+        s3(plan, "BucketServerSideEncryptionConfiguration", "storage-reports").inputs.rules = [
+          { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } },
+        ];
+      },
+      "default encryption is not SSE-KMS with a customer-managed key",
+    ],
+    [
+      "A11",
+      "a bucket policy without the TLS-only deny",
+      (plan) => {
+        editPolicy(s3(plan, "BucketPolicy", "storage-uploads"), "policy", (policy) => {
+          policy.Statement = policy.Statement.slice(1);
+        });
+      },
+      "no bucket policy statement denies non-TLS requests",
+    ],
+    [
+      "A11",
+      "a bucket without access logging",
+      (plan) => remove(plan, s3(plan, "BucketLogging", "storage-uploads")),
+      "server access logging is off",
+    ],
+    [
+      "A11",
+      "a bucket policy allowing principal *",
+      (plan) => {
+        editPolicy(s3(plan, "BucketPolicy", "storage-reports"), "policy", (policy) => {
+          policy.Statement.push({ Sid: "Public", Effect: "Allow", Principal: { AWS: "*" }, Action: "s3:GetObject" });
+        });
+      },
+      "bucket policy allows principal * (Public)",
+    ],
+    [
+      "A12",
+      "viewers allowed on HTTP",
+      (plan) => {
+        nested(distribution(plan), "defaultCacheBehavior").viewerProtocolPolicy = "allow-all";
+      },
+      "viewer protocol policy allow-all lets viewers use HTTP",
+    ],
+    [
+      "A12",
+      "TLS 1.0 allowed",
+      (plan) => {
+        nested(distribution(plan), "viewerCertificate").minimumProtocolVersion = "TLSv1_2016";
+      },
+      "minimum protocol TLSv1_2016 is older than TLSv1.2_2021",
+    ],
+    [
+      "A12",
+      "the default CloudFront certificate in prod",
+      (plan) => {
+        distribution(plan).inputs.viewerCertificate = { cloudfrontDefaultCertificate: true };
+      },
+      "no custom ACM certificate",
+    ],
+    [
+      "A12",
+      "an S3 origin without origin access control",
+      (plan) => {
+        const origins = distribution(plan).inputs.origins as Record<string, unknown>[];
+        delete origins[0]?.originAccessControlId;
+      },
+      "S3 origin ndt-prod-reports-123456789012.s3.eu-west-1.amazonaws.com has no origin access control",
+    ],
+    [
+      "A12",
+      "an origin access control that does not sign",
+      (plan) => {
+        resourceOf(
+          plan,
+          "aws:cloudfront/originAccessControl:OriginAccessControl",
+          "storage-media",
+        ).inputs.signingBehavior = "never";
+      },
+      "origin access control does not sign every request with SigV4",
+    ],
+    [
+      "A12",
+      "no WAF in prod",
+      (plan) => {
+        delete distribution(plan).inputs.webAclId;
+      },
+      "no WAFv2 web ACL",
+    ],
+    [
+      "A12",
+      "no CloudFront logging in prod",
+      (plan) => {
+        delete distribution(plan).inputs.loggingConfig;
+      },
+      "standard logging is off",
+    ],
+    [
+      "A14",
+      "an inline policy allowing * on *",
+      (plan) => {
+        resourceOf(plan, "aws:iam/role:Role", "cluster-irsa-ebs-csi").inputs.inlinePolicies = [
+          {
+            name: "admin",
+            policy: JSON.stringify({ Statement: [{ Sid: "All", Effect: "Allow", Action: "*", Resource: "*" }] }),
+          },
+        ];
+      },
+      "statement All allows * actions on * resources",
+    ],
+    [
+      "A14",
+      "an IRSA trust policy open to every service account",
+      (plan) => {
+        editPolicy(resourceOf(plan, "aws:iam/role:Role", "cluster-irsa-ebs-csi"), "assumeRolePolicy", (policy) => {
+          const statement = policy.Statement[0] as { Condition: Record<string, Record<string, string>> };
+          const [subject] = Object.keys(statement.Condition.StringEquals ?? {}).filter((key) => key.endsWith(":sub"));
+          delete statement.Condition.StringEquals?.[subject ?? ""];
+          statement.Condition.StringLike = { [subject ?? ""]: "system:serviceaccount:*" };
+        });
+      },
+      "IRSA trust policy is not scoped to one service account (StringEquals <issuer>:sub)",
+    ],
+    [
+      "A15",
+      "a KMS key without rotation",
+      (plan) => {
+        resourceOf(plan, "aws:kms/key:Key", "keys-storage").inputs.enableKeyRotation = false;
+      },
+      "key rotation is off",
+    ],
+    [
+      "A15",
+      "a secret value in plain inputs",
+      (plan) => {
+        resourceOf(
+          plan,
+          "aws:secretsmanager/secretVersion:SecretVersion",
+          "storage-media-signing-key",
+        ).inputs.secretString = '{"privateKeyPem":"-----BEGIN RSA PRIVATE KEY-----"}';
+      },
+      "secretString is a plain value, not a secret",
+    ],
+    [
+      "A16",
+      "a repository not scanned on push",
+      (plan) => {
+        resourceOf(plan, "aws:ecr/repository:Repository", "registry-files").inputs.imageScanningConfiguration = {
+          scanOnPush: false,
+        };
+      },
+      "images are not scanned on push",
+    ],
+    [
+      "A16",
+      "mutable tags",
+      (plan) => {
+        resourceOf(plan, "aws:ecr/repository:Repository", "registry-gateway").inputs.imageTagMutability = "MUTABLE";
+      },
+      "image tags are mutable",
+    ],
+    [
+      "A16",
+      "a repository without a lifecycle policy",
+      (plan) => remove(plan, resourceOf(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy", "registry-auth")),
+      "no lifecycle policy",
+    ],
+  ];
+  for (const [id, what, breakIt, reason] of breakages) {
+    it(`${id} alone fails on ${what}`, async () => {
+      const plan = await planOf("prod");
+      breakIt(plan);
+      expect(failing(plan)).toEqual([id]);
+      if (reason) expect(findings(plan, id).map((finding) => finding.reason)).toEqual([reason]);
+    });
+  }
+
+  it("A11 names the bucket and the reason", async () => {
+    const plan = await planOf("prod");
+    s3(plan, "BucketVersioning", "storage-models").inputs.versioningConfiguration = { status: "Suspended" };
+    expect(findings(plan, "A11")).toEqual([
+      { guardrail: "A11", resource: "aws:s3/bucket:Bucket::storage-models", reason: "versioning is not enabled" },
+    ]);
+  });
+
+  it("A11 and A12 let dev go without access logs, WAF and a custom certificate, but not without HTTPS", async () => {
+    const plan = await planOf("dev");
+    distribution(plan).inputs.viewerCertificate = { cloudfrontDefaultCertificate: true };
+    expect(failing(plan)).toEqual([]);
+    nested(distribution(plan), "defaultCacheBehavior").viewerProtocolPolicy = "allow-all";
+    expect(failing(plan)).toEqual(["A12"]);
+  });
+
+  it("A11 requires the log bucket to accept S3 server access logs (SSE-S3) rather than SSE-KMS", async () => {
+    const plan = await planOf("prod");
+    s3(plan, "BucketServerSideEncryptionConfiguration", "storage-logs").inputs.rules = [];
+    expect(findings(plan, "A11")).toEqual([
+      {
+        guardrail: "A11",
+        resource: "aws:s3/bucket:Bucket::storage-logs",
+        reason: "log bucket has no default encryption",
+      },
+    ]);
+  });
+});

@@ -1,0 +1,296 @@
+import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
+import {
+  asArray,
+  asList,
+  at,
+  findingsFor,
+  type Guardrail,
+  inputAt,
+  ofType,
+  type PolicyStatement,
+  parsePolicy,
+  stackKey,
+  statementsOf,
+} from "../guardrail.js";
+
+const BUCKET = "aws:s3/bucket:Bucket";
+const PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock";
+const VERSIONING = "aws:s3/bucketVersioning:BucketVersioning";
+const ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration";
+const BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy";
+const LOGGING = "aws:s3/bucketLogging:BucketLogging";
+const DISTRIBUTION = "aws:cloudfront/distribution:Distribution";
+const ORIGIN_ACCESS_CONTROL = "aws:cloudfront/originAccessControl:OriginAccessControl";
+const ROLE = "aws:iam/role:Role";
+const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+const POLICY = "aws:iam/policy:Policy";
+const KMS_KEY = "aws:kms/key:Key";
+const REPOSITORY = "aws:ecr/repository:Repository";
+const LIFECYCLE_POLICY = "aws:ecr/lifecyclePolicy:LifecyclePolicy";
+
+const PUBLIC_ACCESS_FLAGS = ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"];
+/** CloudFront security policies at or above TLSv1.2_2021 (CKV_AWS_174). */
+export const MODERN_TLS_POLICIES = ["TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"];
+
+/**
+ * The bucket a companion resource (`bucket` input) configures. Companions name their bucket by its name, which is
+ * its id in AWS; under the plan's mocks an id reads `<logical name>-id`, so both spellings are accepted.
+ */
+function companionsOf(plan: PlanDocument, type: string, bucket: PlanResource): PlanResource[] {
+  const names = new Set([inputAt(bucket, "bucket"), `${bucket.name}-id`].filter((name) => typeof name === "string"));
+  return ofType(plan, type).filter((companion) => names.has(inputAt(companion, "bucket") as string));
+}
+
+function bucketNameOf(bucket: PlanResource): string {
+  const name = inputAt(bucket, "bucket");
+  return typeof name === "string" ? name : `${bucket.name}-id`;
+}
+
+/**
+ * Buckets that receive access logs (S3 server access logs or CloudFront standard logs). S3 delivers server access
+ * logs only to SSE-S3 buckets, and a log bucket logging to itself would loop, so these two A11 points differ for them.
+ */
+function logTargetNames(plan: PlanDocument): Set<string> {
+  const targets = new Set<string>();
+  for (const logging of ofType(plan, LOGGING)) {
+    const target = inputAt(logging, "targetBucket");
+    if (typeof target === "string") targets.add(target);
+  }
+  for (const distribution of ofType(plan, DISTRIBUTION)) {
+    const domain = inputAt(distribution, "loggingConfig.bucket");
+    if (typeof domain === "string") targets.add(domain.replace(/\.s3(\.[a-z0-9-]+)?\.amazonaws\.com$/, ""));
+  }
+  return targets;
+}
+
+/** `"*"` or `{"AWS": "*"}`: anyone, signed or not. */
+function isAnyone(principal: unknown): boolean {
+  if (principal === "*") return true;
+  if (principal && typeof principal === "object" && !Array.isArray(principal)) {
+    return asList((principal as Record<string, string | string[]>).AWS).includes("*");
+  }
+  return false;
+}
+
+function deniesInsecureTransport(statement: PolicyStatement): boolean {
+  const actions = asList(statement.Action);
+  return (
+    statement.Effect === "Deny" &&
+    isAnyone(statement.Principal) &&
+    (actions.includes("s3:*") || actions.includes("*")) &&
+    String(statement.Condition?.Bool?.["aws:SecureTransport"]) === "false"
+  );
+}
+
+export const a11Buckets: Guardrail = {
+  id: "A11",
+  title:
+    "S3: all four public-access blocks, versioning, SSE-KMS, TLS-only bucket policy, access logging (prod), no * principal",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A11");
+    const logTargets = logTargetNames(plan);
+    for (const bucket of ofType(plan, BUCKET)) {
+      const isLogTarget = logTargets.has(bucketNameOf(bucket));
+
+      const blocks = companionsOf(plan, PUBLIC_ACCESS_BLOCK, bucket);
+      if (blocks.length === 0) fail(bucket, "no public access block");
+      for (const block of blocks) {
+        const off = PUBLIC_ACCESS_FLAGS.filter((flag) => inputAt(block, flag) !== true);
+        if (off.length > 0) fail(bucket, `public access block flags off: ${off.join(", ")}`);
+      }
+
+      const versioned = companionsOf(plan, VERSIONING, bucket).some(
+        (versioning) => inputAt(versioning, "versioningConfiguration.status") === "Enabled",
+      );
+      if (!versioned) fail(bucket, "versioning is not enabled");
+
+      const rules = companionsOf(plan, ENCRYPTION, bucket).flatMap((sse) => asArray(inputAt(sse, "rules")));
+      const algorithms = rules.map((rule) => at(rule, "applyServerSideEncryptionByDefault.sseAlgorithm"));
+      const keyed = rules.some(
+        (rule) =>
+          String(at(rule, "applyServerSideEncryptionByDefault.sseAlgorithm")).startsWith("aws:kms") &&
+          typeof at(rule, "applyServerSideEncryptionByDefault.kmsMasterKeyId") === "string",
+      );
+      if (isLogTarget) {
+        if (!algorithms.includes("AES256") && !keyed) fail(bucket, "log bucket has no default encryption");
+      } else if (!keyed) {
+        fail(bucket, "default encryption is not SSE-KMS with a customer-managed key");
+      }
+
+      const statements = companionsOf(plan, BUCKET_POLICY, bucket).flatMap((policy) =>
+        statementsOf(parsePolicy(inputAt(policy, "policy"))),
+      );
+      if (!statements.some(deniesInsecureTransport)) fail(bucket, "no bucket policy statement denies non-TLS requests");
+      for (const statement of statements) {
+        if (statement.Effect === "Allow" && isAnyone(statement.Principal))
+          fail(bucket, `bucket policy allows principal * (${statement.Sid ?? "unnamed statement"})`);
+      }
+
+      if (environment === "prod" && !isLogTarget && companionsOf(plan, LOGGING, bucket).length === 0)
+        fail(bucket, "server access logging is off");
+    }
+    return findings;
+  },
+};
+
+export const a12Cdn: Guardrail = {
+  id: "A12",
+  title:
+    "CloudFront: HTTPS only, TLS ≥ 1.2_2021 with a custom certificate (prod), OAC on S3 origins, WAFv2 and logging (prod)",
+  check({ plan, environment }) {
+    const { findings, fail } = findingsFor("A12");
+    const prod = environment === "prod";
+    for (const distribution of ofType(plan, DISTRIBUTION)) {
+      const behaviors = [
+        inputAt(distribution, "defaultCacheBehavior"),
+        ...asArray(inputAt(distribution, "orderedCacheBehaviors")),
+      ];
+      for (const behavior of behaviors) {
+        const policy = at(behavior, "viewerProtocolPolicy");
+        if (policy !== "redirect-to-https" && policy !== "https-only")
+          fail(distribution, `viewer protocol policy ${String(policy)} lets viewers use HTTP`);
+      }
+
+      const customCertificate =
+        typeof inputAt(distribution, "viewerCertificate.acmCertificateArn") === "string" &&
+        inputAt(distribution, "viewerCertificate.cloudfrontDefaultCertificate") !== true;
+      if (prod && !customCertificate) fail(distribution, "no custom ACM certificate");
+      const minimum = inputAt(distribution, "viewerCertificate.minimumProtocolVersion");
+      if (customCertificate && !MODERN_TLS_POLICIES.includes(String(minimum)))
+        fail(distribution, `minimum protocol ${String(minimum)} is older than TLSv1.2_2021`);
+
+      for (const origin of asArray(inputAt(distribution, "origins"))) {
+        const domain = String(at(origin, "domainName") ?? "");
+        if (!/\.s3[.-]([a-z0-9-]+\.)?amazonaws\.com$/.test(domain)) continue;
+        if (typeof at(origin, "originAccessControlId") !== "string")
+          fail(distribution, `S3 origin ${domain} has no origin access control`);
+        if (at(origin, "s3OriginConfig.originAccessIdentity"))
+          fail(distribution, `S3 origin ${domain} uses a legacy origin access identity`);
+      }
+
+      if (prod && typeof inputAt(distribution, "webAclId") !== "string") fail(distribution, "no WAFv2 web ACL");
+      if (prod && typeof inputAt(distribution, "loggingConfig.bucket") !== "string")
+        fail(distribution, "standard logging is off");
+    }
+    for (const control of ofType(plan, ORIGIN_ACCESS_CONTROL)) {
+      if (inputAt(control, "signingBehavior") !== "always" || inputAt(control, "signingProtocol") !== "sigv4")
+        fail(control, "origin access control does not sign every request with SigV4");
+    }
+    return findings;
+  },
+};
+
+/** Inline and managed IAM policy documents in the plan, with the resource that carries each. */
+function iamPolicies(plan: PlanDocument): [PlanResource, PlanValue | undefined][] {
+  return [
+    ...ofType(plan, ROLE_POLICY).map((policy) => [policy, inputAt(policy, "policy")] as [PlanResource, PlanValue]),
+    ...ofType(plan, POLICY).map((policy) => [policy, inputAt(policy, "policy")] as [PlanResource, PlanValue]),
+    ...ofType(plan, ROLE).flatMap((role) =>
+      asArray(inputAt(role, "inlinePolicies")).map(
+        (inline) => [role, at(inline, "policy")] as [PlanResource, PlanValue],
+      ),
+    ),
+  ];
+}
+
+export const a14Iam: Guardrail = {
+  id: "A14",
+  title: "IAM: no policy pairs * actions with * resources; IRSA trust scoped to one service account",
+  check({ plan }) {
+    const { findings, fail } = findingsFor("A14");
+    for (const [resource, document] of iamPolicies(plan)) {
+      for (const statement of statementsOf(parsePolicy(document))) {
+        if (statement.Effect !== "Allow") continue;
+        const anyAction = asList(statement.Action).includes("*") || statement.NotAction !== undefined;
+        if (anyAction && asList(statement.Resource).includes("*"))
+          fail(resource, `statement ${statement.Sid ?? "(unnamed)"} allows * actions on * resources`);
+      }
+    }
+    for (const role of ofType(plan, ROLE)) {
+      for (const statement of statementsOf(parsePolicy(inputAt(role, "assumeRolePolicy")))) {
+        if (!asList(statement.Action).includes("sts:AssumeRoleWithWebIdentity")) continue;
+        const federated = (statement.Principal as { Federated?: string } | undefined)?.Federated ?? "";
+        if (!federated.includes(":oidc-provider/")) continue;
+        const subjects = Object.entries(statement.Condition?.StringEquals ?? {}).filter(([key]) =>
+          key.endsWith(":sub"),
+        );
+        const subject = subjects[0]?.[1];
+        if (
+          subjects.length !== 1 ||
+          typeof subject !== "string" ||
+          !/^system:serviceaccount:[a-z0-9-]+:[a-z0-9.-]+$/.test(subject)
+        ) {
+          fail(role, "IRSA trust policy is not scoped to one service account (StringEquals <issuer>:sub)");
+        }
+      }
+    }
+    return findings;
+  },
+};
+
+/**
+ * Input names that hold a credential's value; their values must reach the plan as "[secret]". Names of references to
+ * a secret (`existingSecret`, `secretName`, `secretArn`) are not credentials and are left alone.
+ */
+const SECRET_NAME =
+  /(password|passwd|secretstring|secretbinary|clientsecret|sharedsecret|token|privatekey|privatekeypem|apikey|secretaccesskey|kubeconfig)$/i;
+const SECRET_REFERENCE = /^existing/i;
+/** Values that are not credentials even under such a name. */
+const NOT_A_SECRET = /^(\[secret\]|\[unknown\]|arn:aws[a-z-]*:.*|)$/;
+
+function isCredentialName(key: string): boolean {
+  return SECRET_NAME.test(key) && !SECRET_REFERENCE.test(key);
+}
+
+function* plainSecrets(value: PlanValue | undefined, path: string): Generator<string> {
+  if (value === null || value === undefined) return;
+  if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) yield* plainSecrets(item, `${path}.${index}`);
+    return;
+  }
+  if (typeof value !== "object") return;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = path ? `${path}.${key}` : key;
+    if (typeof item === "string" && isCredentialName(key) && !NOT_A_SECRET.test(item)) yield itemPath;
+    else yield* plainSecrets(item, itemPath);
+  }
+}
+
+export const a15KeysAndSecrets: Guardrail = {
+  id: "A15",
+  title: "KMS keys rotate; secrets live in Secrets Manager or Pulumi secrets, never as plain config",
+  check({ plan }) {
+    const { findings, fail } = findingsFor("A15");
+    for (const key of ofType(plan, KMS_KEY)) {
+      if (inputAt(key, "enableKeyRotation") !== true) fail(key, "key rotation is off");
+    }
+    for (const resource of plan.resources) {
+      for (const path of plainSecrets(resource.inputs, "")) fail(resource, `${path} is a plain value, not a secret`);
+    }
+    for (const path of plainSecrets(plan.outputs, "")) fail(stackKey(plan), `output ${path} is not a secret`);
+    return findings;
+  },
+};
+
+export const a16Registry: Guardrail = {
+  id: "A16",
+  title: "ECR: scan on push, immutable tags, a lifecycle policy",
+  check({ plan }) {
+    const { findings, fail } = findingsFor("A16");
+    const governed = new Set(
+      ofType(plan, LIFECYCLE_POLICY)
+        .filter((policy) => asArray(at(parsePolicy(inputAt(policy, "policy")) as PlanValue, "rules")).length > 0)
+        .map((policy) => inputAt(policy, "repository")),
+    );
+    for (const repository of ofType(plan, REPOSITORY)) {
+      if (inputAt(repository, "imageScanningConfiguration.scanOnPush") !== true)
+        fail(repository, "images are not scanned on push");
+      if (inputAt(repository, "imageTagMutability") !== "IMMUTABLE") fail(repository, "image tags are mutable");
+      const names = [inputAt(repository, "name"), `${repository.name}-id`];
+      if (!names.some((name) => governed.has(name))) fail(repository, "no lifecycle policy");
+    }
+    return findings;
+  },
+};
+
+export const storageGuardrails: Guardrail[] = [a11Buckets, a12Cdn, a14Iam, a15KeysAndSecrets, a16Registry];
