@@ -1,3 +1,4 @@
+import type * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Broker } from "../infra/aws/broker.js";
@@ -9,15 +10,22 @@ import { Network } from "../infra/aws/network.js";
 import { Registry } from "../infra/aws/registry.js";
 import { Storage } from "../infra/aws/storage.js";
 import { Addons } from "../infra/k8s/addons/index.js";
+import { Applications } from "../infra/k8s/applications.js";
 import { Observability, type ReceiverSettings } from "../infra/k8s/observability/index.js";
 import type { StackConfig } from "./config.js";
+import { imagesOf, topology as platformTopology, validateTopology } from "./topology.js";
 
 /**
  * One cloud environment, composed from the typed stack config: the AWS foundation first, then what runs on it.
  * Returns the stack outputs.
  */
-export function definePlatform(config: StackConfig): Record<string, pulumi.Input<unknown>> {
+export function definePlatform(
+  config: StackConfig,
+  topologyInput: unknown = platformTopology,
+): Record<string, pulumi.Input<unknown>> {
   const prod = config.environment === "prod";
+  // Before any resource: a bad topology fails with every service and reason named, nothing half-declared.
+  const topology = validateTopology(topologyInput, { gpuNodes: config.cluster.gpuNodes.maxSize > 0 });
   const clusterName = `ndt-${pulumi.getStack()}`;
 
   const keys = new Keys("keys");
@@ -93,7 +101,7 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
     waf: config.storage.waf,
   });
   const registry = new Registry("registry", {
-    apps: ["gateway", "auth", "files", "detector", "reports"],
+    apps: imagesOf(topology),
     keepImages: config.registry.keepImages,
   });
 
@@ -128,6 +136,37 @@ export function definePlatform(config: StackConfig): Record<string, pulumi.Input
       broker: broker.connection,
     },
     { dependsOn: addons.ready },
+  );
+
+  // The services of the topology, wired to the data tiers through their typed connections.
+  const bucket = (purpose: "uploads" | "reports" | "models") => ({
+    connection: storage.buckets[purpose],
+    grantRead: (role: aws.iam.Role, prefix: string) => storage.grantRead(purpose, role, prefix),
+    grantReadWrite: (role: aws.iam.Role, prefix: string) => storage.grantReadWrite(purpose, role, prefix),
+  });
+  new Applications(
+    "apps",
+    {
+      topology,
+      environment: config.environment,
+      kubernetesVersion: config.cluster.kubernetesVersion,
+      vpcCidr: config.network.cidrBlock,
+      repositories: registry.repositoryUrls,
+      imageTag: config.services.imageTag,
+      detectorModel: config.services.detectorModel,
+      apiHost: config.domain.apiHost,
+      clusterIssuer: config.addons.clusterIssuer,
+      connections: {
+        database: database.connection,
+        cache: cache.connection,
+        broker: broker.connection,
+        buckets: { uploads: bucket("uploads"), reports: bucket("reports"), models: bucket("models") },
+      },
+      serviceAccountRole: (namespace, serviceAccount) =>
+        cluster.serviceAccountRole(serviceAccount, namespace, serviceAccount),
+    },
+    // CRDs (ExternalSecret, ServiceMonitor, ScaledObject), the ingress class and issuers come with the add-ons.
+    { providers: [kubernetes], dependsOn: [addons] },
   );
 
   return {

@@ -8,7 +8,7 @@ import { isUserError, planStack } from "./plan-stack.js";
 import { renderSummary } from "./summary.js";
 
 async function main(): Promise<number> {
-  let values: { stack?: string; json?: boolean; help?: boolean; "config-dir"?: string };
+  let values: { stack?: string; json?: boolean; help?: boolean; "config-dir"?: string; topology?: string };
   try {
     ({ values } = parseArgs({
       options: {
@@ -17,28 +17,33 @@ async function main(): Promise<number> {
         help: { type: "boolean", short: "h" },
         // Where the Pulumi.<stack>.yaml files live, like Pulumi.yaml's stackConfigDir. Default: the repository root.
         "config-dir": { type: "string" },
+        // A topology JSON file to plan instead of stacks/topology.ts (what-ifs and tests of topology validation).
+        topology: { type: "string" },
       },
       strict: true,
     }));
   } catch (error) {
     process.stderr.write(
-      `plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n`,
+      `plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n`,
     );
     return 2;
   }
   if (values.help) {
-    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n");
+    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n");
     return 0;
   }
   if (!values.stack) {
     process.stderr.write(
-      "plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR]\n",
+      "plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n",
     );
     return 2;
   }
   const started = Date.now();
   const configDir = values["config-dir"];
-  const plan = await planStack(values.stack, configDir ? { root: resolve(configDir) } : {});
+  const plan = await planStack(values.stack, {
+    ...(configDir ? { root: resolve(configDir) } : {}),
+    ...(values.topology ? { topologyFile: resolve(values.topology) } : {}),
+  });
   if (values.json) {
     process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
   } else {

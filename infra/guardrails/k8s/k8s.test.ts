@@ -1,0 +1,226 @@
+import { describe, expect, it } from "vitest";
+import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
+import { planOf } from "../../../stacks/plan/testing.js";
+import { allGuardrails, evaluate } from "../index.js";
+
+type Json = Record<string, unknown>;
+const failing = (plan: PlanDocument): string[] =>
+  evaluate(plan, allGuardrails)
+    .filter((result) => !result.passed)
+    .map((result) => result.id);
+
+/** The Kubernetes object of that kind and name (inputs are the full object). */
+function object(plan: PlanDocument, kind: string, name: string): PlanResource {
+  const found = plan.resources.find(
+    (resource) => resource.inputs.kind === kind && (resource.inputs.metadata as Json | undefined)?.name === name,
+  );
+  if (!found) throw new Error(`no ${kind} ${name}`);
+  return found;
+}
+const podOf = (plan: PlanDocument, name: string): Json =>
+  ((object(plan, "Deployment", name).inputs.spec as Json).template as Json).spec as Json;
+const containerOf = (plan: PlanDocument, name: string): Json => (podOf(plan, name).containers as Json[])[0] as Json;
+
+describe("Kubernetes guardrails K1–K12", () => {
+  it("pass on the prod and dev plans", async () => {
+    expect(failing(await planOf("prod"))).toEqual([]);
+    expect(failing(await planOf("dev"))).toEqual([]);
+  });
+
+  const breakages: [string, string, (plan: PlanDocument) => void][] = [
+    [
+      "K1",
+      "an application namespace at the baseline profile",
+      (plan) => {
+        ((object(plan, "Namespace", "ndt").inputs.metadata as Json).labels as Json)[
+          "pod-security.kubernetes.io/enforce"
+        ] = "baseline";
+      },
+    ],
+    [
+      "K2",
+      "a container with a writable root filesystem",
+      (plan) => {
+        (containerOf(plan, "files").securityContext as Json).readOnlyRootFilesystem = false;
+      },
+    ],
+    [
+      "K3",
+      "a container without a memory limit",
+      (plan) => {
+        (containerOf(plan, "auth").resources as Json).limits = {};
+      },
+    ],
+    [
+      "K3",
+      "the detector without its GPU toleration",
+      (plan) => {
+        podOf(plan, "detector").tolerations = [];
+      },
+    ],
+    [
+      "K4",
+      "a latest image",
+      (plan) => {
+        const container = containerOf(plan, "reports");
+        container.image = String(container.image).replace(/:[^:/]+$/, ":latest");
+      },
+    ],
+    [
+      "K4",
+      "an untagged init image",
+      (plan) => {
+        ((podOf(plan, "detector").initContainers as Json[])[0] as Json).image = "public.ecr.aws/aws-cli/aws-cli";
+      },
+    ],
+    [
+      "K5",
+      "a mounted service account token",
+      (plan) => {
+        podOf(plan, "gateway").automountServiceAccountToken = true;
+        object(plan, "ServiceAccount", "gateway").inputs.automountServiceAccountToken = true;
+      },
+    ],
+    [
+      "K5",
+      "two services sharing a ServiceAccount",
+      (plan) => {
+        podOf(plan, "reports").serviceAccountName = "files";
+      },
+    ],
+    [
+      "K6",
+      "liveness probing readiness",
+      (plan) => {
+        const container = containerOf(plan, "files");
+        container.livenessProbe = container.readinessProbe;
+      },
+    ],
+    [
+      "K6",
+      "the detector without a startup probe",
+      (plan) => {
+        delete containerOf(plan, "detector").startupProbe;
+      },
+    ],
+    [
+      "K7",
+      "a prod HPA minimum of 1",
+      (plan) => {
+        (object(plan, "HorizontalPodAutoscaler", "auth").inputs.spec as Json as Json).minReplicas = 1;
+      },
+    ],
+    [
+      "K7",
+      "a PDB that allows no disruption",
+      (plan) => {
+        object(plan, "PodDisruptionBudget", "gateway").inputs.spec = {
+          minAvailable: 2,
+          selector: { matchLabels: { "app.kubernetes.io/name": "gateway" } },
+        };
+      },
+    ],
+    [
+      "K8",
+      "no default-deny policy",
+      (plan) => {
+        plan.resources = plan.resources.filter(
+          (resource) => (resource.inputs.metadata as Json | undefined)?.name !== "default-deny",
+        );
+      },
+    ],
+    [
+      "K8",
+      "an egress rule open on every port",
+      (plan) => {
+        ((object(plan, "NetworkPolicy", "files").inputs.spec as Json).egress as Json[]).push({
+          to: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+        });
+      },
+    ],
+    [
+      "K9",
+      "a grace period shorter than preStop + drain",
+      (plan) => {
+        podOf(plan, "gateway").terminationGracePeriodSeconds = 15;
+      },
+    ],
+    [
+      "K9",
+      "no preStop pause",
+      (plan) => {
+        delete containerOf(plan, "auth").lifecycle;
+      },
+    ],
+    [
+      "K10",
+      "a LoadBalancer Service",
+      (plan) => {
+        (object(plan, "Service", "files").inputs.spec as Json).type = "LoadBalancer";
+      },
+    ],
+    [
+      "K10",
+      "the staging issuer in prod",
+      (plan) => {
+        ((object(plan, "Ingress", "api").inputs.metadata as Json).annotations as Json)[
+          "cert-manager.io/cluster-issuer"
+        ] = "letsencrypt-staging";
+      },
+    ],
+    [
+      "K10",
+      "/metrics routed",
+      (plan) => {
+        const rule = ((object(plan, "Ingress", "api").inputs.spec as Json).rules as Json[])[0] as Json;
+        const paths = (rule.http as Json).paths as Json[];
+        paths.push({ ...(paths[0] as Json), path: "/metrics" });
+      },
+    ],
+    [
+      "K11",
+      "a literal password",
+      (plan) => {
+        (containerOf(plan, "auth").env as Json[]).push({ name: "REDIS_PASSWORD", value: "hunter2" });
+      },
+    ],
+    [
+      "K11",
+      "a Secret no ExternalSecret syncs",
+      (plan) => {
+        (containerOf(plan, "files").env as Json[]).push({
+          name: "EXTRA",
+          valueFrom: { secretKeyRef: { name: "hand-made", key: "x" } },
+        });
+      },
+    ],
+    [
+      "K12",
+      "a wrongly typed field",
+      (plan) => {
+        (((object(plan, "Service", "auth").inputs.spec as Json).ports as Json[])[0] as Json).port = "8081";
+      },
+    ],
+  ];
+  for (const [id, what, breakIt] of breakages) {
+    it(`${id} alone fails on ${what}`, async () => {
+      const plan = await planOf("prod");
+      breakIt(plan);
+      expect(failing(plan)).toEqual([id]);
+    });
+  }
+
+  it("K7 is a prod line: dev may run one replica and scale the detector to zero", async () => {
+    const plan = await planOf("dev");
+    expect((object(plan, "HorizontalPodAutoscaler", "auth").inputs.spec as Json as Json).minReplicas).toBe(1);
+    expect(failing(plan)).toEqual([]);
+  });
+
+  it("K12 fails on a cluster version the schemas were not generated for", async () => {
+    const plan = await planOf("prod");
+    const cluster = plan.resources.find((resource) => resource.type === "eks:index:Cluster");
+    if (!cluster) throw new Error("no cluster");
+    cluster.inputs.version = "1.34";
+    expect(failing(plan)).toEqual(["K12"]);
+  });
+});

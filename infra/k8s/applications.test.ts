@@ -1,0 +1,184 @@
+import { describe, expect, it } from "vitest";
+import type { PlanDocument, PlanResource } from "../../stacks/plan/document.js";
+import { planOf } from "../../stacks/plan/testing.js";
+import { topology } from "../../stacks/topology.js";
+import { schemaProblem } from "../guardrails/k8s/schema.js";
+import { PUBLIC_PATHS } from "./ingress.js";
+import { APP_NAMESPACE } from "./names.js";
+
+type Json = Record<string, unknown>;
+const kindsOf = ["Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "ServiceMonitor"];
+
+/** The object of that kind and name in the application namespace. */
+function object(plan: PlanDocument, kind: string, name: string): Json {
+  const found = plan.resources.find(
+    (resource) =>
+      resource.inputs.kind === kind &&
+      (resource.inputs.metadata as Json | undefined)?.name === name &&
+      (resource.inputs.metadata as Json | undefined)?.namespace === APP_NAMESPACE,
+  );
+  if (!found) throw new Error(`no ${kind} ${name} in the ${plan.stack} plan`);
+  return found.inputs as Json;
+}
+const get = (value: unknown, path: string): unknown =>
+  path.split(".").reduce<unknown>((current, key) => (current as Json | undefined)?.[key], value);
+const containerOf = (deployment: Json): Json => (get(deployment, "spec.template.spec.containers") as Json[])[0] as Json;
+
+describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
+  it("has, for each service of the topology, its Deployment, Service, PDB, NetworkPolicy, ServiceAccount and ServiceMonitor", async () => {
+    const plan = await planOf(stack);
+    for (const service of topology.services) {
+      for (const kind of kindsOf)
+        expect(() => object(plan, kind, service.name), `${kind} ${service.name}`).not.toThrow();
+      // KEDA owns the worker's HPA (through its ScaledObject); the http services have their own.
+      if (service.kind === "http") expect(object(plan, "HorizontalPodAutoscaler", service.name)).toBeDefined();
+      else expect(object(plan, "ScaledObject", service.name)).toBeDefined();
+    }
+  });
+
+  it("pins every image to the configured tag in the stack's ECR repositories", async () => {
+    const plan = await planOf(stack);
+    const tag = stack === "prod" ? "v0.1.0" : "git-474ae8c";
+    for (const service of topology.services) {
+      expect(containerOf(object(plan, "Deployment", service.name)).image).toBe(
+        `123456789012.dkr.ecr.eu-west-1.amazonaws.com/ndt-${stack}/${service.image}:${tag}`,
+      );
+    }
+  });
+
+  it("runs the detector on the GPU pool with one GPU, the taint tolerated, a startup probe and KEDA on detections", async () => {
+    const plan = await planOf(stack);
+    const detector = object(plan, "Deployment", "detector");
+    const pod = get(detector, "spec.template.spec") as Json;
+    const container = containerOf(detector);
+    expect(get(container, "resources.limits")).toMatchObject({ "nvidia.com/gpu": "1" });
+    expect(pod.tolerations).toContainEqual({
+      key: "nvidia.com/gpu",
+      operator: "Equal",
+      value: "true",
+      effect: "NoSchedule",
+    });
+    expect(get(pod, "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms")).toEqual([
+      { matchExpressions: [{ key: "ndt.io/node-pool", operator: "In", values: ["gpu"] }] },
+    ]);
+    expect(get(container, "startupProbe.httpGet.path")).toBe("/readyz");
+    expect(container.env).toContainEqual({ name: "ORT_INTRA_OP_THREADS", value: "2" });
+    const scaled = object(plan, "ScaledObject", "detector");
+    expect(get(scaled, "spec.minReplicaCount")).toBe(stack === "dev" ? 0 : 2);
+    expect(get(scaled, "spec.triggers")).toMatchObject([
+      {
+        type: "rabbitmq",
+        metadata: { queueName: "detections", mode: "QueueLength" },
+        authenticationRef: { name: "detector-keda" },
+      },
+    ]);
+  });
+
+  it("fetches the model from the models bucket and checks its sha256 before the worker starts", async () => {
+    const plan = await planOf(stack);
+    const init = (
+      get(object(plan, "Deployment", "detector"), "spec.template.spec.initContainers") as Json[]
+    )[0] as Json;
+    const env = Object.fromEntries((init.env as Json[]).map((variable) => [variable.name, variable.value]));
+    expect(env.MODEL_BUCKET).toBe(`ndt-${stack}-models-123456789012`);
+    expect(env.MODEL_KEY).toBe("models/ndt-defects-v1.onnx");
+    expect(env.MODEL_SHA256).toMatch(/^[a-f0-9]{64}$/);
+    expect((init.args as string[])[0]).toContain("sha256sum -c -");
+  });
+
+  it("serves the API over TLS from the stack's ACME issuer, routing only the public paths to the gateway", async () => {
+    const plan = await planOf(stack);
+    const ingress = object(plan, "Ingress", "api");
+    const host = stack === "prod" ? "api.ndt.example.com" : "api.dev.ndt.example.com";
+    expect(get(ingress, "spec.ingressClassName")).toBe("nginx");
+    expect(get(ingress, "spec.tls")).toEqual([{ hosts: [host], secretName: "api-tls" }]);
+    expect((get(ingress, "metadata.annotations") as Json)["cert-manager.io/cluster-issuer"]).toBe(
+      stack === "prod" ? "letsencrypt-production" : "letsencrypt-staging",
+    );
+    const paths = (get(ingress, "spec.rules") as Json[]).flatMap((rule) => get(rule, "http.paths") as Json[]);
+    expect(paths.map((path) => path.path)).toEqual([...PUBLIC_PATHS]);
+    expect(paths.every((path) => get(path, "backend.service.name") === "gateway")).toBe(true);
+    expect(paths.some((path) => String(path.path).startsWith("/metrics") || path.path === "/")).toBe(false);
+  });
+
+  it("gives IRSA roles only to services with buckets, and no service account a token", async () => {
+    const plan = await planOf(stack);
+    for (const service of topology.services) {
+      const account = object(plan, "ServiceAccount", service.name);
+      expect(account.automountServiceAccountToken).toBe(false);
+      const annotation = (get(account, "metadata.annotations") as Json | undefined)?.["eks.amazonaws.com/role-arn"];
+      if (service.buckets.length > 0) expect(annotation).toMatch(/:role\/cluster-irsa-/);
+      else expect(annotation).toBeUndefined();
+    }
+  });
+
+  it("admits the gateway from the ingress controller only, and the backends from the gateway only", async () => {
+    const plan = await planOf(stack);
+    const gateway = object(plan, "NetworkPolicy", "gateway");
+    expect(get(gateway, "spec.ingress.0.from")).toEqual([
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
+    ]);
+    const auth = object(plan, "NetworkPolicy", "auth");
+    expect(get(auth, "spec.ingress.0.from")).toEqual([
+      { podSelector: { matchLabels: { "app.kubernetes.io/name": "gateway" } } },
+    ]);
+    // auth reaches PostgreSQL and Redis by port inside the VPC, nothing else.
+    const ports = (get(auth, "spec.egress") as Json[]).map((rule) => get(rule, "ports.0.port"));
+    expect(ports).toEqual([5432, 6379]);
+  });
+
+  it("passes credentials only through the ExternalSecret of each service", async () => {
+    const plan = await planOf(stack);
+    const env = containerOf(object(plan, "Deployment", "auth")).env as Json[];
+    expect(env).toContainEqual({
+      name: "PGPASSWORD",
+      valueFrom: { secretKeyRef: { name: "auth-env", key: "PGPASSWORD" } },
+    });
+    const secret = object(plan, "ExternalSecret", "auth-env");
+    expect(get(secret, "spec.secretStoreRef")).toEqual({ kind: "ClusterSecretStore", name: "aws-secrets-manager" });
+    expect((get(secret, "spec.data") as Json[]).map((entry) => entry.secretKey)).toEqual([
+      "PGPASSWORD",
+      "REDIS_PASSWORD",
+      "SIGNING_KEY_SECRET",
+    ]);
+  });
+
+  it("runs the migrations as a Job under the same restricted security context", async () => {
+    const plan = await planOf(stack);
+    const job = object(plan, "Job", "migrations");
+    expect(get(job, "spec.template.spec.containers.0.securityContext")).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    expect(get(job, "spec.template.spec.containers.0.image")).toMatch(/\/ndt-[a-z]+\/migrations:/);
+  });
+
+  it("validates every Kubernetes object against the Kubernetes 1.33 API schema (K12)", async () => {
+    const plan = await planOf(stack);
+    const objects = plan.resources.filter(
+      (resource: PlanResource) => resource.type.startsWith("kubernetes:") && typeof resource.inputs.kind === "string",
+    );
+    expect(objects.length).toBeGreaterThan(40);
+    const problems = objects
+      .map((resource) => [resource.name, schemaProblem(resource.inputs)] as const)
+      .filter(([, problem]) => problem !== undefined);
+    expect(problems).toEqual([]);
+  });
+});
+
+describe("the schema validation", () => {
+  it("rejects a wrongly typed field, an unserved API version and an unknown kind", async () => {
+    const plan = await planOf("prod");
+    const deployment = structuredClone(object(plan, "Deployment", "files"));
+    (get(deployment, "spec.template.spec.containers.0.ports.0") as Json).containerPort = "http";
+    expect(schemaProblem(deployment)).toMatch(/containerPort must be integer/);
+    expect(schemaProblem({ ...object(plan, "Ingress", "api"), apiVersion: "extensions/v1beta1" })).toMatch(
+      /not served by Kubernetes 1.33/,
+    );
+    expect(schemaProblem({ apiVersion: "example.com/v1", kind: "Widget" })).toMatch(/no schema/);
+    const monitor = structuredClone(object(plan, "ServiceMonitor", "files"));
+    (get(monitor, "spec.endpoints.0") as Json).interval = "every minute";
+    expect(schemaProblem(monitor)).toMatch(/interval must match pattern/);
+  });
+});
