@@ -103,11 +103,12 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     }),
   };
 
+  app.addHook("onClose", () => deps.passwords.close());
+
   const verifier = new TokenVerifier({
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
     keys: new StaticKeySource(() => ring.verificationKeys()),
-    ...(opts.now ? {} : {}),
   });
   await app.register(authPlugin, { verifier, revocations });
 

@@ -1,56 +1,103 @@
 /**
  * Password hashing: argon2id at (at least) OWASP parameters, m = 19456 KiB, t = 2, p = 1.
- * @node-rs/argon2 runs each hash on a libuv worker thread, so the event loop keeps serving; a semaphore bounds
- * how many run at once (memory is m per hash, and a core is left to the event loop).
+ *
+ * Off the event loop: hashes run on dedicated worker threads (`argon2-worker.mjs`) that lower their own
+ * scheduling priority, so on a busy machine the event loop's thread is scheduled first and keeps its delay low
+ * while logins run. `concurrency` workers at most (memory is m per hash; a core is left to the event loop).
  */
 import { availableParallelism } from "node:os";
-import { type Algorithm, hash, verify } from "@node-rs/argon2";
+import { Worker } from "node:worker_threads";
+import type { Algorithm } from "@node-rs/argon2";
 
 /** `Algorithm.Argon2id` (a const enum, not importable under verbatimModuleSyntax). */
 const ARGON2ID = 2 as Algorithm;
-
-class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
 
 export interface PasswordHasherOptions {
   memoryKiB: number;
   timeCost: number;
   concurrency?: number;
+  /** Niceness of the hashing threads (0 = normal, 19 = lowest). @default 19 */
+  nice?: number;
+}
+
+type Job = { op: "hash"; password: string; params: object } | { op: "verify"; hash: string; password: string };
+type Pending = { resolve: (v: string | boolean) => void; reject: (e: Error) => void };
+
+class Argon2Pool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: { job: Job; pending: Pending }[] = [];
+  private readonly inflight = new Map<number, Pending>();
+  private nextId = 0;
+
+  constructor(
+    private readonly size: number,
+    private readonly nice: number,
+  ) {}
+
+  private spawn(): Worker {
+    const worker = new Worker(new URL("./argon2-worker.mjs", import.meta.url), { workerData: { nice: this.nice } });
+    worker.unref();
+    worker.on("message", (msg: { id: number; result?: string | boolean; error?: string }) => {
+      const pending = this.inflight.get(msg.id);
+      this.inflight.delete(msg.id);
+      if (msg.error !== undefined) pending?.reject(new Error(msg.error));
+      else pending?.resolve(msg.result!);
+      this.release(worker);
+    });
+    this.all.push(worker);
+    return worker;
+  }
+
+  private release(worker: Worker) {
+    const next = this.queue.shift();
+    if (next) this.dispatch(worker, next.job, next.pending);
+    else this.idle.push(worker);
+  }
+
+  private dispatch(worker: Worker, job: Job, pending: Pending) {
+    const id = this.nextId++;
+    this.inflight.set(id, pending);
+    worker.postMessage({ id, ...job });
+  }
+
+  run(job: Job): Promise<string | boolean> {
+    return new Promise((resolve, reject) => {
+      const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
+      if (worker) this.dispatch(worker, job, { resolve, reject });
+      else this.queue.push({ job, pending: { resolve, reject } });
+    });
+  }
+
+  async close() {
+    await Promise.all(this.all.map((w) => w.terminate()));
+  }
 }
 
 export class PasswordHasher {
-  private readonly gate: Semaphore;
+  private readonly pool: Argon2Pool;
   private readonly params;
   /** A hash of a random password: verified against when the account does not exist, so timing tells nothing. */
-  private dummy: Promise<string>;
+  private readonly dummy: Promise<string>;
 
   constructor(opts: PasswordHasherOptions) {
     this.params = { algorithm: ARGON2ID, memoryCost: opts.memoryKiB, timeCost: opts.timeCost, parallelism: 1 };
-    this.gate = new Semaphore(opts.concurrency ?? Math.max(1, availableParallelism() - 1));
+    this.pool = new Argon2Pool(opts.concurrency ?? Math.max(1, availableParallelism() - 1), opts.nice ?? 19);
     this.dummy = this.hash(crypto.randomUUID());
   }
 
-  hash(password: string): Promise<string> {
-    return this.gate.run(() => hash(password, this.params));
+  async hash(password: string): Promise<string> {
+    return (await this.pool.run({ op: "hash", password, params: this.params })) as string;
   }
 
   /** Constant-work check: with no stored hash, a dummy hash is verified and false returned. */
   async verify(stored: string | undefined, password: string): Promise<boolean> {
     const target = stored ?? (await this.dummy);
-    const ok = await this.gate.run(() => verify(target, password).catch(() => false));
-    return stored !== undefined && ok;
+    const ok = await this.pool.run({ op: "verify", hash: target, password }).catch(() => false);
+    return stored !== undefined && ok === true;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -333,6 +333,21 @@ describe.skipIf(!db || !kv)("gateway", () => {
       );
     }
     expect(user).toEqual([200, 200, 200, 429]);
+    // forged tokens count against the address too
+    const forged: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      forged.push(
+        (
+          await strict.inject({
+            method: "GET",
+            url: "/api/v1/inspections",
+            headers: bearer(`x${i}.y.z`),
+            remoteAddress: "198.51.100.99",
+          })
+        ).statusCode,
+      );
+    }
+    expect(forged).toEqual([401, 401, 401, 401, 401, 429]);
   });
 
   it("serves one OpenAPI document merged from the services, and its UI", async () => {

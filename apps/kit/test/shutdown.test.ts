@@ -26,7 +26,6 @@ describe("graceful shutdown", () => {
     });
     const agent = new Agent({ connections: 20, keepAliveTimeout: 10_000 });
     const statuses: number[] = [];
-    let refused = 0;
     let stop = false;
     // 20 clients sending back-to-back requests over keep-alive connections
     const clients = Array.from({ length: 20 }, async () => {
@@ -36,7 +35,7 @@ describe("graceful shutdown", () => {
           await res.body.text();
           statuses.push(res.statusCode);
         } catch {
-          refused++; // a new connection after the listener closed: never accepted
+          // a new connection after the listener closed: refused, so never accepted
           await new Promise((r) => setTimeout(r, 20));
         }
       }

@@ -21,6 +21,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyServerOptions,
+  LogController,
   type RawServerDefault,
 } from "fastify";
 import type { OpenAPIV3 } from "openapi-types";
@@ -92,8 +93,10 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
       redact: ["req.headers.authorization", "req.headers.cookie", 'res.headers["set-cookie"]'],
       ...(opts.logStream ? { stream: opts.logStream } : {}),
     },
-    disableRequestLogging: opts.disableRequestLogging ?? false,
-    requestIdLogLabel: "requestId",
+    logController: new LogController({
+      requestIdLogLabel: "requestId",
+      disableRequestLogging: opts.disableRequestLogging ?? false,
+    }),
     genReqId: (req) => {
       const inbound = req.headers["x-request-id"];
       return typeof inbound === "string" && REQUEST_ID.test(inbound) ? inbound : randomUUID();

@@ -7,7 +7,10 @@
  * - reconnect: a failed connection attempt is retried with jittered exponential backoff; a query is only retried
  *   when it never reached the server (the connection could not be made), so nothing runs twice.
  * - migrations: node-pg-migrate over SQL files, under its advisory lock.
+ * - statements are prepared once per connection (named by a hash of their text): the hot queries skip parsing
+ *   and planning after their first run.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Static, Type } from "@sinclair/typebox";
 import { runner } from "node-pg-migrate";
@@ -31,6 +34,18 @@ const PostgresConfigSchema = Type.Object(PostgresConfig);
 export type PostgresSettings = Static<typeof PostgresConfigSchema>;
 
 type Logger = { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+
+const statementNames = new Map<string, string>();
+
+/** A prepared-statement config for `text` (names are cached: the hash is computed once per distinct text). */
+function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `ndt_${createHash("sha1").update(text).digest("hex").slice(0, 20)}`;
+    if (statementNames.size < 10_000) statementNames.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
+}
 
 export class PgDatabase implements SqlDatabase {
   readonly pool: pg.Pool;
@@ -79,7 +94,7 @@ export class PgDatabase implements SqlDatabase {
     const client = await this.acquire();
     let broken: Error | undefined;
     try {
-      const result = await client.query<R>(text, params as unknown[]);
+      const result = await client.query<R>(prepared(text, params));
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     } catch (err) {
       // a connection-level failure: do not return this client to the pool
@@ -94,7 +109,7 @@ export class PgDatabase implements SqlDatabase {
     const client = await this.acquire();
     const tx: SqlExecutor = {
       query: async <R extends SqlRow>(text: string, params: readonly unknown[] = []) => {
-        const r = await client.query<R>(text, params as unknown[]);
+        const r = await client.query<R>(prepared(text, params));
         return { rows: r.rows, rowCount: r.rowCount ?? 0 };
       },
     };
