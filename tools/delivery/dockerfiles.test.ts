@@ -9,7 +9,9 @@ import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "./build.js";
 
 const APPS = ["gateway", "auth", "files", "reports", "detector"] as const;
-const FILES = [...APPS.map((a) => `apps/${a}/Dockerfile`), "apps/detector/Dockerfile.gpu"];
+const SERVICE = "docker/service.Dockerfile";
+const GPU = "docker/detector-gpu.Dockerfile";
+const FILES = [SERVICE, GPU];
 const read = (f: string) => readFileSync(path.join(REPO_ROOT, f), "utf8");
 
 /** Instructions with continuation lines joined and comments dropped. */
@@ -101,13 +103,22 @@ describe.each(FILES)("%s", (file) => {
   });
 });
 
-describe("one pattern", () => {
-  it("the five service Dockerfiles are identical but for the app name", () => {
-    const normalised = APPS.map((a) =>
-      read(`apps/${a}/Dockerfile`).replace(new RegExp(`(?<=ARG APP=|apps/|ndt/|The )${a}\\b`, "g"), "<app>"),
-    );
-    for (const [i, text] of normalised.entries()) expect(text, APPS[i]).toBe(normalised[0]);
-    for (const a of APPS) expect(read(`apps/${a}/Dockerfile`)).toContain(`ARG APP=${a}\n`);
+describe("one Dockerfile for every service", () => {
+  it("takes the app as a build argument with no default, and refuses a build without one", () => {
+    const text = read(SERVICE);
+    expect(text).not.toMatch(/ARG APP=/);
+    expect(text.match(/^ARG APP$/gm)?.length).toBe(3);
+    expect(text).toContain('test -n "${APP}"');
+  });
+
+  it("every service present has the layout it assumes: @ndt/<app> with src/server.ts", () => {
+    const present = APPS.filter((app) => existsSync(path.join(REPO_ROOT, "apps", app, "src")));
+    expect(present.length).toBeGreaterThan(0);
+    for (const app of present) {
+      const manifest = JSON.parse(read(`apps/${app}/package.json`)) as { name: string };
+      expect(manifest.name).toBe(`@ndt/${app}`);
+      if (app !== "detector") expect(existsSync(path.join(REPO_ROOT, "apps", app, "src/server.ts")), app).toBe(true);
+    }
   });
 
   it("the project's .npmrc (onnxruntime-node-install=skip) reaches the install: the context keeps it", () => {
@@ -124,8 +135,8 @@ describe("one pattern", () => {
   });
 });
 
-describe("apps/detector/Dockerfile.gpu", () => {
-  const text = read("apps/detector/Dockerfile.gpu");
+describe(GPU, () => {
+  const text = read(GPU);
 
   it("runs on a pinned NVIDIA CUDA runtime base with cuDNN", () => {
     const runtime = baseImages(text).at(-1) ?? "";
@@ -141,7 +152,7 @@ describe("apps/detector/Dockerfile.gpu", () => {
   });
 
   it("copies the node binary from the same pinned Node image as the CPU variant", () => {
-    const cpuNode = baseImages(read("apps/detector/Dockerfile"))[0];
+    const cpuNode = baseImages(read(SERVICE))[0];
     expect(baseImages(text)[0]).toBe(cpuNode);
     expect(text).toContain("COPY --from=node /usr/local/bin/node /usr/local/bin/node");
   });

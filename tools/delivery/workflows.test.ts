@@ -94,15 +94,17 @@ describe("ci.yml", () => {
     expect(credentialed(wf)).toEqual([]);
   });
 
-  it("builds every Dockerfile in the repository", () => {
-    const matrix = (wf.jobs.images as { strategy: { matrix: { dockerfile: string[] } } }).strategy.matrix.dockerfile;
-    const appsDir = path.join(REPO_ROOT, "apps");
-    const dockerfiles = readdirSync(appsDir).flatMap((app) =>
-      readdirSync(path.join(appsDir, app))
-        .filter((f) => /^Dockerfile(\..+)?$/.test(f))
-        .map((f) => `apps/${app}/${f}`),
+  it("builds every service's image from docker/service.Dockerfile, and the detector's GPU variant", () => {
+    type Entry = { app: string; dockerfile: string };
+    const matrix = (wf.jobs.images as { strategy: { matrix: { include: Entry[] } } }).strategy.matrix.include;
+    const services = ["gateway", "auth", "files", "reports", "detector"];
+    expect(matrix.filter((entry) => entry.dockerfile === "docker/service.Dockerfile").map((entry) => entry.app).sort()).toEqual(
+      [...services].sort(),
     );
-    expect([...matrix].sort()).toEqual(dockerfiles.sort());
+    expect(matrix).toContainEqual(expect.objectContaining({ app: "detector", dockerfile: "docker/detector-gpu.Dockerfile" }));
+    const dockerfiles = readdirSync(path.join(REPO_ROOT, "docker")).filter((file) => file.endsWith(".Dockerfile"));
+    expect(new Set(matrix.map((entry) => entry.dockerfile))).toEqual(new Set(dockerfiles.map((file) => `docker/${file}`)));
+    expect(JSON.stringify(wf.jobs.images)).toContain("APP=${{ matrix.app }}");
   });
 });
 

@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The detector on NVIDIA GPUs: onnxruntime-node with its CUDA execution provider, on a CUDA + cuDNN runtime base.
 # Build from the repository root:
-#   docker build -f apps/detector/Dockerfile.gpu -t ndt/detector:gpu .
-# Same stages and runtime contract as apps/detector/Dockerfile (the CPU variant); the differences:
+#   docker build -f docker/detector-gpu.Dockerfile -t ndt/detector:gpu .
+# Same stages and runtime contract as docker/service.Dockerfile with APP=detector (the CPU variant); the differences:
 #   - deps: onnxruntime-node's own install script fetches the CUDA 12 provider libraries (NuGet
 #     Microsoft.ML.OnnxRuntime.Gpu.Linux, same version as the package) — this is where the network exists;
 #     the repository's .npmrc skips that download everywhere else;

@@ -1,9 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# The gateway service image. Build from the repository root (the context must be the root: workspaces + lockfile):
-#   docker build -f apps/gateway/Dockerfile -t ndt/gateway .
-#
-# One pattern for every service (tools/delivery/dockerfiles.test.ts keeps the five identical but for APP):
-#   manifests → deps (production node_modules only) → build (esbuild bundle) → runtime (node, UID 10001).
+# Every service's image, one file for all (the services share their layout: apps/<app>/src/server.ts, workspace
+# package @ndt/<app>). Build from the repository root (the context must be the root: workspaces + lockfile):
+#   docker build -f docker/service.Dockerfile --build-arg APP=gateway -t ndt/gateway .
+# Stages: manifests → deps (production node_modules only) → build (esbuild bundle) → runtime (node, UID 10001).
 # Runtime contract: read-only root filesystem (the pod mounts an emptyDir at /tmp, the only path written), node is
 # PID 1 and the service handles SIGTERM/SIGINT itself (@ndt/kit runService: readiness fails, drain, exit).
 
@@ -20,7 +19,9 @@ RUN find . -type f ! -name package.json ! -name package-lock.json ! -name .npmrc
 # ---- deps: the production dependencies of this app and the workspace packages it imports, nothing else.
 # .npmrc (onnxruntime-node-install=skip) comes along; install scripts are not needed (prebuilt optional packages).
 FROM ${NODE_IMAGE} AS deps
-ARG APP=gateway
+ARG APP
+RUN test -n "${APP}" && test "${APP}" = "$(basename "${APP}")" \
+ || { echo "build with --build-arg APP=<gateway|auth|files|reports|detector>" >&2; exit 1; }
 WORKDIR /app
 COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.npm \
@@ -31,7 +32,7 @@ RUN --mount=type=cache,target=/root/.npm \
 # ---- build: full install (dev tools), then bundle src/server.ts + @ndt/* workspace source into dist/server.js.
 # No compiler runs when the container starts.
 FROM ${NODE_IMAGE} AS build
-ARG APP=gateway
+ARG APP
 WORKDIR /src
 COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
@@ -43,7 +44,7 @@ RUN node_modules/.bin/tsx tools/delivery/build.ts "${APP}" \
 
 # ---- runtime
 FROM ${NODE_IMAGE} AS runtime
-ARG APP=gateway
+ARG APP
 ENV NODE_ENV=production \
     HOME=/tmp \
     PORT=8080
