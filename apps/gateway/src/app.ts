@@ -2,15 +2,7 @@
  * Builds the gateway: the one public entry (CONTRACTS.md §3). Routes to auth and files, verifies tokens locally,
  * rate limits, serves the merged OpenAPI document and its UI. `server.ts` listens.
  */
-import {
-  createService,
-  type KeyValueStore,
-  RedisStore,
-  RemoteJwks,
-  type ServiceApp,
-  SessionRevocations,
-  TokenVerifier,
-} from "@ndt/kit";
+import { createService, type KeyValueStore, RedisStore, RemoteJwks, type ServiceApp, TokenVerifier } from "@ndt/kit";
 import type { GatewayConfig } from "./config.js";
 import { OpenApiMerger } from "./openapi.js";
 import { proxyRoutes } from "./proxy.js";
@@ -55,8 +47,6 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   });
   jwks.refresh().catch((err) => app.log.warn({ err }, "initial JWKS fetch failed; retried on demand"));
   const verifier = new TokenVerifier({ issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, keys: jwks });
-  // the TTL only matters to writers; the gateway only reads revocations
-  const revocations = new SessionRevocations(store, 0);
 
   app.health.addCheck("redis", () => store.ping());
   app.health.addCheck("jwks", async () => {
@@ -72,7 +62,6 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     publicRoutes: new Set(["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]),
     publicPrefixes: ["/.well-known/"],
     verifier,
-    revocations,
     store,
     ipLimit: { max: config.RATE_LIMIT_PER_IP, windowMs },
     userLimit: { max: config.RATE_LIMIT_PER_USER, windowMs },

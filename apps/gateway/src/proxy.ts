@@ -16,11 +16,13 @@ import {
   consume,
   envelope,
   HttpError,
+  judge,
   type KeyValueStore,
   type Limit,
   type LimitResult,
+  limitKey,
   type ServiceApp,
-  type SessionRevocations,
+  SessionRevocations,
   type TokenVerifier,
   tooManyRequests,
   unauthorized,
@@ -42,7 +44,6 @@ export interface ProxyOptions {
   /** Path prefixes callable without a token (any method). */
   publicPrefixes: readonly string[];
   verifier: TokenVerifier;
-  revocations: SessionRevocations;
   store: KeyValueStore;
   ipLimit: Limit;
   userLimit: Limit;
@@ -61,6 +62,8 @@ declare module "fastify" {
 }
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+const SMALL_BODY_BYTES = 64 * 1024;
 
 /** Connection-level headers (RFC 9110 §7.6.1) plus host: never forwarded in either direction. */
 const HOP_BY_HOP = new Set([
@@ -143,8 +146,8 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
     return opts.publicRoutes.has(`${request.method} ${path}`) || opts.publicPrefixes.some((p) => path.startsWith(p));
   };
 
-  // Verify first (no I/O when the token was seen before), then ONE batch to the store: IP and user counters and the
-  // revocation check go out together (ioredis auto-pipelining) and cost one round trip.
+  // Verify first (no I/O when the token was seen before), then ONE store command: the IP and user counters and the
+  // revocation check are a single atomic script (one round trip, ~3x cheaper than three commands).
   const guard = async (request: FastifyRequest, reply: FastifyReply) => {
     let claims: AccessClaims | undefined;
     if (!isPublic(request)) {
@@ -159,18 +162,22 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
         throw unauthorized("Invalid or expired token");
       }
     }
-    let results: [LimitResult, LimitResult | undefined, boolean];
+    let ip: LimitResult;
+    let user: LimitResult | undefined;
+    let revoked = false;
     try {
-      results = await Promise.all([
-        consume(opts.store, `ip:${request.ip}`, opts.ipLimit),
-        claims ? consume(opts.store, `user:${claims.sub}`, opts.userLimit) : undefined,
-        claims ? opts.revocations.isRevoked(claims.sid) : false,
-      ]);
+      const hits = [{ key: limitKey(`ip:${request.ip}`), windowMs: opts.ipLimit.windowMs }];
+      if (claims) hits.push({ key: limitKey(`user:${claims.sub}`), windowMs: opts.userLimit.windowMs });
+      const out = await opts.store.hitAndGet(hits, claims ? [SessionRevocations.key(claims.sid)] : []);
+      ip = judge(out.hits[0]!, opts.ipLimit);
+      if (claims) {
+        user = judge(out.hits[1]!, opts.userLimit);
+        revoked = out.values[0] !== null;
+      }
     } catch (err) {
       request.log.error({ err }, "rate-limit/revocation store failed");
       throw new HttpError(503, "service_unavailable", "Service temporarily unavailable");
     }
-    const [ip, user, revoked] = results;
     if (!ip.allowed) throw tooManyRequests(ip.resetMs / 1000);
     if (revoked) throw unauthorized("Invalid or expired token");
     if (user && !user.allowed) throw tooManyRequests(user.resetMs / 1000);
@@ -210,6 +217,9 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
             reply.header(k, v);
           }
         }
+        // small bodies of known length are read whole (cheaper than piping a stream); the rest streams through
+        const length = Number(res.headers["content-length"] ?? Number.NaN);
+        if (length <= SMALL_BODY_BYTES) return reply.send(Buffer.from(await res.body.arrayBuffer()));
         return reply.send(res.body);
       } catch (error) {
         const failure = request.bodyTooLarge

@@ -55,6 +55,6 @@ export {
   type SqlResult,
   type SqlRow,
 } from "./postgres/port.js";
-export { consume, type Limit, type LimitResult } from "./ratelimit.js";
+export { consume, judge, type Limit, type LimitResult, limitKey } from "./ratelimit.js";
 export type { CounterHit, KeyValueStore } from "./redis/port.js";
 export { RedisConfig, type RedisSettings, RedisStore } from "./redis/redis.js";

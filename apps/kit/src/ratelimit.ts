@@ -1,5 +1,5 @@
 /** Fixed-window rate limiting over the key-value store (shared by every replica). */
-import type { KeyValueStore } from "./redis/port.js";
+import type { CounterHit, KeyValueStore } from "./redis/port.js";
 
 export interface Limit {
   /** Requests allowed per window. */
@@ -14,7 +14,14 @@ export interface LimitResult {
   resetMs: number;
 }
 
-export async function consume(store: KeyValueStore, key: string, limit: Limit): Promise<LimitResult> {
-  const { count, resetMs } = await store.hit(`rl:${key}`, limit.windowMs);
+/** The store key of a limit's counter. */
+export const limitKey = (key: string) => `rl:${key}`;
+
+/** Judge a counter hit against a limit. */
+export function judge({ count, resetMs }: CounterHit, limit: Limit): LimitResult {
   return { allowed: count <= limit.max, remaining: Math.max(0, limit.max - count), resetMs };
+}
+
+export async function consume(store: KeyValueStore, key: string, limit: Limit): Promise<LimitResult> {
+  return judge(await store.hit(limitKey(key), limit.windowMs), limit);
 }

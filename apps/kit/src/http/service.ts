@@ -11,7 +11,6 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import cors from "@fastify/cors";
-import helmet from "@fastify/helmet";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -29,6 +28,7 @@ import { csv } from "../config.js";
 import { codeForStatus, ErrorEnvelope, envelope, HttpError } from "../errors.js";
 import { healthPlugin } from "./health.js";
 import { metricsPlugin } from "./metrics.js";
+import { securityHeadersPlugin } from "./security-headers.js";
 
 /** The app type every service works with: Fastify + TypeBox type provider. */
 export type ServiceApp = FastifyInstance<
@@ -117,7 +117,7 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
     if (app.health.shuttingDown) reply.header("connection", "close");
   });
 
-  await app.register(helmet, { global: true });
+  await app.register(securityHeadersPlugin);
   const origins = csv(opts.corsOrigins ?? "");
   await app.register(cors, {
     origin: origins.length > 0 ? origins : false,

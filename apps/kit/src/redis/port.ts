@@ -22,6 +22,15 @@ export interface KeyValueStore {
   del(...keys: string[]): Promise<number>;
   /** Count a hit in a fixed window starting at the first hit (rate limits, throttles). */
   hit(key: string, windowMs: number): Promise<CounterHit>;
+  /**
+   * Count hits in several fixed windows and read several keys in ONE atomic step (one round trip): the gateway's
+   * per-request IP and user counters plus the revocation check. (All keys must live on one shard: ElastiCache
+   * with cluster mode disabled, as this platform runs it.)
+   */
+  hitAndGet(
+    hits: readonly { key: string; windowMs: number }[],
+    reads: readonly string[],
+  ): Promise<{ hits: CounterHit[]; values: (string | null)[] }>;
   /** Take one hit back from a counter made by `hit` (no-op when the window is gone). */
   unhit(key: string): Promise<void>;
   /** Add to a set and (re)set the set's expiry. */

@@ -35,6 +35,19 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {c, ttl}`;
 
+// KEYS: the counters, then the keys to read; ARGV[1] = number of counters, ARGV[1 + i] = window of counter i
+const HIT_AND_GET = `local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local c = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 1]); ttl = tonumber(ARGV[i + 1]) end
+  out[#out + 1] = c
+  out[#out + 1] = ttl
+end
+for i = n + 1, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
+return out`;
+
 // DECR only while the window exists: never creates a key without expiry
 const UNHIT = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
 return 0`;
@@ -59,6 +72,7 @@ export class RedisStore implements KeyValueStore {
     this.client.on("error", (err) => log?.warn({ err }, "redis connection error"));
     this.client.defineCommand("ndtHit", { numberOfKeys: 1, lua: HIT });
     this.client.defineCommand("ndtUnhit", { numberOfKeys: 1, lua: UNHIT });
+    this.client.defineCommand("ndtHitAndGet", { lua: HIT_AND_GET });
   }
 
   private k(key: string) {
@@ -99,6 +113,21 @@ export class RedisStore implements KeyValueStore {
       this.client as unknown as { ndtHit(key: string, windowMs: number): Promise<[number, number]> }
     ).ndtHit(this.k(key), windowMs)) as [number, number];
     return { count, resetMs };
+  }
+
+  async hitAndGet(hits: readonly { key: string; windowMs: number }[], reads: readonly string[]) {
+    const keys = [...hits.map((h) => this.k(h.key)), ...reads.map((r) => this.k(r))];
+    const out = (await (
+      this.client as unknown as { ndtHitAndGet(...args: (string | number)[]): Promise<(number | string | null)[]> }
+    ).ndtHitAndGet(keys.length, ...keys, hits.length, ...hits.map((h) => h.windowMs))) as (number | string | null)[];
+    return {
+      hits: hits.map((_, i) => ({ count: Number(out[2 * i]), resetMs: Number(out[2 * i + 1]) })),
+      // a Lua false (missing key) comes back as null; trailing nils may be dropped by the protocol
+      values: reads.map((_, i) => {
+        const v = out[2 * hits.length + i];
+        return typeof v === "string" ? v : null;
+      }),
+    };
   }
 
   async unhit(key: string) {

@@ -63,6 +63,27 @@ export function keyValueStoreContract(name: string, make: () => Promise<KeyValue
       await kv.close();
     });
 
+    it("hitAndGet counts several windows and reads keys in one step", async () => {
+      const kv = await make();
+      await kv.set("r1", "yes");
+      const first = await kv.hitAndGet(
+        [
+          { key: "h1", windowMs: 1000 },
+          { key: "h2", windowMs: 500 },
+        ],
+        ["r1", "r-missing"],
+      );
+      expect(first.hits.map((h) => h.count)).toEqual([1, 1]);
+      expect(first.hits[1]!.resetMs).toBeLessThanOrEqual(500);
+      expect(first.values).toEqual(["yes", null]);
+      const second = await kv.hitAndGet([{ key: "h1", windowMs: 1000 }], ["r-missing", "r1"]);
+      expect(second.hits[0]!.count).toBe(2);
+      expect(second.values).toEqual([null, "yes"]);
+      expect((await kv.hit("h1", 1000)).count).toBe(3); // the same counters as hit()
+      expect(await kv.hitAndGet([], [])).toEqual({ hits: [], values: [] });
+      await kv.close();
+    });
+
     it("sets: add, list, expire", async () => {
       const kv = await make();
       await kv.addToSet("set", "a", 1000);
