@@ -57,6 +57,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     logLevel: config.LOG_LEVEL,
     ...(opts.logStream ? { logStream: opts.logStream } : {}),
     corsOrigins: config.CORS_ORIGINS,
+    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy,
     openapi: { description: "Organisations, users, sessions and signing keys" },

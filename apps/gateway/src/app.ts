@@ -23,6 +23,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     logLevel: config.LOG_LEVEL,
     ...(opts.logStream ? { logStream: opts.logStream } : {}),
     corsOrigins: config.CORS_ORIGINS,
+    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: config.TRUST_PROXY === "" ? false : config.TRUST_PROXY,
     openapi: {

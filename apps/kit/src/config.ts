@@ -29,6 +29,9 @@ export const HttpConfig = {
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 1_048_576 }),
   /** Hard bound on graceful shutdown (drain) before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** Sampling interval of the event-loop delay metrics. Each sample overstates the delay by up to this much
+   * (Node records the whole interval between timer ticks), so measurements use 1. */
+  EVENT_LOOP_RESOLUTION_MS: Type.Integer({ minimum: 1, default: 10 }),
   /** Pause between failing readiness and closing the listener, so load balancers stop routing first. */
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
 };

@@ -17,12 +17,14 @@ declare module "fastify" {
 export interface MetricsOptions {
   /** Added to every metric as `service="<name>"`. */
   service: string;
+  /** Event-loop delay sampling interval, ms. @default 10 */
+  eventLoopResolutionMs?: number;
 }
 
 const plugin: FastifyPluginAsync<MetricsOptions> = async (app, opts) => {
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.service });
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: opts.eventLoopResolutionMs ?? 10 });
   const duration = new Histogram({
     name: "http_request_duration_seconds",
     help: "HTTP request duration by method, route template and status code",

@@ -63,6 +63,8 @@ export interface ServiceOptions {
   };
   /** Trust `x-forwarded-*` from these proxies (Fastify `trustProxy`). */
   trustProxy?: FastifyServerOptions["trustProxy"];
+  /** Event-loop delay sampling interval for the metrics, ms. @default 10 */
+  eventLoopResolutionMs?: number;
   /** Disable the per-request "incoming request / request completed" info logs. */
   disableRequestLogging?: boolean;
 }
@@ -124,7 +126,10 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
     credentials: true,
     exposedHeaders: ["x-request-id", "retry-after"],
   });
-  await app.register(metricsPlugin, { service: opts.name });
+  await app.register(metricsPlugin, {
+    service: opts.name,
+    ...(opts.eventLoopResolutionMs ? { eventLoopResolutionMs: opts.eventLoopResolutionMs } : {}),
+  });
   await app.register(healthPlugin);
 
   app.addSchema(ErrorEnvelope);
