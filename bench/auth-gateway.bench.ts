@@ -35,7 +35,9 @@ async function waitReady(url: string, timeoutMs = 30_000) {
   for (;;) {
     try {
       if ((await fetch(url)).ok) return;
-    } catch {}
+    } catch {
+      // not listening yet: poll again
+    }
     if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }

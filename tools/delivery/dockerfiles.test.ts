@@ -98,7 +98,6 @@ describe.each(FILES)("%s", (file) => {
   });
 
   it("builds with the shared production build (tools/delivery/build.ts)", () => {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub Actions / Dockerfile syntax, not JS
     expect(text).toContain('node_modules/.bin/tsx tools/delivery/build.ts "${APP}"');
   });
 });

@@ -98,12 +98,19 @@ describe("ci.yml", () => {
     type Entry = { app: string; dockerfile: string };
     const matrix = (wf.jobs.images as { strategy: { matrix: { include: Entry[] } } }).strategy.matrix.include;
     const services = ["gateway", "auth", "files", "reports", "detector"];
-    expect(matrix.filter((entry) => entry.dockerfile === "docker/service.Dockerfile").map((entry) => entry.app).sort()).toEqual(
-      [...services].sort(),
+    expect(
+      matrix
+        .filter((entry) => entry.dockerfile === "docker/service.Dockerfile")
+        .map((entry) => entry.app)
+        .sort(),
+    ).toEqual([...services].sort());
+    expect(matrix).toContainEqual(
+      expect.objectContaining({ app: "detector", dockerfile: "docker/detector-gpu.Dockerfile" }),
     );
-    expect(matrix).toContainEqual(expect.objectContaining({ app: "detector", dockerfile: "docker/detector-gpu.Dockerfile" }));
     const dockerfiles = readdirSync(path.join(REPO_ROOT, "docker")).filter((file) => file.endsWith(".Dockerfile"));
-    expect(new Set(matrix.map((entry) => entry.dockerfile))).toEqual(new Set(dockerfiles.map((file) => `docker/${file}`)));
+    expect(new Set(matrix.map((entry) => entry.dockerfile))).toEqual(
+      new Set(dockerfiles.map((file) => `docker/${file}`)),
+    );
     expect(JSON.stringify(wf.jobs.images)).toContain("APP=${{ matrix.app }}");
   });
 });
@@ -124,7 +131,6 @@ describe("preview.yml", () => {
     expect(pulumi?.uses).toMatch(/^pulumi\/actions@v\d+$/);
     expect(pulumi?.with).toMatchObject({
       command: "preview",
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub Actions / Dockerfile syntax, not JS
       "stack-name": "${{ matrix.stack }}",
       diff: true,
       "comment-on-pr": true,
@@ -152,10 +158,8 @@ describe("preview.yml", () => {
     expect(job.permissions?.["id-token"]).toBeUndefined();
     const script = (job.steps ?? []).map((s) => s.run ?? "").join("\n");
     expect(script).toMatch(/for stack in dev prod/);
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub Actions / Dockerfile syntax, not JS
     expect(script).toContain('npm run --silent plan:diff -- --stack "$stack" --base "origin/${BASE_REF}"');
     expect(job.steps?.find((s) => s.run?.includes("plan:diff"))).toMatchObject({
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub Actions / Dockerfile syntax, not JS
       env: { BASE_REF: "${{ github.base_ref }}" },
     });
     const checkout = uses(job, "actions/checkout")[0];

@@ -113,9 +113,9 @@ export class Addons extends pulumi.ComponentResource {
     const replicas = args.controllerReplicas ?? 1;
     const prod = args.environment === "prod";
     const stack = pulumi.getStack();
-    const component = this;
+    const parent = this;
     const releases = this.releases;
-    const k8sOpts = { parent: component, provider: args.provider };
+    const k8sOpts = { parent, provider: args.provider };
     const account = aws.getCallerIdentityOutput({}, { parent: this }).accountId;
     const zone = aws.route53.getZoneOutput({ name: args.zoneName, privateZone: false }, { parent: this });
     const zoneId = zone.zoneId;
@@ -213,7 +213,7 @@ export class Addons extends pulumi.ComponentResource {
       new aws.iam.RolePolicy(
         `${name}-${addon}-policy`,
         { role: role.name, policy: pulumi.output(policy).apply((doc) => JSON.stringify(doc)) },
-        { parent: component },
+        { parent },
       );
       return role;
     }
@@ -240,11 +240,7 @@ export class Addons extends pulumi.ComponentResource {
 
     function createMonitoring(): k8s.helm.v3.Release {
       // Grafana's admin password: generated, kept as a Pulumi secret, never in config (A15).
-      const password = new random.RandomPassword(
-        `${name}-grafana-admin`,
-        { length: 32, special: false },
-        { parent: component },
-      );
+      const password = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent });
       const adminSecret = new k8s.core.v1.Secret(
         `${name}-grafana-admin`,
         {
@@ -440,21 +436,19 @@ export class Addons extends pulumi.ComponentResource {
     function createExternalDns(): k8s.helm.v3.Release {
       const namespace = "external-dns";
       const role = irsa("external-dns", namespace, "external-dns", zoneId.apply(externalDnsPolicy));
-      const values = zoneId.apply(
-        (id): ExternalDnsValues => ({
-          provider: { name: "aws" },
-          env: [{ name: "AWS_DEFAULT_REGION", value: args.region }],
-          domainFilters: [args.zoneName],
-          policy: prod ? "upsert-only" : "sync",
-          registry: "txt",
-          txtOwnerId: args.cluster.name,
-          sources: ["ingress"],
-          extraArgs: [`--zone-id-filter=${id}`, "--aws-zone-type=public"],
-          serviceAccount: { name: "external-dns", annotations: roleAnnotation(role) },
-          serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
-          resources: small("25m", "64Mi", "128Mi"),
-        }),
-      );
+      const values = zoneId.apply((id): ExternalDnsValues => ({
+        provider: { name: "aws" },
+        env: [{ name: "AWS_DEFAULT_REGION", value: args.region }],
+        domainFilters: [args.zoneName],
+        policy: prod ? "upsert-only" : "sync",
+        registry: "txt",
+        txtOwnerId: args.cluster.name,
+        sources: ["ingress"],
+        extraArgs: [`--zone-id-filter=${id}`, "--aws-zone-type=public"],
+        serviceAccount: { name: "external-dns", annotations: roleAnnotation(role) },
+        serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+        resources: small("25m", "64Mi", "128Mi"),
+      }));
       return release("externalDns", namespace, values, [monitoring]);
     }
 
@@ -557,7 +551,7 @@ export class Addons extends pulumi.ComponentResource {
           retentionInDays: args.containerLogRetentionDays,
           kmsKeyId: args.logsKmsKeyArn,
         },
-        { parent: component },
+        { parent },
       );
       const role = irsa("fluent-bit", namespace, serviceAccount, logGroup.arn.apply(fluentBitPolicy));
       const values: AwsForFluentBitValues = {

@@ -30,7 +30,7 @@ export const PostgresConfig = {
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
   DATABASE_CONNECT_RETRIES: Type.Integer({ minimum: 0, default: 5 }),
 };
-const PostgresConfigSchema = Type.Object(PostgresConfig);
+export const PostgresConfigSchema = Type.Object(PostgresConfig);
 export type PostgresSettings = Static<typeof PostgresConfigSchema>;
 
 type Logger = { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };

@@ -24,7 +24,7 @@ export const RedisConfig = {
   REDIS_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 2_000 }),
 };
-const RedisConfigSchema = Type.Object(RedisConfig);
+export const RedisConfigSchema = Type.Object(RedisConfig);
 export type RedisSettings = Static<typeof RedisConfigSchema>;
 
 type Logger = { warn(obj: object, msg?: string): void };
