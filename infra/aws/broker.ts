@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { BrokerConnection } from "./connections.js";
+import { createDataTierSecurityGroup, storeSecret } from "./data-tier.js";
 import { applyTransform, type Transform } from "./transform.js";
 
 /** AMQP over TLS: the only protocol port clients use. */
@@ -129,61 +130,34 @@ export class Broker extends pulumi.ComponentResource {
     }
 
     function storeCredentials(generated: random.RandomPassword): aws.secretsmanager.Secret {
-      const secret = new aws.secretsmanager.Secret(
-        `${name}-credentials`,
-        applyTransform<aws.secretsmanager.SecretArgs>(
-          {
-            description: `Amazon MQ RabbitMQ credentials for ${name} (${pulumi.getStack()}), synced into Kubernetes`,
-            kmsKeyId: args.kmsKeyArn,
-            recoveryWindowInDays: 7,
-          },
-          args.transform?.credentialsSecret,
-        ),
-        { parent },
-      );
-      new aws.secretsmanager.SecretVersion(
-        `${name}-credentials`,
-        {
-          secretId: secret.id,
-          secretString: pulumi.secret(
-            pulumi.jsonStringify({ username: settings.username, password: generated.result }),
-          ),
-        },
-        { parent },
-      );
-      return secret;
+      return storeSecret(parent, `${name}-credentials`, {
+        description: `Amazon MQ RabbitMQ credentials for ${name} (${pulumi.getStack()}), synced into Kubernetes`,
+        kmsKeyArn: args.kmsKeyArn,
+        value: { username: settings.username, password: generated.result },
+        transform: args.transform?.credentialsSecret,
+      });
     }
 
     function createSecurityGroup(): aws.ec2.SecurityGroup {
-      // No egress rules: the broker only answers (the provider drops AWS's default allow-all egress).
-      const group = new aws.ec2.SecurityGroup(
-        `${name}-sg`,
-        applyTransform<aws.ec2.SecurityGroupArgs>(
+      return createDataTierSecurityGroup(parent, name, {
+        vpcId: args.vpcId,
+        clientSecurityGroupId: args.clientSecurityGroupId,
+        description: "Amazon MQ RabbitMQ: AMQPS 5671 and management 443 from the EKS cluster only",
+        nameTag: `ndt-${pulumi.getStack()}-broker`,
+        ports: [
           {
-            vpcId: args.vpcId,
-            description: "Amazon MQ RabbitMQ: AMQPS 5671 and management 443 from the EKS cluster only",
-            tags: { Name: `ndt-${pulumi.getStack()}-broker`, tier: "data" },
+            purpose: "amqps",
+            port: AMQPS_PORT,
+            description: "RabbitMQ AMQP over TLS from EKS pods and nodes (cluster security group)",
           },
-          args.transform?.securityGroup,
-        ),
-        { parent },
-      );
-      const ports = { amqps: [AMQPS_PORT, "AMQP over TLS"], management: [MANAGEMENT_PORT, "management API (KEDA)"] };
-      for (const [purpose, [port, what]] of Object.entries(ports) as [string, [number, string]][]) {
-        new aws.vpc.SecurityGroupIngressRule(
-          `${name}-${purpose}-from-cluster`,
           {
-            securityGroupId: group.id,
-            referencedSecurityGroupId: args.clientSecurityGroupId,
-            ipProtocol: "tcp",
-            fromPort: port,
-            toPort: port,
-            description: `RabbitMQ ${what} from EKS pods and nodes (cluster security group)`,
+            purpose: "management",
+            port: MANAGEMENT_PORT,
+            description: "RabbitMQ management API (KEDA) from EKS pods and nodes (cluster security group)",
           },
-          { parent },
-        );
-      }
-      return group;
+        ],
+        transform: args.transform?.securityGroup,
+      });
     }
 
     function createBroker(): aws.mq.Broker {

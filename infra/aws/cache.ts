@@ -2,6 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { CacheConnection } from "./connections.js";
+import { createDataTierSecurityGroup, storeSecret } from "./data-tier.js";
 import { applyTransform, type Transform } from "./transform.js";
 
 /** Redis and Valkey's port. */
@@ -132,53 +133,28 @@ export class Cache extends pulumi.ComponentResource {
     }
 
     function storeAuthToken(token: random.RandomPassword): aws.secretsmanager.Secret {
-      const secret = new aws.secretsmanager.Secret(
-        `${name}-auth`,
-        applyTransform<aws.secretsmanager.SecretArgs>(
-          {
-            description: `ElastiCache AUTH token for ${name} (${pulumi.getStack()}), synced into Kubernetes`,
-            kmsKeyId: args.kmsKeyArn,
-            recoveryWindowInDays: 7,
-          },
-          args.transform?.authSecret,
-        ),
-        { parent },
-      );
-      new aws.secretsmanager.SecretVersion(
-        `${name}-auth`,
-        { secretId: secret.id, secretString: pulumi.secret(pulumi.jsonStringify({ token: token.result })) },
-        { parent },
-      );
-      return secret;
+      return storeSecret(parent, `${name}-auth`, {
+        description: `ElastiCache AUTH token for ${name} (${pulumi.getStack()}), synced into Kubernetes`,
+        kmsKeyArn: args.kmsKeyArn,
+        value: { token: token.result },
+        transform: args.transform?.authSecret,
+      });
     }
 
     function createSecurityGroup(): aws.ec2.SecurityGroup {
-      // No egress rules: the cache only answers (the provider drops AWS's default allow-all egress).
-      const group = new aws.ec2.SecurityGroup(
-        `${name}-sg`,
-        applyTransform<aws.ec2.SecurityGroupArgs>(
+      return createDataTierSecurityGroup(parent, name, {
+        vpcId: args.vpcId,
+        clientSecurityGroupId: args.clientSecurityGroupId,
+        description: `ElastiCache ${settings.engine}: 6379 from the EKS cluster only`,
+        nameTag: `ndt-${pulumi.getStack()}-cache`,
+        ports: [
           {
-            vpcId: args.vpcId,
-            description: `ElastiCache ${settings.engine}: 6379 from the EKS cluster only`,
-            tags: { Name: `ndt-${pulumi.getStack()}-cache`, tier: "data" },
+            port: CACHE_PORT,
+            description: `${settings.engine} (TLS) from EKS pods and nodes (cluster security group)`,
           },
-          args.transform?.securityGroup,
-        ),
-        { parent },
-      );
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-from-cluster`,
-        {
-          securityGroupId: group.id,
-          referencedSecurityGroupId: args.clientSecurityGroupId,
-          ipProtocol: "tcp",
-          fromPort: CACHE_PORT,
-          toPort: CACHE_PORT,
-          description: `${settings.engine} (TLS) from EKS pods and nodes (cluster security group)`,
-        },
-        { parent },
-      );
-      return group;
+        ],
+        transform: args.transform?.securityGroup,
+      });
     }
 
     function createSubnetGroup(): aws.elasticache.SubnetGroup {

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { DatabaseConnection } from "./connections.js";
+import { createDataTierSecurityGroup } from "./data-tier.js";
 import { applyTransform, type Transform } from "./transform.js";
 
 /** PostgreSQL's port; clients, proxy and security groups all use it. */
@@ -186,32 +187,14 @@ export class Database extends pulumi.ComponentResource {
     }
 
     function createSecurityGroup(): aws.ec2.SecurityGroup {
-      // No egress rules: the database answers connections, it never opens any (the provider drops AWS's allow-all).
-      const group = new aws.ec2.SecurityGroup(
-        `${name}-sg`,
-        applyTransform<aws.ec2.SecurityGroupArgs>(
-          {
-            vpcId: args.vpcId,
-            description: "Aurora PostgreSQL: 5432 from the EKS cluster (and its RDS Proxy) only",
-            tags: { Name: `${parent.clusterIdentifier}-database`, tier: "data" },
-          },
-          args.transform?.securityGroup,
-        ),
-        { parent },
-      );
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-from-cluster`,
-        {
-          securityGroupId: group.id,
-          referencedSecurityGroupId: args.clientSecurityGroupId,
-          ipProtocol: "tcp",
-          fromPort: POSTGRES_PORT,
-          toPort: POSTGRES_PORT,
-          description: "PostgreSQL from EKS pods and nodes (cluster security group)",
-        },
-        { parent },
-      );
-      return group;
+      return createDataTierSecurityGroup(parent, name, {
+        vpcId: args.vpcId,
+        clientSecurityGroupId: args.clientSecurityGroupId,
+        description: "Aurora PostgreSQL: 5432 from the EKS cluster (and its RDS Proxy) only",
+        nameTag: `${parent.clusterIdentifier}-database`,
+        ports: [{ port: POSTGRES_PORT, description: "PostgreSQL from EKS pods and nodes (cluster security group)" }],
+        transform: args.transform?.securityGroup,
+      });
     }
 
     function createSubnetGroup(): aws.rds.SubnetGroup {
