@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildApp, UndeclaredDependencyError } from "./build.js";
+import { buildableApps, buildApp, UndeclaredDependencyError } from "./build.js";
 
 const roots: string[] = [];
 afterEach(() => {
@@ -73,6 +73,20 @@ describe("tools/delivery/build.ts", () => {
     const root = workspace();
     const result = await buildApp("svc", root);
     expect(result.outputs).toContain(path.join(root, "apps/svc/dist/infer/onnx.worker.js"));
+  });
+
+  it("bundles plain *.mjs modules (loaded by URL at run time) under the same name", async () => {
+    const root = workspace();
+    write(root, "apps/svc/src/argon2-worker.mjs", 'import { greeting } from "@ndt/lib";\nconsole.log(greeting);\n');
+    const result = await buildApp("svc", root);
+    expect(result.outputs).toContain(path.join(root, "apps/svc/dist/argon2-worker.mjs"));
+    const stdout = execFileSync(process.execPath, ["dist/argon2-worker.mjs"], { cwd: path.join(root, "apps/svc") });
+    expect(stdout.toString().trim()).toBe("hello from lib");
+  });
+
+  it("lists the apps with a src/server.ts as the ones to build", () => {
+    const root = workspace();
+    expect(buildableApps(root)).toEqual(["svc"]);
   });
 
   it("keeps declared third-party packages external, loaded from node_modules at run time", async () => {

@@ -2,9 +2,11 @@
  * Production build of one service, the step every image runs:
  *
  *   npx tsx tools/delivery/build.ts <app>     apps/<app>/src/server.ts → apps/<app>/dist/server.js (+ .map)
+ *   npm run build [-- <app>…]                 the same; no app = every app with a src/server.ts (buildableApps)
  *
  * Worker-thread entry points follow a naming rule: every `*.worker.ts` under src/ is bundled too, to the same relative
- * path under dist/ (`src/infer/onnx.worker.ts` → `dist/infer/onnx.worker.js`).
+ * path under dist/ (`src/infer/onnx.worker.ts` → `dist/infer/onnx.worker.js`), and every plain `*.mjs` module under src/
+ * to the same name (`src/argon2-worker.mjs` → `dist/argon2-worker.mjs`, loaded by URL at run time).
  *
  * The service and the workspace packages it imports (`@ndt/*`, which export TypeScript source) are bundled into one
  * ES module by esbuild, so the container starts plain `node` with nothing to compile. Every other package stays
@@ -21,7 +23,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { builtinModules } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { build, type Plugin } from "esbuild";
+import { build, type BuildOptions, type Plugin } from "esbuild";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -98,6 +100,15 @@ export function declaredDependencies(root: string, appDir: string): Set<string> 
   return declared;
 }
 
+/** Every app under apps/ with a `src/server.ts` (the services the images run), sorted. */
+export function buildableApps(root = REPO_ROOT): string[] {
+  const appsDir = path.join(root, "apps");
+  return readdirSync(appsDir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(path.join(appsDir, entry.name, "src", "server.ts")))
+    .map((entry) => entry.name)
+    .sort();
+}
+
 export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResult> {
   const appDir = path.join(root, "apps", app);
   const entry = path.join(appDir, "src", "server.ts");
@@ -126,12 +137,12 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
   };
 
   const srcDir = path.join(appDir, "src");
-  const workers = readdirSync(srcDir, { recursive: true, encoding: "utf8" })
-    .filter((f) => f.endsWith(".worker.ts"))
-    .sort()
-    .map((f) => path.join(srcDir, f));
-  const result = await build({
-    entryPoints: [entry, ...workers],
+  const sources = readdirSync(srcDir, { recursive: true, encoding: "utf8" }).sort();
+  const workers = sources.filter((f) => f.endsWith(".worker.ts")).map((f) => path.join(srcDir, f));
+  // Plain-JS modules the source loads by URL (auth's `new URL("./argon2-worker.mjs", import.meta.url)`): bundled
+  // under the same name, so the URL resolves from dist/ exactly as from src/.
+  const modules = sources.filter((f) => f.endsWith(".mjs")).map((f) => path.join(srcDir, f));
+  const options: BuildOptions & { metafile: true } = {
     outdir,
     outbase: srcDir,
     absWorkingDir: root,
@@ -143,7 +154,10 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
     sourcemap: true,
     logLevel: "warning",
     plugins: [externals],
-  });
+  };
+  const results = [await build({ ...options, entryPoints: [entry, ...workers] })];
+  if (modules.length > 0)
+    results.push(await build({ ...options, entryPoints: modules, outExtension: { ".js": ".mjs" } }));
   if (missing.size > 0) {
     rmSync(outdir, { recursive: true, force: true });
     throw new UndeclaredDependencyError(app, missing);
@@ -151,7 +165,8 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
   return {
     app,
     outfile: path.join(outdir, "server.js"),
-    outputs: Object.keys(result.metafile.outputs)
+    outputs: results
+      .flatMap((result) => Object.keys(result.metafile.outputs))
       .map((f) => path.resolve(root, f))
       .sort(),
     external: [...external].sort(),
@@ -159,11 +174,14 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const apps = process.argv.slice(2);
-  if (apps.length === 0) {
-    console.error("usage: tsx tools/delivery/build.ts <app> [<app>…]   (apps/<app>/src/server.ts → dist/server.js)");
+  const args = process.argv.slice(2);
+  if (args.some((arg) => arg.startsWith("-"))) {
+    console.error(
+      "usage: tsx tools/delivery/build.ts [<app>…]   (apps/<app>/src/server.ts → dist/server.js; none = all)",
+    );
     process.exit(2);
   }
+  const apps = args.length > 0 ? args : buildableApps();
   try {
     for (const app of apps) {
       const r = await buildApp(app);
