@@ -12,6 +12,7 @@ import { Storage } from "../infra/aws/storage.js";
 import { Addons } from "../infra/k8s/addons/index.js";
 import { Applications } from "../infra/k8s/applications.js";
 import { Observability, type ReceiverSettings } from "../infra/k8s/observability/index.js";
+import { Images } from "../tools/delivery/images.js";
 import type { StackConfig } from "./config.js";
 import { imagesOf, topology as platformTopology, validateTopology } from "./topology.js";
 
@@ -104,6 +105,12 @@ export function definePlatform(
     apps: imagesOf(topology),
     keepImages: config.registry.keepImages,
   });
+  // Every image the topology names, built and pushed under the release tag; the workloads run them by digest.
+  const images = new Images("images", {
+    topology,
+    repositories: registry.repositoryUrls,
+    imageTag: config.services.imageTag,
+  });
 
   // Everything on the cluster goes through this provider; server-side apply lets add-ons and Pulumi share fields.
   const kubernetes = new k8s.Provider("kubernetes", {
@@ -153,6 +160,7 @@ export function definePlatform(
       vpcCidr: config.network.cidrBlock,
       repositories: registry.repositoryUrls,
       imageTag: config.services.imageTag,
+      images: images.deployRefs,
       detectorModel: config.services.detectorModel,
       apiHost: config.domain.apiHost,
       clusterIssuer: config.addons.clusterIssuer,
@@ -188,6 +196,7 @@ export function definePlatform(
     mediaDomain: storage.mediaDomain,
     mediaKeyPairId: storage.signing.keyPairId,
     repositoryUrls: registry.repositoryUrls,
+    imageRefs: images.refs,
     kubeconfig: pulumi.secret(cluster.kubeconfigJson),
   };
 }

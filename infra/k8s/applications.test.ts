@@ -36,14 +36,19 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     }
   });
 
-  it("pins every image to the configured tag in the stack's ECR repositories", async () => {
+  it("pins every workload to the digest of the image built and pushed to the stack's ECR repository", async () => {
     const plan = await planOf(stack);
-    const tag = stack === "prod" ? "v0.1.0" : "git-474ae8c";
+    const built = plan.outputs.imageRefs as Record<string, string>;
+    const pinned = (image: string) =>
+      new RegExp(`^123456789012\\.dkr\\.ecr\\.eu-west-1\\.amazonaws\\.com/ndt-${stack}/${image}@sha256:[a-f0-9]{64}$`);
     for (const service of topology.services) {
-      expect(containerOf(object(plan, "Deployment", service.name)).image).toBe(
-        `123456789012.dkr.ecr.eu-west-1.amazonaws.com/ndt-${stack}/${service.image}:${tag}`,
-      );
+      const image = containerOf(object(plan, "Deployment", service.name)).image;
+      expect(image).toMatch(pinned(service.image));
+      // a GPU service runs the GPU variant of its image
+      expect(image).toBe(built[service.gpu ? `${service.image}-gpu` : service.image]);
     }
+    const job = plan.resources.find((resource) => resource.inputs.kind === "Job")?.inputs as Json;
+    expect(containerOf(job).image).toBe(built[topology.migrations.image]);
   });
 
   it("runs the detector on the GPU pool with one GPU, the taint tolerated, a startup probe and KEDA on detections", async () => {
@@ -151,7 +156,7 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
     });
-    expect(get(job, "spec.template.spec.containers.0.image")).toMatch(/\/ndt-[a-z]+\/migrations:/);
+    expect(get(job, "spec.template.spec.containers.0.image")).toMatch(/\/ndt-[a-z]+\/migrations@sha256:[a-f0-9]{64}$/);
   });
 
   it("validates every Kubernetes object against the Kubernetes 1.33 API schema (K12)", async () => {

@@ -18,6 +18,11 @@ export interface ApplicationsArgs {
   /** ECR repository URLs by the topology's image names (infra/aws/registry.ts `repositoryUrls`). */
   repositories: Record<string, pulumi.Input<string>>;
   imageTag: string;
+  /**
+   * Pinned references (`<repository>@sha256:…`) by the topology's image names, from the images the program built and
+   * pushed (tools/delivery/images.ts `deployRefs`): when given, every workload runs these digests, not the tag.
+   */
+  images?: Record<string, pulumi.Input<string>>;
   detectorModel: { key: string; sha256: string };
   /** The API's public host and the ClusterIssuer its certificate comes from. */
   apiHost: string;
@@ -56,7 +61,7 @@ export class Applications extends pulumi.ComponentResource {
       inNamespace,
     );
     function repositoryOf(image: string): pulumi.Input<string> {
-      const url = args.repositories[image];
+      const url = args.images ? args.images[image] : args.repositories[image];
       if (url === undefined)
         throw new Error(`no ECR repository for image "${image}": the Registry is built from the topology`);
       return url;

@@ -67,11 +67,16 @@ export function containerSecurityContext(): k8sInput.core.v1.SecurityContext {
   };
 }
 
-/** `repository:tag`, or `repository@sha256:...` for a digest (K4: never `latest`, never untagged). */
+/**
+ * `repository:tag`, or `repository@sha256:...` for a digest (K4: never `latest`, never untagged). A repository that is
+ * already a digest reference (`repository@sha256:...`, what tools/delivery/images.ts built and pushed) is returned as
+ * it is: the digest pins the image, the tag adds nothing.
+ */
 export function imageRef(repositoryUrl: pulumi.Input<string>, tagOrDigest: string): pulumi.Output<string> {
-  return pulumi
-    .output(repositoryUrl)
-    .apply((url) => (tagOrDigest.startsWith("sha256:") ? `${url}@${tagOrDigest}` : `${url}:${tagOrDigest}`));
+  return pulumi.output(repositoryUrl).apply((url) => {
+    if (/@sha256:[a-f0-9]{64}$/.test(url)) return url;
+    return tagOrDigest.startsWith("sha256:") ? `${url}@${tagOrDigest}` : `${url}:${tagOrDigest}`;
+  });
 }
 
 /** Fixed ports of the AWS data tiers, for NetworkPolicy egress (the connections carry the endpoints). */

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type * as pulumi from "@pulumi/pulumi";
 
 /**
@@ -114,6 +115,12 @@ const outputsByType: Record<string, StateBuilder> = {
     repositoryUrl: `${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com/${String(inputs.name ?? name)}`,
   }),
   "random:index/randomPassword:RandomPassword": (name) => ({ result: `mock-password-${name}` }),
+  // A pushed image: its digest is a hash of the resource name (stable across runs), ref as docker-build gives it.
+  "docker-build:index:Image": (name, inputs) => {
+    const digest = `sha256:${createHash("sha256").update(name).digest("hex")}`;
+    const tags = Array.isArray(inputs.tags) ? inputs.tags.map(String) : [];
+    return { digest, ref: tags[0] ? `${tags[0]}@${digest}` : "", contextHash: `mock-context-${name}` };
+  },
 };
 
 /** Provider functions the program calls (data sources). */
@@ -135,6 +142,13 @@ const callResults: Record<string, (inputs: Record<string, unknown>, region: stri
       .replace(/[^A-Z0-9]/g, "");
     return { id: `Z${slug}`, zoneId: `Z${slug}`, name: inputs.name, privateZone: false };
   },
+  "aws:ecr/getAuthorizationToken:getAuthorizationToken": (_inputs, region) => ({
+    authorizationToken: "QVdTOm1vY2stZWNyLXBhc3N3b3Jk",
+    proxyEndpoint: `https://${MOCK_ACCOUNT_ID}.dkr.ecr.${region}.amazonaws.com`,
+    userName: "AWS",
+    password: "mock-ecr-password",
+    expiresAt: "2000-01-01T12:00:00Z",
+  }),
   "aws:ssm/getParameter:getParameter": (inputs) => ({ value: `ami-mock-${String(inputs.name).split("/").at(-2)}` }),
 };
 
