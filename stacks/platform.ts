@@ -12,7 +12,7 @@ import { Storage } from "../infra/aws/storage.js";
 import { Addons } from "../infra/k8s/addons/index.js";
 import { Applications } from "../infra/k8s/applications.js";
 import { Observability, type ReceiverSettings } from "../infra/k8s/observability/index.js";
-import { Images } from "../tools/delivery/images.js";
+import { Images } from "../infra/aws/images.js";
 import type { StackConfig } from "./config.js";
 import { imagesOf, topology as platformTopology, validateTopology } from "./topology.js";
 

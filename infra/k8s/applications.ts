@@ -20,7 +20,7 @@ export interface ApplicationsArgs {
   imageTag: string;
   /**
    * Pinned references (`<repository>@sha256:…`) by the topology's image names, from the images the program built and
-   * pushed (tools/delivery/images.ts `deployRefs`): when given, every workload runs these digests, not the tag.
+   * pushed (infra/aws/images.ts `deployRefs`): when given, every workload runs these digests, not the tag.
    */
   images?: Record<string, pulumi.Input<string>>;
   detectorModel: { key: string; sha256: string };

@@ -69,7 +69,7 @@ export function containerSecurityContext(): k8sInput.core.v1.SecurityContext {
 
 /**
  * `repository:tag`, or `repository@sha256:...` for a digest (K4: never `latest`, never untagged). A repository that is
- * already a digest reference (`repository@sha256:...`, what tools/delivery/images.ts built and pushed) is returned as
+ * already a digest reference (`repository@sha256:...`, what infra/aws/images.ts built and pushed) is returned as
  * it is: the digest pins the image, the tag adds nothing.
  */
 export function imageRef(repositoryUrl: pulumi.Input<string>, tagOrDigest: string): pulumi.Output<string> {

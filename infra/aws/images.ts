@@ -69,7 +69,7 @@ export class Images extends pulumi.ComponentResource {
   readonly deployRefs: Record<string, pulumi.Output<string>> = {};
 
   constructor(name: string, args: ImagesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("ndt:delivery:Images", name, {}, opts);
+    super("ndt:aws:Images", name, {}, opts);
     const token = aws.ecr.getAuthorizationTokenOutput({}, { parent: this });
     const builds = imageBuilds(args.topology);
     for (const build of builds) {

@@ -1,5 +1,5 @@
 /**
- * The images the Pulumi program builds and pushes (tools/delivery/images.ts), in the offline plans: one build per
+ * The images the Pulumi program builds and pushes (infra/aws/images.ts), in the offline plans: one build per
  * image the topology names plus the GPU variant of a GPU service's image, linux/amd64, pushed to the stack's ECR
  * repository under the configured release tag with ECR credentials (secret), and deployed by digest.
  */
