@@ -161,8 +161,10 @@ def build_targets(kept, ignored, size, nc):
         best_area = torch.full((h * w,), float("inf"))
         pos = torch.zeros(h * w, dtype=torch.bool)
         for c, x1, y1, x2, y2 in ignored:
+            x1, y1, x2, y2 = float(x1), float(y1), float(x2), float(y2)
             weight[(ax >= x1 - s / 2) & (ax <= x2 + s / 2) & (ay >= y1 - s / 2) & (ay <= y2 + s / 2)] = 0
         for c, x1, y1, x2, y2 in kept:
+            x1, y1, x2, y2 = float(x1), float(y1), float(x2), float(y2)
             bw, bh = x2 - x1, y2 - y1
             side = max(bw, bh)
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

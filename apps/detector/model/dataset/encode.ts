@@ -21,7 +21,7 @@ export function formatFor(choice: FormatChoice, seed: number, index: number): { 
 export async function encodeSample(sample: Sample, format: ImageFormat, quality = 92): Promise<Buffer> {
   const img = sharp(Buffer.from(sample.pixels.buffer, sample.pixels.byteOffset, sample.pixels.byteLength), {
     raw: { width: sample.width, height: sample.height, channels: 1 },
-  });
+  }).toColourspace("b-w");
   return format === "png"
     ? img.png({ compressionLevel: 6 }).toBuffer()
     : img.jpeg({ quality, chromaSubsampling: "4:4:4" }).toBuffer();

@@ -78,7 +78,8 @@ async function main(): Promise<void> {
     },
   });
   const format = values.format;
-  if (format !== "png" && format !== "jpeg" && format !== "mixed") throw new Error("--format must be png, jpeg or mixed");
+  if (format !== "png" && format !== "jpeg" && format !== "mixed")
+    throw new Error("--format must be png, jpeg or mixed");
   if (!values.out) throw new Error("--out DIR is required");
   const t0 = performance.now();
   const lines = await generateDataset({
@@ -89,7 +90,9 @@ async function main(): Promise<void> {
     format,
   });
   const defects = lines.reduce((s, l) => s + l.boxes.length, 0);
-  console.log(`${lines.length} images, ${defects} defects → ${values.out} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(
+    `${lines.length} images, ${defects} defects → ${values.out} (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

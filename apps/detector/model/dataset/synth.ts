@@ -60,6 +60,17 @@ export interface Sample {
   pixels: Uint8Array;
   defects: Defect[];
   meta: SampleMeta;
+  /** The noiseless float image before rounding, only with `keepField` (for tests). */
+  field?: Float32Array;
+}
+
+export interface RenderOptions {
+  /** @default true */
+  noise?: boolean;
+  /** Draw the defects (their geometry and the PRNG stream are the same either way). @default true */
+  paintDefects?: boolean;
+  /** @default false */
+  keepField?: boolean;
 }
 
 /** Coverage of one defect on a local window: origin (x0, y0), size w × h, values 0..1. */
@@ -75,10 +86,7 @@ function clamp01(v: number): number {
   return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
-function rasterise(
-  bounds: [number, number, number, number],
-  coverageAt: (px: number, py: number) => number,
-): Coverage {
+function rasterise(bounds: [number, number, number, number], coverageAt: (px: number, py: number) => number): Coverage {
   const x0 = Math.floor(bounds[0]) - 1;
   const y0 = Math.floor(bounds[1]) - 1;
   const w = Math.ceil(bounds[2]) + 2 - x0;
@@ -134,7 +142,8 @@ export function shapeCoverage(shape: DefectShape): Coverage {
         [Math.min(...xs) - m, Math.min(...ys) - m, Math.max(...xs) + m, Math.max(...ys) + m],
         (px, py) => {
           let d = Number.POSITIVE_INFINITY;
-          for (let k = 0; k + 1 < points.length; k++) d = Math.min(d, segmentDistance(px, py, points[k]!, points[k + 1]!));
+          for (let k = 0; k + 1 < points.length; k++)
+            d = Math.min(d, segmentDistance(px, py, points[k]!, points[k + 1]!));
           return width / 2 + 0.5 - d;
         },
       );
@@ -209,7 +218,7 @@ export function sampleName(seed: number, index: number): string {
 }
 
 /** Renders image `index` of the dataset `seed`. Each image has its own PRNG stream, so any one can be made alone. */
-export function generateSample(seed: number, index: number): Sample {
+export function generateSample(seed: number, index: number, opts: RenderOptions = {}): Sample {
   const rng = new Rng(seed, index);
   const width = rng.int(SPEC.size[0], SPEC.size[1]);
   const height = rng.int(SPEC.size[0], SPEC.size[1]);
@@ -258,7 +267,7 @@ export function generateSample(seed: number, index: number): Sample {
       const box = coverageBox(cov);
       if (!box || box[0] < 2 || box[1] < 2 || box[2] > width - 2 || box[3] > height - 2) continue;
       if (!defects.every((d) => boxesApart(d.box, box, SPEC.minGap))) continue;
-      for (let j = 0; j < cov.h; j++) {
+      for (let j = 0; j < cov.h && opts.paintDefects !== false; j++) {
         for (let i = 0; i < cov.w; i++) {
           const c = cov.values[j * cov.w + i] ?? 0;
           if (c > 0) field[(cov.y0 + j) * width + cov.x0 + i]! += contrast * c;
@@ -271,7 +280,8 @@ export function generateSample(seed: number, index: number): Sample {
 
   const pixels = new Uint8Array(width * height);
   for (let k = 0; k < pixels.length; k++) {
-    const v = Math.round((field[k] ?? 0) + noiseSigma * rng.normal());
+    const n = rng.normal();
+    const v = Math.round((field[k] ?? 0) + (opts.noise === false ? 0 : noiseSigma * n));
     pixels[k] = v < 0 ? 0 : v > 255 ? 255 : v;
   }
   return {
@@ -281,6 +291,7 @@ export function generateSample(seed: number, index: number): Sample {
     pixels,
     defects,
     meta: { background, band, gradient, noiseSigma },
+    ...(opts.keepField ? { field } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * 114, RGB, then 0..1 float32 CHW. Decoding is sharp's: PNG or JPEG, grey or colour, 8 or 16 bit, EXIF orientation
  * applied, alpha dropped.
  */
-import sharp from "sharp";
+import sharp, { type Metadata, type OutputInfo } from "sharp";
 
 export const PAD_VALUE = 114;
 
@@ -33,8 +33,8 @@ export function letterboxGeometry(
   const scale = Math.min(dstWidth / srcWidth, dstHeight / srcHeight);
   const newWidth = Math.max(1, Math.min(dstWidth, Math.round(srcWidth * scale)));
   const newHeight = Math.max(1, Math.min(dstHeight, Math.round(srcHeight * scale)));
-  const padLeft = Math.round((dstWidth - newWidth) / 2 - 0.1);
-  const padTop = Math.round((dstHeight - newHeight) / 2 - 0.1);
+  const padLeft = Math.max(0, Math.round((dstWidth - newWidth) / 2 - 0.1));
+  const padTop = Math.max(0, Math.round((dstHeight - newHeight) / 2 - 0.1));
   return { srcWidth, srcHeight, dstWidth, dstHeight, scale, newWidth, newHeight, padLeft, padTop };
 }
 
@@ -49,8 +49,12 @@ export class ImageDecodeError extends Error {
 }
 
 /** Decodes PNG/JPEG bytes and letterboxes them to dstWidth × dstHeight. Throws ImageDecodeError on bad input. */
-export async function letterboxImage(bytes: Uint8Array, dstWidth: number, dstHeight: number): Promise<LetterboxedImage> {
-  let meta: sharp.Metadata;
+export async function letterboxImage(
+  bytes: Uint8Array,
+  dstWidth: number,
+  dstHeight: number,
+): Promise<LetterboxedImage> {
+  let meta: Metadata;
   try {
     meta = await sharp(bytes, { failOn: "error" }).metadata();
   } catch (err) {
@@ -68,7 +72,7 @@ export async function letterboxImage(bytes: Uint8Array, dstWidth: number, dstHei
   if (g.newWidth !== srcWidth || g.newHeight !== srcHeight) {
     pipeline = pipeline.resize(g.newWidth, g.newHeight, { fit: "fill", kernel: "linear" });
   }
-  let raw: { data: Buffer; info: sharp.OutputInfo };
+  let raw: { data: Buffer; info: OutputInfo };
   try {
     raw = await pipeline
       .extend({
