@@ -1,0 +1,79 @@
+/** Request and response schemas of the files API (CONTRACTS.md §3). */
+import { StrictObject } from "@ndt/kit";
+import { type Static, Type } from "@sinclair/typebox";
+
+export const DEFECT_CLASSES = ["porosity", "crack", "inclusion"] as const;
+export type DefectClass = (typeof DEFECT_CLASSES)[number];
+export const IMAGE_STATUSES = ["queued", "processing", "done", "failed"] as const;
+
+const Uuid = Type.String({ format: "uuid" });
+
+export const InspectionParams = StrictObject({ id: Uuid });
+export const ImageParams = StrictObject({ id: Uuid, imageId: Uuid });
+
+export const CreateInspectionBody = StrictObject({
+  title: Type.String({ minLength: 1, maxLength: 200 }),
+  site: Type.Optional(Type.String({ maxLength: 200 })),
+  notes: Type.Optional(Type.String({ maxLength: 5000 })),
+});
+
+export const ListQuery = StrictObject({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});
+
+export const UploadQuery = StrictObject({
+  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+});
+
+export const Inspection = Type.Object(
+  {
+    id: Uuid,
+    title: Type.String(),
+    site: Type.Union([Type.String(), Type.Null()]),
+    notes: Type.Union([Type.String(), Type.Null()]),
+    status: Type.Union([Type.Literal("open"), Type.Literal("closed")]),
+    createdAt: Type.String({ format: "date-time" }),
+  },
+  { $id: "Inspection" },
+);
+export type Inspection = Static<typeof Inspection>;
+
+export const InspectionList = Type.Object({
+  items: Type.Array(Inspection),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const Detection = Type.Object({
+  class: Type.Union(DEFECT_CLASSES.map((c) => Type.Literal(c))),
+  score: Type.Number(),
+  box: Type.Tuple([Type.Number(), Type.Number(), Type.Number(), Type.Number()], {
+    description: "x1, y1, x2, y2 in the original image's pixels",
+  }),
+});
+
+export const Image = Type.Object(
+  {
+    id: Uuid,
+    filename: Type.String(),
+    status: Type.Union(IMAGE_STATUSES.map((s) => Type.Literal(s))),
+    width: Type.Optional(Type.Integer()),
+    height: Type.Optional(Type.Integer()),
+    error: Type.Optional(Type.String()),
+    detections: Type.Array(Detection),
+  },
+  { $id: "Image" },
+);
+export type Image = Static<typeof Image>;
+
+export const InspectionDetail = Type.Object({
+  ...Inspection.properties,
+  images: Type.Array(Image),
+  summary: Type.Object({
+    images: Type.Integer(),
+    done: Type.Integer(),
+    failed: Type.Integer(),
+    defects: Type.Object({ porosity: Type.Integer(), crack: Type.Integer(), inclusion: Type.Integer() }),
+  }),
+});
+export type InspectionDetail = Static<typeof InspectionDetail>;

@@ -1,0 +1,414 @@
+/** Inspections and uploads against real PostgreSQL, Redis, RabbitMQ and s3rver through the AWS SDK. */
+import { randomUUID } from "node:crypto";
+import { get as httpGet, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { type TestDatabase, type TestRedis, testDatabase, testRedis } from "@ndt/kit/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp, s3Client } from "../src/app.js";
+import type { FilesConfig } from "../src/config.js";
+import {
+  BUCKET,
+  bearer,
+  fakeJpeg,
+  fakePng,
+  filesConfig,
+  multipartBody,
+  startIssuer,
+  startS3,
+  type TestAmqp,
+  type TestIssuer,
+  type TestS3,
+  testAmqp,
+  waitFor,
+} from "./helpers.js";
+
+const db = await testDatabase("files");
+const kv = await testRedis("files");
+const mq = await testAmqp("files");
+const LIMIT = 64 * 1024;
+
+describe.skipIf(!db || !kv || !mq)("files service", () => {
+  let s3: TestS3;
+  let issuer: TestIssuer;
+  let config: FilesConfig;
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  const orgA = randomUUID();
+  const orgB = randomUUID();
+  let adminA: string;
+  let inspectorA: string;
+  let viewerA: string;
+  let adminB: string;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    issuer = await startIssuer();
+    config = filesConfig(
+      { db: db as TestDatabase, kv: kv as TestRedis, mq: mq as TestAmqp, s3, issuer },
+      { UPLOAD_MAX_BYTES: String(LIMIT) },
+    );
+    app = await buildApp({ config });
+    adminA = await issuer.token({ org: orgA, role: "admin" });
+    inspectorA = await issuer.token({ org: orgA, role: "inspector" });
+    viewerA = await issuer.token({ org: orgA, role: "viewer" });
+    adminB = await issuer.token({ org: orgB, role: "admin" });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await s3?.stop();
+    await issuer?.stop();
+    await mq?.cleanup();
+    await kv?.cleanup();
+    await db?.drop();
+  });
+
+  const create = async (token: string, body: Record<string, unknown> = { title: "Weld 7" }) => {
+    const res = await app.inject({ method: "POST", url: "/api/v1/inspections", headers: bearer(token), payload: body });
+    expect(res.statusCode).toBe(201);
+    return res.json() as { id: string; title: string };
+  };
+
+  const upload = (token: string, inspectionId: string, payload: Buffer | Readable, type = "image/png", q = "") =>
+    app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspectionId}/images${q}`,
+      headers: { ...bearer(token), "content-type": type },
+      payload,
+    });
+
+  const objects = async () => {
+    const out = await app.deps.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    return (out.Contents ?? []).map((o) => o.Key);
+  };
+
+  const outboxCount = async () => Number((await app.deps.db.query("SELECT count(*) AS n FROM outbox")).rows[0]!.n);
+
+  it("requires a bearer token and answers the error envelope with x-request-id", async () => {
+    const res = await app.inject({ method: "GET", url: "/api/v1/inspections", headers: { "x-request-id": "req-42" } });
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["x-request-id"]).toBe("req-42");
+    expect(res.json()).toEqual({ error: { code: "unauthorized", message: expect.any(String) } });
+  });
+
+  it("creates an inspection for admins and inspectors, not viewers", async () => {
+    const res = await app.inject({
+      method: "POST",
+      url: "/api/v1/inspections",
+      headers: bearer(inspectorA),
+      payload: { title: "Pipe 12", site: "Yard B", notes: "north run" },
+    });
+    expect(res.statusCode).toBe(201);
+    expect(res.headers["x-request-id"]).toBeTruthy();
+    expect(res.json()).toEqual({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      title: "Pipe 12",
+      site: "Yard B",
+      notes: "north run",
+      status: "open",
+      createdAt: expect.any(String),
+    });
+    const viewer = await app.inject({
+      method: "POST",
+      url: "/api/v1/inspections",
+      headers: bearer(viewerA),
+      payload: { title: "x" },
+    });
+    expect(viewer.statusCode).toBe(403);
+  });
+
+  it("rejects unknown fields with 400", async () => {
+    const res = await app.inject({
+      method: "POST",
+      url: "/api/v1/inspections",
+      headers: bearer(adminA),
+      payload: { title: "x", owner: "someone-else" },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe("validation_failed");
+  });
+
+  it("pages the organisation's inspections newest first with a cursor", async () => {
+    const org = randomUUID();
+    const token = await issuer.token({ org, role: "admin" });
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await create(token, { title: `T${i}` })).id);
+    await create(adminB, { title: "other org" });
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+      const res = await app.inject({ method: "GET", url: `/api/v1/inspections?limit=2${q}`, headers: bearer(token) });
+      expect(res.statusCode).toBe(200);
+      const body = res.json() as { items: { id: string }[]; nextCursor: string | null };
+      expect(body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...body.items.map((i) => i.id));
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...made].reverse());
+
+    const bad = await app.inject({ method: "GET", url: "/api/v1/inspections?cursor=nope", headers: bearer(token) });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe("invalid_cursor");
+  });
+
+  it("accepts a PNG: 202 queued, object stored under a server-made key, outbox row, job on the queue", async () => {
+    const inspection = await create(adminA);
+    const png = fakePng(20_000);
+    const res = await upload(inspectorA, inspection.id, png, "image/png", "?filename=../../etc/passwd.png");
+    expect(res.statusCode).toBe(202);
+    const image = res.json();
+    expect(image).toEqual({
+      id: expect.any(String),
+      filename: "../../etc/passwd.png",
+      status: "queued",
+      detections: [],
+    });
+
+    const key = `${orgA}/${inspection.id}/${image.id}`;
+    const object = await app.deps.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(Buffer.from(await object.Body!.transformToByteArray()).equals(png)).toBe(true);
+    expect(object.ContentType).toBe("image/png");
+
+    const { rows } = await app.deps.db.query<{ job_id: string; payload: Record<string, string> }>(
+      "SELECT job_id, payload FROM outbox WHERE payload->>'imageId' = $1",
+      [image.id],
+    );
+    expect(rows).toHaveLength(1);
+    const msg = await mq!.next();
+    expect(msg).toBeDefined();
+    expect(msg!.properties.messageId).toBe(rows[0]!.job_id);
+    expect(msg!.properties.deliveryMode).toBe(2);
+    expect(JSON.parse(msg!.content.toString())).toMatchObject({
+      jobId: rows[0]!.job_id,
+      imageId: image.id,
+      inspectionId: inspection.id,
+      organizationId: orgA,
+      bucket: BUCKET,
+      key,
+      contentType: "image/png",
+    });
+    await waitFor(async () => {
+      const r = await app.deps.db.query("SELECT 1 FROM outbox WHERE job_id = $1 AND sent_at IS NOT NULL", [
+        rows[0]!.job_id,
+      ]);
+      return r.rowCount === 1;
+    });
+  });
+
+  it("accepts a JPEG sent as multipart field `file`, whatever its declared type", async () => {
+    const inspection = await create(adminA);
+    const jpeg = fakeJpeg(15_000);
+    const form = multipartBody("file", "scan.jpg", "application/octet-stream", jpeg);
+    const res = await app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspection.id}/images`,
+      headers: { ...bearer(adminA), ...form.headers },
+      payload: form.payload,
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toMatchObject({ filename: "scan.jpg", status: "queued" });
+    const { rows } = await app.deps.db.query("SELECT content_type, size_bytes FROM images WHERE id = $1", [
+      res.json().id,
+    ]);
+    expect(rows[0]).toEqual({ content_type: "image/jpeg", size_bytes: "15000" });
+    const msg = await mq!.next();
+    expect(JSON.parse(msg!.content.toString())).toMatchObject({ imageId: res.json().id, contentType: "image/jpeg" });
+  });
+
+  it("answers 415 for a text body labelled image/png and stores nothing", async () => {
+    const inspection = await create(adminA);
+    const before = { objects: (await objects()).length, outbox: await outboxCount() };
+    const res = await upload(adminA, inspection.id, Buffer.from("hello, I am not a picture at all"), "image/png");
+    expect(res.statusCode).toBe(415);
+    expect(res.json().error.code).toBe("unsupported_media_type");
+    const multi = multipartBody("file", "x.png", "image/png", Buffer.from("GIF89a not png either"));
+    const res2 = await app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspection.id}/images`,
+      headers: { ...bearer(adminA), ...multi.headers },
+      payload: multi.payload,
+    });
+    expect(res2.statusCode).toBe(415);
+    expect({ objects: (await objects()).length, outbox: await outboxCount() }).toEqual(before);
+  });
+
+  it("answers 413 over the size limit, declared or discovered while streaming, and stores nothing", async () => {
+    const inspection = await create(adminA);
+    const before = { objects: (await objects()).length, outbox: await outboxCount() };
+    const declared = await upload(adminA, inspection.id, fakePng(LIMIT + 1));
+    expect(declared.statusCode).toBe(413);
+    expect(declared.json().error.code).toBe("payload_too_large");
+
+    // no content-length: the limit can only be found by counting the bytes as they pass
+    const body = fakePng(LIMIT * 3);
+    const chunks = Array.from({ length: 12 }, (_, i) => body.subarray(i * 16_384, (i + 1) * 16_384));
+    const streamed = await upload(adminA, inspection.id, Readable.from(chunks));
+    expect(streamed.headers["content-length"]).not.toBe(String(body.length));
+    expect(streamed.statusCode).toBe(413);
+
+    const form = multipartBody("file", "big.png", "image/png", fakePng(LIMIT + 10));
+    const multi = await app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspection.id}/images`,
+      headers: { ...bearer(adminA), ...form.headers },
+      payload: form.payload,
+    });
+    expect(multi.statusCode).toBe(413);
+
+    // exactly at the limit is accepted
+    const atLimit = await upload(adminA, inspection.id, fakePng(LIMIT));
+    expect(atLimit.statusCode).toBe(202);
+    await mq!.next();
+    expect({ objects: (await objects()).length, outbox: await outboxCount() }).toEqual({
+      objects: before.objects + 1,
+      outbox: before.outbox + 1,
+    });
+  });
+
+  it("shows images, detections and a summary on the inspection, and streams the content back", async () => {
+    const inspection = await create(adminA, { title: "Tank 3" });
+    const png = fakePng(12_345);
+    const a = (await upload(adminA, inspection.id, png)).json();
+    const b = (await upload(adminA, inspection.id, fakeJpeg(), "image/jpeg")).json();
+    await mq!.next();
+    await mq!.next();
+    // what the detector writes
+    await app.deps.db.query("UPDATE images SET status = 'done', width = 640, height = 480 WHERE id = $1", [a.id]);
+    await app.deps.db.query("UPDATE images SET status = 'failed', error = 'corrupt image' WHERE id = $1", [b.id]);
+    await app.deps.db.query(
+      `INSERT INTO detections (job_id, image_id, class, score, x1, y1, x2, y2) VALUES
+       ($1, $2, 'crack', 0.9, 1, 2, 30, 40), ($1, $2, 'porosity', 0.8, 5, 5, 9, 9), ($1, $2, 'crack', 0.7, 0, 0, 3, 3)`,
+      [randomUUID(), a.id],
+    );
+    const res = await app.inject({
+      method: "GET",
+      url: `/api/v1/inspections/${inspection.id}`,
+      headers: bearer(viewerA),
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body).toMatchObject({ id: inspection.id, title: "Tank 3", status: "open" });
+    expect(body.images).toEqual([
+      {
+        id: a.id,
+        filename: `${a.id}.png`,
+        status: "done",
+        width: 640,
+        height: 480,
+        detections: [
+          { class: "crack", score: expect.closeTo(0.9, 5), box: [1, 2, 30, 40] },
+          { class: "porosity", score: expect.closeTo(0.8, 5), box: [5, 5, 9, 9] },
+          { class: "crack", score: expect.closeTo(0.7, 5), box: [0, 0, 3, 3] },
+        ],
+      },
+      { id: b.id, filename: `${b.id}.jpg`, status: "failed", error: "corrupt image", detections: [] },
+    ]);
+    expect(body.summary).toEqual({ images: 2, done: 1, failed: 1, defects: { porosity: 1, crack: 2, inclusion: 0 } });
+
+    const content = await app.inject({
+      method: "GET",
+      url: `/api/v1/inspections/${inspection.id}/images/${a.id}/content`,
+      headers: bearer(viewerA),
+    });
+    expect(content.statusCode).toBe(200);
+    expect(content.headers["content-type"]).toBe("image/png");
+    expect(content.rawPayload.equals(png)).toBe(true);
+  });
+
+  it("streams one server-sent event per image status change", async () => {
+    const inspection = await create(adminA);
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    // node:http rather than fetch: one socket, destroyed at the end (fetch's pool may leave a spare one open)
+    const res = await new Promise<IncomingMessage>((resolve, reject) =>
+      httpGet(
+        { host: "127.0.0.1", port, path: `/api/v1/inspections/${inspection.id}/events`, headers: bearer(viewerA) },
+        resolve,
+      ).on("error", reject),
+    );
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
+    expect(res.headers["x-request-id"]).toBeTruthy();
+    let text = "";
+    res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    const events = (n: number) =>
+      waitFor(async () => {
+        const parsed = text
+          .split("\n\n")
+          .filter((e) => e.startsWith("event: image"))
+          .map((e) =>
+            JSON.parse(
+              e
+                .split("\n")
+                .find((l) => l.startsWith("data: "))!
+                .slice(6),
+            ),
+          );
+        return parsed.length >= n && parsed;
+      });
+    const image = (await upload(adminA, inspection.id, fakePng())).json();
+    await mq!.next();
+    expect((await events(1))[0]).toMatchObject({ id: image.id, status: "queued" });
+    await app.deps.db.query("UPDATE images SET status = 'processing' WHERE id = $1", [image.id]);
+    await app.deps.db.query("UPDATE images SET status = 'processing', width = 10 WHERE id = $1", [image.id]); // same status
+    await app.deps.db.query("UPDATE images SET status = 'done' WHERE id = $1", [image.id]);
+    await events(3);
+    // a change that is not a status change sends nothing: exactly three events, even after a pause
+    await new Promise((r) => setTimeout(r, 300));
+    const all = await events(3);
+    expect(all.map((e) => e.status)).toEqual(["queued", "processing", "done"]);
+    res.destroy();
+  });
+
+  it("answers 404 for another organisation's inspection and images, everywhere", async () => {
+    const inspection = await create(adminA);
+    const image = (await upload(adminA, inspection.id, fakePng())).json();
+    await mq!.next();
+    const before = await outboxCount();
+    const urls = [
+      ["GET", `/api/v1/inspections/${inspection.id}`],
+      ["GET", `/api/v1/inspections/${inspection.id}/images/${image.id}/content`],
+      ["GET", `/api/v1/inspections/${inspection.id}/events`],
+    ] as const;
+    for (const [method, url] of urls) {
+      const res = await app.inject({ method, url, headers: bearer(adminB) });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.json().error.code).toBe("not_found");
+    }
+    const up = await upload(adminB, inspection.id, fakePng());
+    expect(up.statusCode).toBe(404);
+    expect(await outboxCount()).toBe(before);
+    // an image id under the wrong inspection of the right organisation is absent too
+    const other = await create(adminA);
+    const wrong = await app.inject({
+      method: "GET",
+      url: `/api/v1/inspections/${other.id}/images/${image.id}/content`,
+      headers: bearer(adminA),
+    });
+    expect(wrong.statusCode).toBe(404);
+    const list = await app.inject({ method: "GET", url: "/api/v1/inspections?limit=100", headers: bearer(adminB) });
+    expect(list.json().items.map((i: { id: string }) => i.id)).not.toContain(inspection.id);
+  });
+
+  it("declares `detections` as a quorum queue with a dead-letter queue", async () => {
+    const ch = await mq!.connection.createChannel();
+    ch.on("error", () => undefined);
+    await expect(
+      ch.assertQueue(mq!.queue, { durable: true, arguments: { "x-queue-type": "classic" } }),
+    ).rejects.toThrow(/PRECONDITION_FAILED/);
+    const ch2 = await mq!.connection.createChannel();
+    const dlq = await ch2.checkQueue(`${mq!.queue}.dlq`);
+    expect(dlq.queue).toBe(`${mq!.queue}.dlq`);
+    await ch2.close();
+  });
+
+  it("uses a real S3 client with path-style addressing", () => {
+    expect(s3Client(config).config.forcePathStyle).toBe(true);
+  });
+});

@@ -1,0 +1,181 @@
+/**
+ * Shared setup of the files tests: real PostgreSQL (fresh database), Redis (unique prefix), RabbitMQ (unique queue
+ * names), s3rver on a free port in a temp dir, and a JWKS server whose key signs the test tokens.
+ * Like kit's helpers: an unreachable server fails under CI and skips with a printed reason otherwise.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serverUnavailable, type TestDatabase, type TestRedis } from "@ndt/kit/testing";
+import amqp, { type Channel, type ChannelModel, type GetMessage } from "amqplib";
+import Fastify from "fastify";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import S3rver from "s3rver";
+import { type FilesConfig, loadFilesConfig } from "../src/config.js";
+
+export const BUCKET = "uploads-test";
+
+export interface TestAmqp {
+  url: string;
+  /** A unique queue name for this test file (its DLQ is `<queue>.dlq`). */
+  queue: string;
+  connection: ChannelModel;
+  channel: Channel;
+  /** The next message on `queue`, or undefined after `timeoutMs`. */
+  next(timeoutMs?: number): Promise<GetMessage | undefined>;
+  cleanup(): Promise<void>;
+}
+
+export async function testAmqp(label: string): Promise<TestAmqp | undefined> {
+  const url = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+  let connection: ChannelModel;
+  try {
+    connection = await amqp.connect(url, { timeout: 3_000 });
+  } catch (err) {
+    return serverUnavailable(`RabbitMQ (${url})`, err);
+  }
+  let channel = await connection.createChannel();
+  channel.on("error", () => undefined);
+  const queue = `test.${label}.${randomBytes(4).toString("hex")}`;
+  return {
+    url,
+    queue,
+    connection,
+    get channel() {
+      return channel;
+    },
+    async next(timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        // a get on a queue not declared yet closes the channel: open another
+        const msg = await channel.get(queue, { noAck: true }).catch(async () => {
+          channel = await connection.createChannel();
+          channel.on("error", () => undefined);
+          return false as const;
+        });
+        if (msg) return msg;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return undefined;
+    },
+    async cleanup() {
+      for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
+      await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
+export interface TestS3 {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startS3(): Promise<TestS3> {
+  const directory = await mkdtemp(join(tmpdir(), "files-s3rver-"));
+  const server = new S3rver({
+    address: "127.0.0.1",
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: BUCKET, configs: [] }],
+  });
+  const address = (await server.run()) as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    async stop() {
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestIssuer {
+  jwksUrl: string;
+  token(claims: { org: string; role: "admin" | "inspector" | "viewer"; sub?: string }): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A local ES256 key, published as a JWKS by a tiny Fastify server, signing tokens shaped like auth's. */
+export async function startIssuer(): Promise<TestIssuer> {
+  const { publicKey, privateKey } = await generateKeyPair("ES256");
+  const kid = randomUUID();
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
+  const server = Fastify();
+  server.get("/.well-known/jwks.json", async () => ({ keys: [jwk] }));
+  await server.listen({ host: "127.0.0.1", port: 0 });
+  const { port } = server.server.address() as AddressInfo;
+  return {
+    jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    async token({ org, role, sub = randomUUID() }) {
+      const now = Math.floor(Date.now() / 1000);
+      return new SignJWT({ org, role, sid: randomUUID() })
+        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
+        .setSubject(sub)
+        .setIssuer("ndt-auth")
+        .setAudience("ndt-api")
+        .setJti(randomUUID())
+        .setIssuedAt(now)
+        .setNotBefore(now)
+        .setExpirationTime(now + 900)
+        .sign(privateKey);
+    },
+    stop: () => server.close(),
+  };
+}
+
+export function filesConfig(
+  env: { db: TestDatabase; kv: TestRedis; mq: TestAmqp; s3: TestS3; issuer: TestIssuer },
+  overrides: Record<string, string> = {},
+): FilesConfig {
+  return loadFilesConfig({
+    DATABASE_URL: env.db.url,
+    REDIS_URL: env.kv.url,
+    REDIS_KEY_PREFIX: env.kv.prefix,
+    JWKS_URL: env.issuer.jwksUrl,
+    S3_ENDPOINT: env.s3.endpoint,
+    S3_BUCKET: BUCKET,
+    S3_ACCESS_KEY_ID: "S3RVER",
+    S3_SECRET_ACCESS_KEY: "S3RVER",
+    S3_FORCE_PATH_STYLE: "true",
+    AMQP_URL: env.mq.url,
+    DETECTIONS_QUEUE: env.mq.queue,
+    OUTBOX_POLL_MS: "100",
+    LOG_LEVEL: "silent",
+    ...overrides,
+  });
+}
+
+const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const JPEG_MAGIC = Buffer.from([0xff, 0xd8, 0xff, 0xe0]);
+
+/** Bytes that start like a PNG / JPEG (the service sniffs magic bytes; decoding is the detector's job). */
+export const fakePng = (size = 10_000) => Buffer.concat([PNG_MAGIC, randomBytes(size - PNG_MAGIC.length)]);
+export const fakeJpeg = (size = 10_000) => Buffer.concat([JPEG_MAGIC, randomBytes(size - JPEG_MAGIC.length)]);
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export function multipartBody(field: string, filename: string, type: string, data: Buffer) {
+  const boundary = `----ndt${randomBytes(8).toString("hex")}`;
+  const payload = Buffer.concat([
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\n` +
+        `Content-Type: ${type}\r\n\r\n`,
+    ),
+    data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return { payload, headers: { "content-type": `multipart/form-data; boundary=${boundary}` } };
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The outbox relay delivers every accepted upload (P8): a relay that crashes between the commit and the publish,
+ * or a broker that is down when the upload is accepted, still ends with the job on the queue.
+ */
+import { randomUUID } from "node:crypto";
+import { type TestDatabase, type TestRedis, testDatabase, testRedis } from "@ndt/kit/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../src/app.js";
+import {
+  bearer,
+  fakePng,
+  filesConfig,
+  startIssuer,
+  startS3,
+  type TestAmqp,
+  type TestIssuer,
+  type TestS3,
+  testAmqp,
+  waitFor,
+} from "./helpers.js";
+
+const db = await testDatabase("files_relay");
+const kv = await testRedis("files_relay");
+const mq = await testAmqp("files_relay");
+
+describe.skipIf(!db || !kv || !mq)("outbox relay", () => {
+  let s3: TestS3;
+  let issuer: TestIssuer;
+  const env = () => ({ db: db as TestDatabase, kv: kv as TestRedis, mq: mq as TestAmqp, s3, issuer });
+  const org = randomUUID();
+  let token: string;
+
+  beforeAll(async () => {
+    s3 = await startS3();
+    issuer = await startIssuer();
+    token = await issuer.token({ org, role: "inspector" });
+  });
+
+  afterAll(async () => {
+    await s3?.stop();
+    await issuer?.stop();
+    await mq?.cleanup();
+    await kv?.cleanup();
+    await db?.drop();
+  });
+
+  async function uploadWith(app: Awaited<ReturnType<typeof buildApp>>) {
+    const created = await app.inject({
+      method: "POST",
+      url: "/api/v1/inspections",
+      headers: bearer(token),
+      payload: { title: "relay" },
+    });
+    const res = await app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${created.json().id}/images`,
+      headers: { ...bearer(token), "content-type": "image/png" },
+      payload: fakePng(),
+    });
+    expect(res.statusCode).toBe(202);
+    const { rows } = await app.deps.db.query<{ job_id: string }>(
+      "SELECT job_id FROM outbox WHERE payload->>'imageId' = $1",
+      [res.json().id],
+    );
+    return { imageId: res.json().id as string, jobId: rows[0]!.job_id };
+  }
+
+  const unsent = async (app: Awaited<ReturnType<typeof buildApp>>, jobId: string) =>
+    (await app.deps.db.query("SELECT 1 FROM outbox WHERE job_id = $1 AND sent_at IS NULL", [jobId])).rowCount === 1;
+
+  it("delivers a job whose relay crashed between the commit and the publish", async () => {
+    let crashes = 0;
+    const crashing = await buildApp({
+      config: filesConfig(env()),
+      beforePublish: () => {
+        crashes++;
+        throw new Error("relay crashed");
+      },
+    });
+    const { imageId, jobId } = await uploadWith(crashing);
+    await waitFor(async () => crashes > 0);
+    expect(await mq!.next(500)).toBeUndefined();
+    expect(await unsent(crashing, jobId)).toBe(true);
+    await crashing.close();
+
+    // the restarted process re-reads the unsent row
+    const restarted = await buildApp({ config: filesConfig(env()) });
+    try {
+      const msg = await mq!.next();
+      expect(msg?.properties.messageId).toBe(jobId);
+      expect(JSON.parse(msg!.content.toString())).toMatchObject({ jobId, imageId });
+      await waitFor(async () => !(await unsent(restarted, jobId)));
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it("accepts uploads while the broker is unreachable and publishes them once it is back", async () => {
+    const offline = await buildApp({ config: filesConfig(env(), { AMQP_URL: "amqp://guest:guest@127.0.0.1:1" }) });
+    const { jobId } = await uploadWith(offline);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await unsent(offline, jobId)).toBe(true);
+    await offline.close();
+
+    const online = await buildApp({ config: filesConfig(env()) });
+    try {
+      expect((await mq!.next())?.properties.messageId).toBe(jobId);
+      await waitFor(async () => !(await unsent(online, jobId)));
+    } finally {
+      await online.close();
+    }
+  });
+});
