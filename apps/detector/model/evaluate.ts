@@ -4,7 +4,7 @@
  * interpolation) over every detection above 0.001.
  *
  * Usage: tsx apps/detector/model/evaluate.ts --model apps/detector/model/defects.onnx --seed 90210 --count 300
- *          [--conf 0.35] [--start 0] [--format png|jpeg|mixed] [--json]
+ *          [--conf 0.35] [--nms 0.5] [--agnostic] [--start 0] [--format png|jpeg|mixed] [--json]
  */
 import { parseArgs } from "node:util";
 import { type Detection, Detector } from "../src/inference/detector.js";
@@ -29,7 +29,11 @@ export interface EvaluationResult {
   count: number;
   format: FormatChoice;
   conf: number;
+  /** IoU for matching detections to ground truth. */
   iou: number;
+  /** IoU above which NMS drops a same-class box. */
+  nmsIou: number;
+  agnostic: boolean;
   classes: ClassMetrics[];
   map50: number;
   /** Precision/recall per class at other thresholds, to choose the card's threshold. */
@@ -45,6 +49,10 @@ export interface EvaluateOptions {
   conf?: number;
   format?: FormatChoice;
   batch?: number;
+  /** @default 0.5 */
+  nmsIou?: number;
+  /** Class-agnostic NMS. @default false */
+  agnostic?: boolean;
 }
 
 interface Scored {
@@ -104,7 +112,13 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
   const start = opts.start ?? 0;
   const format = opts.format ?? "png";
   const batch = opts.batch ?? 4;
-  const detector = await Detector.load(opts.model, { confThreshold: 0.001, iouThreshold: 0.5, intraOpThreads: 2 });
+  const nmsIou = opts.nmsIou ?? 0.5;
+  const detector = await Detector.load(opts.model, {
+    confThreshold: 0.001,
+    iouThreshold: nmsIou,
+    agnostic: opts.agnostic ?? false,
+    intraOpThreads: 2,
+  });
   const nc = CLASS_NAMES.length;
   const scored: Scored[][] = Array.from({ length: nc }, () => []);
   const gt = new Array<number>(nc).fill(0);
@@ -170,6 +184,8 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
     format,
     conf,
     iou: 0.5,
+    nmsIou,
+    agnostic: opts.agnostic ?? false,
     classes,
     map50: classes.reduce((s, c) => s + c.ap50, 0) / classes.length,
     sweep,
@@ -180,7 +196,7 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
 export function formatReport(r: EvaluationResult): string {
   const f = (v: number): string => v.toFixed(3);
   const lines = [
-    `model ${r.model}: ${r.count} images, seed ${r.seed} from ${r.start}, ${r.format}, conf ${r.conf}, IoU ${r.iou}`,
+    `model ${r.model}: ${r.count} images, seed ${r.seed} from ${r.start}, ${r.format}, conf ${r.conf}, match IoU ${r.iou}, NMS IoU ${r.nmsIou}${r.agnostic ? " (class-agnostic)" : ""}`,
     "class       GT    TP    FP  precision  recall  AP@0.5",
     ...r.classes.map(
       (c) =>
@@ -204,6 +220,8 @@ async function main(): Promise<void> {
       start: { type: "string", default: "0" },
       conf: { type: "string", default: "0.35" },
       format: { type: "string", default: "png" },
+      nms: { type: "string", default: "0.5" },
+      agnostic: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
   });
@@ -218,6 +236,8 @@ async function main(): Promise<void> {
     start: Number(values.start),
     conf: Number(values.conf),
     format,
+    nmsIou: Number(values.nms),
+    agnostic: values.agnostic,
   });
   console.log(values.json ? JSON.stringify(result, null, 2) : formatReport(result));
 }

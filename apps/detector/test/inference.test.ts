@@ -146,6 +146,19 @@ describe("output decoding and NMS", () => {
     expect(out[1]!.map((d) => d.classId)).toEqual([1]);
   });
 
+  it("class-agnostic NMS lets a better box of another class suppress an overlap", () => {
+    const { data, dims } = tensor([
+      [
+        [50, 50, 20, 20, 0.8, 0, 0],
+        [52, 50, 20, 20, 0, 0.7, 0],
+      ],
+    ]);
+    const perClass = decodeOutput(data, dims, { confThreshold: 0.25, iouThreshold: 0.5 });
+    expect(perClass[0]!.map((d) => d.classId)).toEqual([0, 1]);
+    const agnostic = decodeOutput(data, dims, { confThreshold: 0.25, iouThreshold: 0.5, agnostic: true });
+    expect(agnostic[0]!.map((d) => d.classId)).toEqual([0]);
+  });
+
   it("nms returns indices best first and honours maxDetections", () => {
     const boxes = Float32Array.of(0, 0, 10, 10, 0, 0, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50);
     const kept = nms(boxes, Float32Array.of(0.5, 0.9, 0.7, 0.3), Int32Array.of(0, 0, 0, 0), 0.5);

@@ -19,6 +19,12 @@ export interface DecodeOptions {
   iouThreshold: number;
   /** @default 300 (Ultralytics' max_det) */
   maxDetections?: number;
+  /**
+   * Class-agnostic NMS (Ultralytics' agnostic_nms): overlapping boxes of different classes suppress each other too.
+   * Right when objects never overlap, as §5 defects do not.
+   * @default false
+   */
+  agnostic?: boolean;
 }
 
 /** IoU of two boxes held in `b` at offsets i*4 and j*4 (x1, y1, x2, y2). */
@@ -44,7 +50,8 @@ export function iou(a: Box, b: Box): number {
 }
 
 /**
- * Greedy NMS per class. `boxes` holds K boxes as x1, y1, x2, y2; returns the kept indices, best score first.
+ * Greedy NMS per class (or across classes when `agnostic`). `boxes` holds K boxes as x1, y1, x2, y2; returns the
+ * kept indices, best score first.
  */
 export function nms(
   boxes: Float32Array,
@@ -52,6 +59,7 @@ export function nms(
   classes: Int32Array,
   iouThreshold: number,
   maxDetections = 300,
+  agnostic = false,
 ): Int32Array {
   const k = scores.length;
   if (boxes.length < k * 4 || classes.length < k) throw new RangeError("nms: boxes/classes shorter than scores");
@@ -66,7 +74,9 @@ export function nms(
     kept.push(i);
     for (let oj = oi + 1; oj < k; oj++) {
       const j = order[oj]!;
-      if (!suppressed[j] && classes[j] === classes[i] && iouAt(boxes, i, j) > iouThreshold) suppressed[j] = 1;
+      if (!suppressed[j] && (agnostic || classes[j] === classes[i]) && iouAt(boxes, i, j) > iouThreshold) {
+        suppressed[j] = 1;
+      }
     }
   }
   return Int32Array.from(kept);
@@ -120,7 +130,7 @@ export function decodeOutput(data: Float32Array, dims: readonly number[], opts: 
     }
     const scores = Float32Array.from(candScore);
     const classes = Int32Array.from(candClass);
-    const kept = nms(boxes, scores, classes, opts.iouThreshold, opts.maxDetections ?? 300);
+    const kept = nms(boxes, scores, classes, opts.iouThreshold, opts.maxDetections ?? 300, opts.agnostic ?? false);
     results.push(
       Array.from(kept, (j) => ({
         classId: classes[j]!,

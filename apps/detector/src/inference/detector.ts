@@ -24,6 +24,8 @@ export interface DetectorOptions {
   iouThreshold?: number;
   /** @default 300 */
   maxDetections?: number;
+  /** Class-agnostic NMS. @default false */
+  agnostic?: boolean;
   /** onnxruntime intra-op threads. @default 1 (the worker runs one session per thread) */
   intraOpThreads?: number;
   /** @default ["cpu"] */
@@ -50,6 +52,7 @@ export class Detector {
       confThreshold: opts.confThreshold ?? 0.25,
       iouThreshold: opts.iouThreshold ?? 0.5,
       maxDetections: opts.maxDetections ?? 300,
+      agnostic: opts.agnostic ?? false,
     };
   }
 
