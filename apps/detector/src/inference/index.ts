@@ -10,3 +10,4 @@ export {
   unletterboxBox,
 } from "./letterbox.js";
 export { describeModel, type ModelDescription, onnxMetadata, parseImgsz, parseNames } from "./metadata.js";
+export { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "./bundled.js";
