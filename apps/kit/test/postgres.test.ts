@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isUniqueViolation, loadConfig, PgDatabase, PostgresConfig } from "../src/index.js";
+import { migrationsTableFor } from "../src/postgres/pg.js";
 import { testDatabase } from "../src/testing/index.js";
 
 const db = await testDatabase("kit_pg");
@@ -29,6 +30,21 @@ describe.skipIf(!db)("PgDatabase", () => {
     const [first, second] = await Promise.all([pg.migrate(dir), pg.migrate(dir)]);
     expect([...first, ...second]).toEqual(["1700000000000_items"]);
     expect(await pg.migrate(dir)).toEqual([]);
+  });
+
+  it("keeps each service's migration history apart, so services can share one database", async () => {
+    const other = mkdtempSync(join(tmpdir(), "kit-other-"));
+    const migrations = join(other, "svc", "migrations");
+    mkdirSync(migrations, { recursive: true });
+    // older than the first folder's migration: one shared history table would reject it as out of order
+    writeFileSync(
+      join(migrations, "1600000000000_things.sql"),
+      "-- Up Migration\nCREATE TABLE things (id serial PRIMARY KEY);\n-- Down Migration\nDROP TABLE things;\n",
+    );
+    expect(migrationsTableFor(migrations)).toBe("pgmigrations_svc");
+    expect(await pg.migrate(migrations)).toEqual(["1600000000000_things"]);
+    expect(await pg.migrate(dir)).toEqual([]);
+    expect(await pg.migrate(migrations)).toEqual([]);
   });
 
   it("commits a transaction that resolves and rolls back one that throws", async () => {

@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { runner } from "node-pg-migrate";
 import pg from "pg";
@@ -32,6 +33,17 @@ export const PostgresConfig = {
 };
 export const PostgresConfigSchema = Type.Object(PostgresConfig);
 export type PostgresSettings = Static<typeof PostgresConfigSchema>;
+
+/** `apps/<app>/migrations` → `pgmigrations_<app>`; any other folder → `pgmigrations_<folder>`. */
+export function migrationsTableFor(dir: string): string {
+  const base = basename(dir) === "migrations" ? basename(dirname(dir)) : basename(dir);
+  const owner = base
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_+|_+$/g, "");
+  if (!owner) throw new Error(`cannot name a migrations table for ${dir}`);
+  return `pgmigrations_${owner}`.slice(0, 63);
+}
 
 type Logger = { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
 
@@ -126,14 +138,18 @@ export class PgDatabase implements SqlDatabase {
     }
   }
 
-  async migrate(dir: string): Promise<string[]> {
+  /**
+   * Apply the migrations of `dir`, recorded in `table` (one table per service: several services share a database,
+   * and node-pg-migrate's order check would reject another service's history in a shared table).
+   */
+  async migrate(dir: string, table = migrationsTableFor(dir)): Promise<string[]> {
     const client = await this.acquire();
     try {
       const ran = await runner({
         dbClient: client,
         dir,
         direction: "up",
-        migrationsTable: "pgmigrations",
+        migrationsTable: table,
         checkOrder: true,
         log: () => undefined,
         advisoryLockMode: "wait",

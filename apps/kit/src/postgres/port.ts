@@ -18,8 +18,8 @@ export interface SqlExecutor {
 export interface SqlDatabase extends SqlExecutor {
   /** Run `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
-  /** Apply pending migrations from `dir` (idempotent, safe with concurrent replicas). */
-  migrate(dir: string): Promise<string[]>;
+  /** Apply pending migrations from `dir` (idempotent, safe with concurrent replicas), recorded per service. */
+  migrate(dir: string, table?: string): Promise<string[]>;
   /** Throws unless a trivial query succeeds (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
