@@ -21,7 +21,7 @@ RUN find . -type f ! -name package.json ! -name package-lock.json ! -name .npmrc
 FROM ${NODE_IMAGE} AS deps
 ARG APP
 RUN test -n "${APP}" && test "${APP}" = "$(basename "${APP}")" \
- || { echo "build with --build-arg APP=<gateway|auth|files|reports|detector>" >&2; exit 1; }
+ || { echo "build with --build-arg APP=<gateway|auth|files|reports|detector|migrations>" >&2; exit 1; }
 WORKDIR /app
 COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.npm \
@@ -38,9 +38,13 @@ COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN node_modules/.bin/tsx tools/delivery/build.ts "${APP}" \
- && mkdir -p /out \
+ && mkdir -p /out/sql \
  && cp -a "apps/${APP}" /out/app \
- && rm -rf /out/app/src /out/app/test /out/app/node_modules
+ && rm -rf /out/app/src /out/app/test /out/app/node_modules \
+ && if [ "${APP}" = migrations ]; then \
+      for dir in apps/*/migrations; do service="$(basename "$(dirname "$dir")")"; \
+        mkdir -p "/out/sql/${service}" && cp -a "$dir" "/out/sql/${service}/"; done; \
+    fi
 
 # ---- runtime
 FROM ${NODE_IMAGE} AS runtime
@@ -53,6 +57,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=deps /app/apps/${APP}/node_modules ./apps/${APP}/node_modules
 COPY --from=build /out/app ./apps/${APP}
+# The migrations Job finds every service's SQL beside itself (apps/<service>/migrations); empty for other apps.
+COPY --from=build /out/sql ./apps/
 WORKDIR /app/apps/${APP}
 USER 10001:10001
 EXPOSE 8080

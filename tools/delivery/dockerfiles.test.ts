@@ -8,7 +8,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "./build.js";
 
-const APPS = ["gateway", "auth", "files", "reports", "detector"] as const;
+const APPS = ["gateway", "auth", "files", "reports", "detector", "migrations"] as const;
 const SERVICE = "docker/service.Dockerfile";
 const GPU = "docker/detector-gpu.Dockerfile";
 const FILES = [SERVICE, GPU];
@@ -116,8 +116,14 @@ describe("one Dockerfile for every service", () => {
     for (const app of present) {
       const manifest = JSON.parse(read(`apps/${app}/package.json`)) as { name: string };
       expect(manifest.name).toBe(`@ndt/${app}`);
-      if (app !== "detector") expect(existsSync(path.join(REPO_ROOT, "apps", app, "src/server.ts")), app).toBe(true);
+      expect(existsSync(path.join(REPO_ROOT, "apps", app, "src/server.ts")), app).toBe(true);
     }
+  });
+
+  it("the migrations image carries every service's SQL where the Job looks for it (apps/<service>/migrations)", () => {
+    const text = read(SERVICE);
+    expect(text).toMatch(/if \[ "\$\{APP\}" = migrations \]; then[\s\S]*for dir in apps\/\*\/migrations/);
+    expect(text).toContain("COPY --from=build /out/sql ./apps/");
   });
 
   it("the project's .npmrc (onnxruntime-node-install=skip) reaches the install: the context keeps it", () => {

@@ -113,11 +113,61 @@ interface Exit {
   signal: NodeJS.Signals | null;
 }
 
+/** `"ndt": {"kind": "job"}` in the app's package.json: a run-to-completion Job (migrations), not a server. */
+function isJob(app: string): boolean {
+  const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, "apps", app, "package.json"), "utf8")) as {
+    ndt?: { kind?: string };
+  };
+  return manifest.ndt?.kind === "job";
+}
+
 describe("production build: build step, then the image's command", () => {
-  const apps = buildableApps();
+  const apps = buildableApps().filter((app) => !isJob(app));
+  const jobs = buildableApps().filter(isJob);
 
   it("finds the apps with a src/server.ts", () => {
-    expect(apps).toEqual(expect.arrayContaining(["auth", "gateway"]));
+    expect(apps).toEqual(expect.arrayContaining(["auth", "gateway", "files"]));
+    expect(jobs).toEqual(["migrations"]);
+  });
+
+  it.for(jobs)("%s: runs to completion with exit 0, and again (idempotent)", { timeout: 90_000 }, async (app, ctx) => {
+    const appDir = path.join(REPO_ROOT, "apps", app);
+    const distDir = path.join(appDir, "dist");
+    cleanups.push(() => rmSync(distDir, { recursive: true, force: true }));
+    const env = await envFor(app, await configSchemaOf(app));
+    if (!env) return ctx.skip();
+    await buildApp(app);
+    expect(missingUrlTargets(distDir)).toEqual([]);
+    const run = () =>
+      new Promise<{ code: number | null; output: string }>((resolve) => {
+        const child = spawn(process.execPath, ["--enable-source-maps", "dist/server.js"], {
+          cwd: appDir,
+          env: { PATH: process.env.PATH ?? "", NODE_ENV: "production", HOME: process.env.HOME ?? "/tmp", ...env },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let output = "";
+        child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+        child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+        child.once("exit", (code) => resolve({ code, output }));
+      });
+    const first = await run();
+    expect(first.code, first.output).toBe(0);
+    expect(first.output).toContain("migrations complete");
+    const second = await run();
+    expect(second.code, second.output).toBe(0);
+
+    const bad = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, ["dist/server.js"], {
+        cwd: appDir,
+        env: { PATH: process.env.PATH ?? "", DATABASE_URL: "mysql://nope" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let output = "";
+      child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      child.once("exit", (code) => resolve({ code, output }));
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.output).toContain("DATABASE_URL");
   });
 
   it.for(apps)(
