@@ -1,33 +1,14 @@
 /**
- * The inference core the detection worker builds on: one onnxruntime-node session, letterbox → run → decode → NMS →
- * boxes in original pixels. Batching and threading policy belong to the caller (the worker); this runs what it is
- * given as one batch.
+ * The in-process inference facade (evaluation, tests, tools): decode + letterbox with sharp, then one `ModelRunner`
+ * runs what it is given as one batch. The worker does the same across threads (src/inference/pool.ts).
  */
-import { readFile } from "node:fs/promises";
-import * as ort from "onnxruntime-node";
-import { type Box, decodeOutput } from "./decode.js";
-import { type LetterboxGeometry, letterboxImage, rgbToChw, unletterboxBox } from "./letterbox.js";
-import { describeModel } from "./metadata.js";
+import { type LetterboxGeometry, rgbToChw } from "./geometry.js";
+import { letterboxImage } from "./letterbox.js";
+import { type Detection, ModelRunner, type RunnerOptions } from "./runner.js";
 
-export interface Detection {
-  classId: number;
-  class: string;
-  score: number;
-  /** [x1, y1, x2, y2] in the original (EXIF-oriented) image's pixels. */
-  box: Box;
-}
+export type { Detection } from "./runner.js";
 
-export interface DetectorOptions {
-  /** @default 0.25 */
-  confThreshold?: number;
-  /** @default 0.5 */
-  iouThreshold?: number;
-  /** @default 300 */
-  maxDetections?: number;
-  /** Class-agnostic NMS. @default false */
-  agnostic?: boolean;
-  /** onnxruntime intra-op threads. @default 1 (the worker runs one session per thread) */
-  intraOpThreads?: number;
+export interface DetectorOptions extends Omit<RunnerOptions, "executionProviders"> {
   /** @default ["cpu"] */
   executionProviders?: string[];
 }
@@ -38,36 +19,27 @@ export interface PreparedImage {
 }
 
 export class Detector {
-  readonly names: readonly string[];
-  /** [height, width] */
-  readonly imgsz: readonly [number, number];
-  readonly #session: ort.InferenceSession;
-  readonly #opts: Required<Omit<DetectorOptions, "intraOpThreads" | "executionProviders">>;
+  readonly #runner: ModelRunner;
 
-  private constructor(session: ort.InferenceSession, names: string[], imgsz: [number, number], opts: DetectorOptions) {
-    this.#session = session;
-    this.names = names;
-    this.imgsz = imgsz;
-    this.#opts = {
-      confThreshold: opts.confThreshold ?? 0.25,
-      iouThreshold: opts.iouThreshold ?? 0.5,
-      maxDetections: opts.maxDetections ?? 300,
-      agnostic: opts.agnostic ?? false,
-    };
+  private constructor(runner: ModelRunner) {
+    this.#runner = runner;
+  }
+
+  get names(): readonly string[] {
+    return this.#runner.names;
+  }
+
+  /** [height, width] */
+  get imgsz(): readonly [number, number] {
+    return this.#runner.imgsz;
+  }
+
+  get provider(): string {
+    return this.#runner.provider;
   }
 
   static async load(path: string, opts: DetectorOptions = {}): Promise<Detector> {
-    const bytes = await readFile(path);
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: opts.intraOpThreads ?? 1,
-      interOpNumThreads: 1,
-      executionProviders: opts.executionProviders ?? ["cpu"],
-      graphOptimizationLevel: "all",
-    });
-    const input = session.inputMetadata[0];
-    const shape = input?.isTensor ? input.shape : undefined;
-    const { names, imgsz } = await describeModel(path, bytes, shape);
-    return new Detector(session, names, imgsz, opts);
+    return new Detector(await ModelRunner.load(path, opts));
   }
 
   /** Decodes and letterboxes one image (PNG/JPEG bytes) to this model's input. */
@@ -80,23 +52,14 @@ export class Detector {
   /** Runs prepared images as one batch; returns detections per image in original pixels. */
   async run(images: readonly PreparedImage[]): Promise<Detection[][]> {
     if (images.length === 0) return [];
-    const [h, w] = this.imgsz;
-    const plane = 3 * h * w;
+    const plane = this.#runner.planeSize;
     const batch = new Float32Array(images.length * plane);
     images.forEach((img, i) => batch.set(img.tensor, i * plane));
-    const feeds = { [this.#session.inputNames[0]!]: new ort.Tensor("float32", batch, [images.length, 3, h, w]) };
-    const outputs = await this.#session.run(feeds);
-    const out = outputs[this.#session.outputNames[0]!];
-    if (!out || !(out.data instanceof Float32Array)) throw new Error("model output is not float32");
-    const raw = decodeOutput(out.data, out.dims, this.#opts);
-    return raw.map((dets, i) =>
-      dets.map((d) => ({
-        classId: d.classId,
-        class: this.names[d.classId] ?? String(d.classId),
-        score: d.score,
-        box: unletterboxBox(d.box, images[i]!.geometry),
-      })),
+    const { detections } = await this.#runner.runChw(
+      batch,
+      images.map((img) => img.geometry),
     );
+    return detections;
   }
 
   /** prepare + run for a list of encoded images. */
@@ -105,6 +68,6 @@ export class Detector {
   }
 
   async release(): Promise<void> {
-    await this.#session.release();
+    await this.#runner.release();
   }
 }

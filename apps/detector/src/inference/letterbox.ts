@@ -4,39 +4,9 @@
  * applied, alpha dropped.
  */
 import sharp, { type Metadata, type OutputInfo } from "sharp";
+import { type LetterboxGeometry, letterboxGeometry, PAD_VALUE } from "./geometry.js";
 
-export const PAD_VALUE = 114;
-
-export interface LetterboxGeometry {
-  /** The decoded image's size after EXIF orientation: the space boxes are mapped back to. */
-  srcWidth: number;
-  srcHeight: number;
-  /** The network input size. */
-  dstWidth: number;
-  dstHeight: number;
-  scale: number;
-  /** The resized image's size inside the canvas. */
-  newWidth: number;
-  newHeight: number;
-  padLeft: number;
-  padTop: number;
-}
-
-/** Ultralytics' LetterBox arithmetic (`round(dw - 0.1)` for the left/top pad, so ties go the same way). */
-export function letterboxGeometry(
-  srcWidth: number,
-  srcHeight: number,
-  dstWidth: number,
-  dstHeight: number,
-): LetterboxGeometry {
-  if (!(srcWidth > 0 && srcHeight > 0)) throw new RangeError(`invalid image size ${srcWidth}x${srcHeight}`);
-  const scale = Math.min(dstWidth / srcWidth, dstHeight / srcHeight);
-  const newWidth = Math.max(1, Math.min(dstWidth, Math.round(srcWidth * scale)));
-  const newHeight = Math.max(1, Math.min(dstHeight, Math.round(srcHeight * scale)));
-  const padLeft = Math.max(0, Math.round((dstWidth - newWidth) / 2 - 0.1));
-  const padTop = Math.max(0, Math.round((dstHeight - newHeight) / 2 - 0.1));
-  return { srcWidth, srcHeight, dstWidth, dstHeight, scale, newWidth, newHeight, padLeft, padTop };
-}
+export { type LetterboxGeometry, letterboxGeometry, PAD_VALUE, rgbToChw, unletterboxBox } from "./geometry.js";
 
 export interface LetterboxedImage {
   /** RGB, interleaved (HWC), dstWidth × dstHeight × 3. */
@@ -104,41 +74,4 @@ export async function letterboxImage(
     rgb[k * 3 + 2] = data[grey ? base : base + 2] ?? 0;
   }
   return { rgb, geometry: g };
-}
-
-/**
- * Writes an interleaved RGB image as 0..1 planar CHW into `out` at `offset` (a batch slot), allocating when no
- * buffer is given.
- */
-export function rgbToChw(
-  rgb: Uint8Array,
-  width: number,
-  height: number,
-  out: Float32Array = new Float32Array(3 * width * height),
-  offset = 0,
-): Float32Array {
-  const plane = width * height;
-  if (rgb.length < plane * 3) throw new RangeError("rgb buffer is smaller than width × height × 3");
-  if (out.length < offset + plane * 3) throw new RangeError("output tensor is too small");
-  const inv = 1 / 255;
-  for (let k = 0; k < plane; k++) {
-    out[offset + k] = (rgb[k * 3] ?? 0) * inv;
-    out[offset + plane + k] = (rgb[k * 3 + 1] ?? 0) * inv;
-    out[offset + 2 * plane + k] = (rgb[k * 3 + 2] ?? 0) * inv;
-  }
-  return out;
-}
-
-/** Maps a box [x1, y1, x2, y2] from network-input pixels back to the original image, clipped to its bounds. */
-export function unletterboxBox(
-  box: readonly [number, number, number, number],
-  g: LetterboxGeometry,
-): [number, number, number, number] {
-  const clip = (v: number, max: number): number => (v < 0 ? 0 : v > max ? max : v);
-  return [
-    clip((box[0] - g.padLeft) / g.scale, g.srcWidth),
-    clip((box[1] - g.padTop) / g.scale, g.srcHeight),
-    clip((box[2] - g.padLeft) / g.scale, g.srcWidth),
-    clip((box[3] - g.padTop) / g.scale, g.srcHeight),
-  ];
 }

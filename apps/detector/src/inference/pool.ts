@@ -1,0 +1,201 @@
+/**
+ * A fixed set of inference threads, one ONNX session each for the process's life. `run` hands a batch to an idle
+ * thread (transferring the RGB buffers) and resolves with its detections; batches wait in order when every thread is
+ * busy. A thread that dies fails its batch with `InferenceThreadError` and is replaced, so one crash costs one batch.
+ */
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
+import type { BatchResult, RgbImage } from "./runner.js";
+
+/** The thread's batch failed or the thread died: transient, the job may be retried. */
+export class InferenceThreadError extends Error {
+  override name = "InferenceThreadError";
+}
+
+export interface InferencePoolOptions extends SessionThreadOptions {
+  /** Session threads. */
+  threads: number;
+  /** The session thread's entry: `session.worker.js` in the build, `.ts` when running from source. */
+  workerUrl: URL;
+}
+
+interface Pending {
+  id: number;
+  images: RgbImage[];
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: Pending | undefined;
+}
+
+interface Ready {
+  names: string[];
+  imgsz: [number, number];
+  provider: string;
+  providerFailures: { provider: string; error: string }[];
+}
+
+/** Starts a thread on `url`; from source (a `.ts` entry) tsx's loader is registered in the thread first. */
+function spawn(url: URL, workerData: SessionThreadOptions): Worker {
+  if (!url.pathname.endsWith(".ts")) return new Worker(url, { workerData });
+  const tsx = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve("tsx/esm/api")
+      .replace(/\.cjs$/, ".mjs"),
+  ).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/** Copies `rgb` unless it owns its whole buffer, which can then be transferred. */
+function transferable(rgb: Uint8Array): Uint8Array {
+  return rgb.byteOffset === 0 && rgb.byteLength === rgb.buffer.byteLength && rgb.buffer instanceof ArrayBuffer
+    ? rgb
+    : rgb.slice();
+}
+
+export class InferencePool {
+  readonly names: readonly string[];
+  /** [height, width] */
+  readonly imgsz: readonly [number, number];
+  readonly provider: string;
+  readonly providerFailures: readonly { provider: string; error: string }[];
+  readonly #opts: InferencePoolOptions;
+  readonly #slots: Slot[] = [];
+  readonly #waiting: Pending[] = [];
+  #nextId = 1;
+  #closed = false;
+  /** Called whenever a thread becomes free (the batcher dispatches then). */
+  onIdle: (() => void) | undefined;
+
+  private constructor(opts: InferencePoolOptions, ready: Ready) {
+    this.#opts = opts;
+    this.names = ready.names;
+    this.imgsz = ready.imgsz;
+    this.provider = ready.provider;
+    this.providerFailures = ready.providerFailures;
+  }
+
+  /** Starts every thread and waits until each has loaded the model (a load failure rejects). */
+  static async start(opts: InferencePoolOptions): Promise<InferencePool> {
+    if (opts.threads < 1) throw new RangeError("threads must be at least 1");
+    const started = await Promise.allSettled(Array.from({ length: opts.threads }, () => InferencePool.#boot(opts)));
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) {
+      await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.worker.terminate() : undefined)));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const workers = started.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; ready: Ready }>).value);
+    const pool = new InferencePool(opts, workers[0]!.ready);
+    for (const { worker } of workers) pool.#attach(worker);
+    return pool;
+  }
+
+  static #boot(opts: InferencePoolOptions): Promise<{ worker: Worker; ready: Ready }> {
+    const { threads: _threads, workerUrl, ...threadOptions } = opts;
+    const worker = spawn(workerUrl, threadOptions);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number) =>
+        reject(new InferenceThreadError(`inference thread exited (${code}) while loading`));
+      const onError = (err: Error) => reject(err);
+      worker.once("error", onError);
+      worker.once("exit", onExit);
+      worker.once("message", (message: FromThread) => {
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+        if (message.type === "ready") resolve({ worker, ready: message });
+        else {
+          void worker.terminate();
+          reject(new Error(message.type === "load-failed" ? message.message : `unexpected ${message.type}`));
+        }
+      });
+    });
+  }
+
+  #attach(worker: Worker): void {
+    const slot: Slot = { worker, busy: undefined };
+    this.#slots.push(slot);
+    worker.on("message", (message: FromThread) => {
+      const pending = slot.busy;
+      if (!pending || !("id" in message) || message.id !== pending.id) return;
+      slot.busy = undefined;
+      if (message.type === "result") pending.resolve({ detections: message.detections, timings: message.timings });
+      else pending.reject(new InferenceThreadError(`inference failed: ${message.message}`));
+      this.#dispatch();
+    });
+    worker.on("error", () => undefined); // the exit below settles the batch
+    worker.once("exit", (code) => {
+      this.#slots.splice(this.#slots.indexOf(slot), 1);
+      slot.busy?.reject(new InferenceThreadError(`inference thread exited (${code}) during a batch`));
+      slot.busy = undefined;
+      if (this.#closed) return;
+      // replace it; until the new session is up, the other threads (or the queue) carry the work
+      InferencePool.#boot(this.#opts).then(
+        ({ worker: next }) => {
+          if (this.#closed) void next.terminate();
+          else {
+            this.#attach(next);
+            this.#dispatch();
+          }
+        },
+        () => {
+          // the model loaded before, so this is the machine (memory, driver); batches wait for the next exit/close
+        },
+      );
+    });
+  }
+
+  /** Threads not running a batch. */
+  get idle(): number {
+    return this.#slots.filter((s) => !s.busy).length - this.#waiting.length;
+  }
+
+  get threads(): number {
+    return this.#slots.length;
+  }
+
+  /** Runs one batch on the next free thread. */
+  run(images: readonly RgbImage[]): Promise<BatchResult> {
+    if (this.#closed) return Promise.reject(new InferenceThreadError("inference pool is closed"));
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ id: this.#nextId++, images: images.slice(), resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  #dispatch(): void {
+    for (const slot of this.#slots) {
+      if (slot.busy) continue;
+      const next = this.#waiting.shift();
+      if (!next) break;
+      slot.busy = next;
+      const images = next.images.map((img) => ({ rgb: transferable(img.rgb), geometry: img.geometry }));
+      const message: ToThread = { type: "run", id: next.id, images };
+      slot.worker.postMessage(
+        message,
+        images.map((img) => img.rgb.buffer as ArrayBuffer),
+      );
+    }
+    if (this.idle > 0) this.onIdle?.();
+  }
+
+  /** Ends one thread that is running a batch, as a crash would (fault drills, tests); false when none is busy. */
+  async terminateBusyThread(): Promise<boolean> {
+    const slot = this.#slots.find((s) => s.busy);
+    if (!slot) return false;
+    await slot.worker.terminate();
+    return true;
+  }
+
+  /** Terminates the threads; batches still running or waiting fail with InferenceThreadError. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const pending of this.#waiting.splice(0)) pending.reject(new InferenceThreadError("inference pool closed"));
+    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+  }
+}

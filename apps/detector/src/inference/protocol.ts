@@ -1,0 +1,32 @@
+/** Messages between the inference pool (main thread) and its session threads. Plain data, structured-cloned. */
+import type { LetterboxGeometry } from "./geometry.js";
+import type { BatchTimings, Detection } from "./runner.js";
+
+export interface SessionThreadOptions {
+  modelPath: string;
+  intraOpThreads: number;
+  executionProviders: readonly string[];
+  confThreshold: number;
+  iouThreshold: number;
+  maxDetections: number;
+  agnostic: boolean;
+}
+
+export type ToThread = {
+  type: "run";
+  id: number;
+  /** Letterboxed interleaved RGB per image (their buffers are transferred, not copied). */
+  images: { rgb: Uint8Array; geometry: LetterboxGeometry }[];
+};
+
+export type FromThread =
+  | {
+      type: "ready";
+      names: string[];
+      imgsz: [number, number];
+      provider: string;
+      providerFailures: { provider: string; error: string }[];
+    }
+  | { type: "load-failed"; message: string }
+  | { type: "result"; id: number; detections: Detection[][]; timings: BatchTimings }
+  | { type: "run-failed"; id: number; message: string };

@@ -1,0 +1,37 @@
+/**
+ * One inference thread: loads the model once for the thread's life and runs the batches the pool sends, so CHW
+ * assembly, `session.run`, decoding and NMS never run on the event loop. Imports no image codec (geometry.ts only).
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
+import { ModelRunner } from "./runner.js";
+
+const port = parentPort;
+if (!port) throw new Error("session.worker must run in a worker thread");
+const opts = workerData as SessionThreadOptions;
+const send = (message: FromThread) => port.postMessage(message);
+
+let runner: ModelRunner;
+try {
+  runner = await ModelRunner.load(opts.modelPath, opts);
+  send({
+    type: "ready",
+    names: [...runner.names],
+    imgsz: [runner.imgsz[0], runner.imgsz[1]],
+    provider: runner.provider,
+    providerFailures: [...runner.providerFailures],
+  });
+} catch (err) {
+  send({ type: "load-failed", message: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+}
+
+// One batch at a time: the pool never sends a second before the first answered.
+port.on("message", (message: ToThread) => {
+  if (message.type !== "run") return;
+  runner.runRgb(message.images).then(
+    (result) => send({ type: "result", id: message.id, ...result }),
+    (err: unknown) =>
+      send({ type: "run-failed", id: message.id, message: err instanceof Error ? err.message : String(err) }),
+  );
+});

@@ -1,0 +1,85 @@
+/**
+ * The inference thread pool: the model runs on worker threads with the bundled thresholds and gives the same
+ * detections as the in-process runner; a thread that dies fails only its batch and is replaced.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeSample } from "../model/dataset/encode.js";
+import { generateSample } from "../model/dataset/synth.js";
+import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../src/inference/bundled.js";
+import { letterboxImage } from "../src/inference/letterbox.js";
+import { InferencePool, InferenceThreadError } from "../src/inference/pool.js";
+import { ModelRunner, type RgbImage } from "../src/inference/runner.js";
+import { SESSION_WORKER_URL } from "../src/paths.js";
+
+const THREAD_OPTIONS = {
+  modelPath: BUNDLED_MODEL_PATH,
+  intraOpThreads: 1,
+  executionProviders: ["cpu"],
+  maxDetections: 300,
+  ...BUNDLED_MODEL_OPTIONS,
+};
+
+async function letterboxed(seed: number, count: number): Promise<RgbImage[]> {
+  const out: RgbImage[] = [];
+  for (let i = 0; i < count; i++) {
+    const bytes = await encodeSample(generateSample(seed, i), i % 2 ? "jpeg" : "png");
+    out.push(await letterboxImage(bytes, 640, 640));
+  }
+  return out;
+}
+
+describe("InferencePool", () => {
+  let pool: InferencePool;
+  let runner: ModelRunner;
+  beforeAll(async () => {
+    pool = await InferencePool.start({ ...THREAD_OPTIONS, threads: 2, workerUrl: SESSION_WORKER_URL });
+    runner = await ModelRunner.load(BUNDLED_MODEL_PATH, { ...BUNDLED_MODEL_OPTIONS, intraOpThreads: 1 });
+  });
+  afterAll(async () => {
+    await pool?.close();
+    await runner?.release();
+  });
+
+  it("loads the model on each thread and says which provider runs it", () => {
+    expect(pool.threads).toBe(2);
+    expect(pool.names).toEqual(["porosity", "crack", "inclusion"]);
+    expect(pool.imgsz).toEqual([640, 640]);
+    expect(pool.provider).toBe("cpu");
+  });
+
+  it("returns the in-process runner's detections for a batch, in original pixels, with timings", async () => {
+    const images = await letterboxed(4242, 3);
+    const expected = await runner.runRgb(images);
+    const copies = images.map((img) => ({ rgb: img.rgb.slice(), geometry: img.geometry }));
+    const got = await pool.run(copies);
+    expect(got.detections).toEqual(expected.detections);
+    expect(got.detections.flat().length).toBeGreaterThan(0);
+    expect(got.timings.inferenceMs).toBeGreaterThan(0);
+    expect(got.timings.prepareMs).toBeGreaterThan(0);
+  });
+
+  it("runs concurrent batches on both threads", async () => {
+    const images = await letterboxed(777, 4);
+    const results = await Promise.all([pool.run(images.slice(0, 2)), pool.run(images.slice(2))]);
+    expect(results.map((r) => r.detections.length)).toEqual([2, 2]);
+  });
+
+  it("fails the batch of a thread that dies and replaces the thread", async () => {
+    const images = await letterboxed(99, 1);
+    // a thread ends while its batch is in flight (as a crash of that thread would)
+    const running = pool.run(images);
+    expect(await pool.terminateBusyThread()).toBe(true);
+    await expect(running).rejects.toBeInstanceOf(InferenceThreadError);
+    await waitUntil(() => pool.threads === 2);
+    const again = await pool.run(await letterboxed(99, 1));
+    expect(again.detections).toHaveLength(1);
+  });
+});
+
+async function waitUntil(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
