@@ -58,3 +58,10 @@ export {
 export { consume, judge, type Limit, type LimitResult, limitKey } from "./ratelimit.js";
 export type { CounterHit, KeyValueStore } from "./redis/port.js";
 export { RedisConfig, type RedisSettings, RedisStore } from "./redis/redis.js";
+export { AmqpConfig, AmqpQueue, type AmqpSettings, assertQuorumQueue, quorumQueueTopology } from "./queue/amqp.js";
+export { openJobQueue, QueueConfig, QueueConfigSchema, type QueueSettings } from "./queue/open.js";
+export type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./queue/port.js";
+export { assertObjectKey, InvalidObjectKeyError, MAX_OBJECT_KEY_LENGTH } from "./objects/keys.js";
+export { ObjectStoreConfig, ObjectStoreConfigSchema, type ObjectStoreSettings, openObjectStore } from "./objects/open.js";
+export type { ObjectInfo, ObjectStore, PutOptions } from "./objects/port.js";
+export { S3Config, S3ObjectStore, type S3Settings, s3Client } from "./objects/s3.js";

@@ -1,0 +1,359 @@
+/**
+ * RabbitMQ / Amazon MQ adapter of the `JobQueue` port (amqplib).
+ *
+ * - topology: a quorum queue `<q>` with `x-delivery-limit`, whose rejected and over-limit messages go through the
+ *   direct exchange `<q>.dlx` to the quorum queue `<q>.dlq` (the arguments the files service has always declared,
+ *   so queues made before this adapter stay compatible: RabbitMQ refuses a re-declaration with other arguments);
+ * - publishing: persistent messages on a confirm channel, messageId = the job id, a timestamp; `publish` resolves
+ *   once the broker confirmed every message, and honours the channel's write backpressure;
+ * - consuming: one channel per consumer with its own prefetch; `deliveries` comes from the quorum queue's
+ *   `x-delivery-count` header; `retry` = nack with requeue, `deadLetter` = nack without requeue;
+ * - failures: heartbeats notice a dead peer; a lost connection or channel is re-opened with jittered backoff and
+ *   every consumer resumes by itself (the broker has already returned its unsettled deliveries to the queue).
+ */
+import { type Static, Type } from "@sinclair/typebox";
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
+import { jitteredDelay } from "../backoff.js";
+import type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./port.js";
+
+export const AmqpConfig = {
+  AMQP_URL: Type.String({
+    pattern: "^amqps?://",
+    default: "amqp://guest:guest@127.0.0.1:5672",
+    description: "amqps://host:5671 (Amazon MQ); credentials in the URL or in AMQP_USERNAME/AMQP_PASSWORD",
+  }),
+  AMQP_USERNAME: Type.Optional(Type.String({ description: "overrides the URL's user (Amazon MQ secret)" })),
+  AMQP_PASSWORD: Type.Optional(Type.String()),
+  /** Heartbeat period: a dead peer is noticed after about two missed beats instead of the OS's TCP timeout. */
+  AMQP_HEARTBEAT_SEC: Type.Integer({ minimum: 1, default: 15 }),
+  AMQP_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
+};
+export const AmqpConfigSchema = Type.Object(AmqpConfig);
+export type AmqpSettings = Static<typeof AmqpConfigSchema>;
+
+type Logger = { warn(obj: object, msg?: string): void };
+
+/** The names and arguments of a job queue's topology; every service that declares `<queue>` uses exactly these. */
+export function quorumQueueTopology(queue: string, deliveryLimit: number) {
+  const dlx = `${queue}.dlx`;
+  const dlq = `${queue}.dlq`;
+  return {
+    queue,
+    dlx,
+    dlq,
+    queueArguments: {
+      "x-queue-type": "quorum",
+      "x-delivery-limit": deliveryLimit,
+      "x-dead-letter-exchange": dlx,
+      "x-dead-letter-routing-key": dlq,
+    },
+    dlqArguments: { "x-queue-type": "quorum" },
+  };
+}
+
+/** Declare the queue, its dead-letter exchange and queue on `ch` (idempotent with the same arguments). */
+export async function assertQuorumQueue(ch: Channel, queue: string, deliveryLimit: number) {
+  const t = quorumQueueTopology(queue, deliveryLimit);
+  await ch.assertExchange(t.dlx, "direct", { durable: true });
+  await ch.assertQueue(t.dlq, { durable: true, arguments: t.dlqArguments });
+  await ch.bindQueue(t.dlq, t.dlx, t.dlq);
+  await ch.assertQueue(t.queue, { durable: true, arguments: t.queueArguments });
+  return t;
+}
+
+/** Header carrying the publish time in milliseconds (the AMQP `timestamp` property only has seconds). */
+const PUBLISHED_AT_HEADER = "x-published-at-ms";
+
+export class AmqpQueue implements JobQueue {
+  private connection: ChannelModel | undefined;
+  private connecting: Promise<ChannelModel> | undefined;
+  private publisher: Promise<ConfirmChannel> | undefined;
+  private readonly consumers = new Set<AmqpConsumer>();
+  private closed = false;
+  private readonly url: string;
+
+  constructor(
+    private readonly settings: AmqpSettings,
+    readonly log?: Logger,
+  ) {
+    const url = new URL(settings.AMQP_URL);
+    if (settings.AMQP_USERNAME) url.username = encodeURIComponent(settings.AMQP_USERNAME);
+    if (settings.AMQP_PASSWORD) url.password = encodeURIComponent(settings.AMQP_PASSWORD);
+    if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(settings.AMQP_HEARTBEAT_SEC));
+    this.url = url.toString();
+  }
+
+  /** The open connection, opening one when there is none (concurrent callers share the attempt). */
+  async connect(): Promise<ChannelModel> {
+    if (this.closed) throw new Error("the job queue is closed");
+    if (this.connection) return this.connection;
+    this.connecting ??= this.open().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async open(): Promise<ChannelModel> {
+    const connection = await amqp.connect(this.url, { timeout: this.settings.AMQP_CONNECT_TIMEOUT_MS });
+    connection.on("error", (err) => this.log?.warn({ err }, "amqp connection error"));
+    connection.on("close", () => {
+      if (this.connection !== connection) return;
+      this.connection = undefined;
+      this.publisher = undefined;
+    });
+    if (this.closed) {
+      await connection.close().catch(() => undefined);
+      throw new Error("the job queue is closed");
+    }
+    this.connection = connection;
+    return connection;
+  }
+
+  /** A short-lived channel for one operation: a failed declaration or check closes its channel, not ours. */
+  private async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+    const connection = await this.connect();
+    const ch = await connection.createChannel();
+    ch.on("error", () => undefined); // the rejected operation reports it
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  async declare(queue: string, opts: QueueOptions): Promise<void> {
+    await this.withChannel((ch) => assertQuorumQueue(ch, queue, opts.deliveryLimit));
+  }
+
+  private confirmChannel(): Promise<ConfirmChannel> {
+    if (!this.publisher) {
+      const opening = (async () => {
+        const connection = await this.connect();
+        const ch = await connection.createConfirmChannel();
+        ch.on("error", (err) => this.log?.warn({ err }, "amqp publish channel error"));
+        ch.on("close", () => {
+          if (this.publisher === opening) this.publisher = undefined;
+        });
+        return ch;
+      })();
+      this.publisher = opening;
+      opening.catch(() => {
+        if (this.publisher === opening) this.publisher = undefined;
+      });
+    }
+    return this.publisher;
+  }
+
+  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const ch = await this.confirmChannel();
+    const confirms: Promise<void>[] = [];
+    const now = Date.now();
+    for (const message of messages) {
+      let writable = true;
+      confirms.push(
+        new Promise<void>((resolve, reject) => {
+          writable = ch.publish(
+            "",
+            queue,
+            message.body,
+            {
+              persistent: true,
+              messageId: message.id,
+              timestamp: Math.floor(now / 1000),
+              headers: { [PUBLISHED_AT_HEADER]: now },
+            },
+            (err) =>
+              err ? reject(err instanceof Error ? err : new Error(`broker refused message ${message.id}`)) : resolve(),
+          );
+        }),
+      );
+      // a full write buffer: wait until the socket drained (or the channel died) before writing more
+      if (!writable) await waitForDrain(ch);
+    }
+    await Promise.all(confirms);
+  }
+
+  async consume(queue: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void): Promise<Subscription> {
+    if (!Number.isInteger(opts.prefetch) || opts.prefetch < 1) throw new RangeError("prefetch must be an integer ≥ 1");
+    const consumer = new AmqpConsumer(this, queue, opts.prefetch, onDelivery, () => this.consumers.delete(consumer));
+    this.consumers.add(consumer);
+    try {
+      await consumer.attach();
+    } catch (err) {
+      this.consumers.delete(consumer);
+      await consumer.stop();
+      throw err;
+    }
+    return consumer;
+  }
+
+  async depth(queue: string): Promise<number> {
+    return this.withChannel(async (ch) => (await ch.checkQueue(queue)).messageCount);
+  }
+
+  async ping(): Promise<void> {
+    // a round trip to the broker, not only a socket that looks open
+    await this.withChannel(async () => undefined);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    await this.connecting?.catch(() => undefined);
+    const connection = this.connection;
+    this.connection = undefined;
+    this.publisher = undefined;
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+function waitForDrain(ch: Channel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ch.off("drain", done);
+      ch.off("close", done);
+      resolve();
+    };
+    ch.on("drain", done);
+    ch.on("close", done);
+  });
+}
+
+/** One consumer: its own channel and prefetch; re-attaches after the channel or the connection was lost. */
+class AmqpConsumer implements Subscription {
+  private channel: Channel | undefined;
+  private consumerTag: string | undefined;
+  private stopped = false;
+  private failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Settle functions of this channel's unsettled deliveries (they die with the channel). */
+  private readonly unsettled = new Set<{ settled: boolean }>();
+
+  constructor(
+    private readonly owner: AmqpQueue,
+    private readonly queue: string,
+    private readonly prefetch: number,
+    private readonly onDelivery: (d: Delivery) => void,
+    private readonly forget: () => void,
+  ) {}
+
+  /** Open a channel and start consuming. Throws when that fails (the first time; later attempts retry). */
+  async attach(): Promise<void> {
+    const connection = await this.owner.connect();
+    const ch = await connection.createChannel();
+    ch.on("error", (err) => this.owner.log?.warn({ err, queue: this.queue }, "amqp consumer channel error"));
+    ch.on("close", () => this.lost(ch));
+    try {
+      await ch.prefetch(this.prefetch);
+      this.channel = ch;
+      const { consumerTag } = await ch.consume(this.queue, (msg) => this.deliver(ch, msg), { noAck: false });
+      this.consumerTag = consumerTag;
+      this.failures = 0;
+      if (this.stopped) await this.release(ch, consumerTag);
+    } catch (err) {
+      if (this.channel === ch) this.channel = undefined;
+      await ch.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private lost(ch: Channel) {
+    if (this.channel !== ch) return;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    // the broker returns whatever this channel held; settling those deliveries now would be meaningless
+    for (const d of this.unsettled) d.settled = true;
+    this.unsettled.clear();
+    this.reattachLater();
+  }
+
+  private reattachLater() {
+    if (this.stopped || this.timer) return;
+    const delay = jitteredDelay(this.failures++, 100, 5_000);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped || this.channel) return;
+      this.attach().catch((err) => {
+        this.owner.log?.warn({ err, queue: this.queue }, "amqp consumer could not re-attach, retrying");
+        this.reattachLater();
+      });
+    }, delay);
+  }
+
+  private deliver(ch: Channel, msg: ConsumeMessage | null) {
+    if (msg === null) {
+      // the broker cancelled the consumer (queue deleted): start again when it can
+      if (this.channel === ch) {
+        this.channel = undefined;
+        void ch.close().catch(() => undefined);
+        this.reattachLater();
+      }
+      return;
+    }
+    const state = { settled: false };
+    this.unsettled.add(state);
+    const headers = msg.properties.headers ?? {};
+    const count = Number(headers["x-delivery-count"] ?? 0);
+    const publishedMs = Number(headers[PUBLISHED_AT_HEADER]);
+    const settle = (what: string, fn: () => void) => async () => {
+      if (state.settled) {
+        if (this.channel !== ch) return; // the channel died: the broker redelivers this message
+        throw new Error(`delivery ${msg.properties.messageId} is already settled (${what})`);
+      }
+      state.settled = true;
+      this.unsettled.delete(state);
+      if (this.channel !== ch) return;
+      fn();
+    };
+    const delivery: Delivery = {
+      id: String(msg.properties.messageId ?? ""),
+      body: msg.content,
+      deliveries: (Number.isFinite(count) ? count : 0) + 1,
+      publishedAt: Number.isFinite(publishedMs)
+        ? publishedMs
+        : typeof msg.properties.timestamp === "number"
+          ? msg.properties.timestamp * 1000
+          : Date.now(),
+      ack: settle("ack", () => ch.ack(msg)),
+      retry: settle("retry", () => ch.nack(msg, false, true)),
+      deadLetter: async (reason: string) => {
+        await settle("deadLetter", () => {
+          this.owner.log?.warn({ queue: this.queue, id: msg.properties.messageId, reason }, "message dead-lettered");
+          ch.nack(msg, false, false);
+        })();
+      },
+    };
+    try {
+      this.onDelivery(delivery);
+    } catch (err) {
+      this.owner.log?.warn({ err, queue: this.queue }, "delivery handler threw; the message goes back to the queue");
+      void delivery.retry().catch(() => undefined);
+    }
+  }
+
+  private async release(ch: Channel, consumerTag: string | undefined) {
+    if (consumerTag) await ch.cancel(consumerTag).catch(() => undefined);
+    for (const d of this.unsettled) d.settled = true;
+    this.unsettled.clear();
+    // every unacknowledged message of this channel goes back to the queue
+    try {
+      ch.nackAll(true);
+    } catch {
+      // the channel is already gone: the broker has returned them
+    }
+    await ch.close().catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.forget();
+    const ch = this.channel;
+    const tag = this.consumerTag;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    if (ch) await this.release(ch, tag);
+  }
+}
