@@ -142,9 +142,10 @@ export const topology: Topology = {
       kind: "http",
       image: "files",
       port: 8082,
-      connections: ["database", "broker"],
+      // Tokens are verified here too (auth's JWKS), and revoked sessions are checked in Redis.
+      connections: ["database", "cache", "broker"],
       buckets: [{ bucket: "uploads", prefix: "uploads/", access: "readwrite" }],
-      calls: [],
+      calls: ["auth"],
       scaling: { dev: { min: 1, max: 2 }, prod: { min: 2, max: 8 } },
       // Uploads are streamed to S3: memory does not grow with file size.
       resources: { cpu: "250m", memory: "256Mi", memoryLimit: "512Mi" },
@@ -155,12 +156,13 @@ export const topology: Topology = {
       kind: "http",
       image: "reports",
       port: 8083,
-      connections: ["database-reader"],
+      // Reads go to the reader endpoint; tokens are verified against auth's JWKS, revocations checked in Redis.
+      connections: ["database", "database-reader", "cache"],
       buckets: [
         { bucket: "uploads", prefix: "uploads/", access: "read" },
         { bucket: "reports", prefix: "reports/", access: "readwrite" },
       ],
-      calls: [],
+      calls: ["auth"],
       scaling: { dev: { min: 1, max: 2 }, prod: { min: 2, max: 4 } },
       // PDF rendering holds the annotated images in memory.
       resources: { cpu: "500m", memory: "512Mi", memoryLimit: "1Gi" },

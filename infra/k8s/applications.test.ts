@@ -117,19 +117,39 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     }
   });
 
-  it("admits the gateway from the ingress controller only, and the backends from the gateway only", async () => {
+  it("admits the gateway from the ingress controller only, and each backend from its callers only", async () => {
     const plan = await planOf(stack);
     const gateway = object(plan, "NetworkPolicy", "gateway");
     expect(get(gateway, "spec.ingress.0.from")).toEqual([
       { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
     ]);
+    const from = (...names: string[]) =>
+      names.map((name) => ({ podSelector: { matchLabels: { "app.kubernetes.io/name": name } } }));
+    expect(get(object(plan, "NetworkPolicy", "files"), "spec.ingress.0.from")).toEqual(from("gateway"));
+    // files and reports verify tokens themselves: they fetch auth's JWKS
     const auth = object(plan, "NetworkPolicy", "auth");
-    expect(get(auth, "spec.ingress.0.from")).toEqual([
-      { podSelector: { matchLabels: { "app.kubernetes.io/name": "gateway" } } },
-    ]);
+    expect(get(auth, "spec.ingress.0.from")).toEqual(from("gateway", "files", "reports"));
     // auth reaches PostgreSQL and Redis by port inside the VPC, nothing else.
     const ports = (get(auth, "spec.egress") as Json[]).map((rule) => get(rule, "ports.0.port"));
     expect(ports).toEqual([5432, 6379]);
+  });
+
+  it("gives each service the in-cluster origin of every service it calls, and auth's JWKS to token verifiers", async () => {
+    const plan = await planOf(stack);
+    const envOf = (name: string) =>
+      Object.fromEntries(
+        (containerOf(object(plan, "Deployment", name)).env as Json[]).map((e) => [e.name, e.value ?? e.valueFrom]),
+      );
+    const ns = "ndt";
+    expect(envOf("gateway")).toMatchObject({
+      AUTH_URL: `http://auth.${ns}.svc.cluster.local:8081`,
+      FILES_URL: `http://files.${ns}.svc.cluster.local:8082`,
+      REPORTS_URL: `http://reports.${ns}.svc.cluster.local:8083`,
+      JWKS_URL: `http://auth.${ns}.svc.cluster.local:8081/.well-known/jwks.json`,
+    });
+    for (const verifier of ["files", "reports"])
+      expect(envOf(verifier).JWKS_URL, verifier).toBe(`http://auth.${ns}.svc.cluster.local:8081/.well-known/jwks.json`);
+    expect(envOf("auth").JWKS_URL).toBeUndefined();
   });
 
   it("passes credentials only through the ExternalSecret of each service", async () => {

@@ -114,7 +114,10 @@ export class FastifyService extends pulumi.ComponentResource {
     }
 
     function createDeployment(parent: FastifyService): k8s.apps.v1.Deployment {
-      const plainEnv = Object.entries(args.env ?? {}).map(([envName, value]) => ({ name: envName, value }));
+      const plainEnv = [
+        ...calleeEnv(args.callees, namespace),
+        ...Object.entries(args.env ?? {}).map(([envName, value]) => ({ name: envName, value })),
+      ];
       const deployment: Deployment = {
         metadata: { name: spec.name, namespace, labels },
         spec: {
@@ -268,4 +271,21 @@ export class FastifyService extends pulumi.ComponentResource {
       );
     }
   }
+}
+
+/**
+ * The origin of each service this one calls, as `<CALLEE>_URL` (in-cluster DNS of its Service), and, when it calls
+ * auth, `JWKS_URL`: services verify tokens themselves against auth's public keys (GUARDRAILS P-lines).
+ */
+export function calleeEnv(
+  callees: readonly { name: string; port: number }[],
+  namespace: string,
+): { name: string; value: string }[] {
+  const env: { name: string; value: string }[] = [];
+  for (const callee of callees) {
+    const origin = `http://${callee.name}.${namespace}.svc.cluster.local:${callee.port}`;
+    env.push({ name: `${callee.name.toUpperCase().replace(/-/g, "_")}_URL`, value: origin });
+    if (callee.name === "auth") env.push({ name: "JWKS_URL", value: `${origin}/.well-known/jwks.json` });
+  }
+  return env;
 }
