@@ -1,0 +1,226 @@
+/**
+ * The PDF itself, rendered from in-memory rows and images (no servers): what it says, what it shows, and that the
+ * same data gives the same bytes. Parsed back with pdf.js.
+ */
+import { describe, expect, it } from "vitest";
+import { type ReportData, type ReportDetection, type ReportImage, reportHash, summarize } from "../src/model.js";
+import { DEFAULT_RENDER_SETTINGS, pdfSafeText, renderReportToBuffer } from "../src/render.js";
+import { radiograph } from "./images.js";
+import { imagesPerPage, parsePdf } from "./pdf.js";
+
+const ORG = "6d1f4a8e-1c9b-4a57-9d6c-1a2b3c4d5e6f";
+const INSPECTION = "0c9e9b1e-5a1f-4d7e-8a3b-1f2e3d4c5b6a";
+
+function image(id: string, filename: string, detections: ReportDetection[], extra: Partial<ReportImage> = {}) {
+  return {
+    id,
+    filename,
+    status: "done",
+    width: 640,
+    height: 400,
+    error: null,
+    contentType: "image/png",
+    size: 1234,
+    objectKey: `${ORG}/${INSPECTION}/${id}`,
+    detections,
+    ...extra,
+  } satisfies ReportImage;
+}
+
+const IDS = {
+  a: "11111111-1111-4111-8111-111111111111",
+  b: "22222222-2222-4222-8222-222222222222",
+  c: "33333333-3333-4333-8333-333333333333",
+  d: "44444444-4444-4444-8444-444444444444",
+};
+
+function sampleData(): ReportData {
+  return {
+    inspection: {
+      id: INSPECTION,
+      organizationId: ORG,
+      title: "Pipeline weld 7A",
+      site: "North yard",
+      notes: "Shot with 2 mm lead screens.",
+      status: "open",
+      createdAt: "2026-11-30T08:15:00.000Z",
+    },
+    images: [
+      image(IDS.a, "weld-7a-01.png", [
+        { class: "porosity", score: 0.93, box: [100, 150, 124, 174] },
+        { class: "porosity", score: 0.81, box: [300, 200, 316, 216] },
+        { class: "crack", score: 0.88, box: [400, 160, 520, 190] },
+      ]),
+      image(IDS.b, "weld-7a-02.jpg", [{ class: "inclusion", score: 0.77, box: [50, 180, 90, 200] }], {
+        contentType: "image/jpeg",
+      }),
+      image(IDS.c, "broken.png", [], { status: "failed", error: "not a decodable image", width: null, height: null }),
+      image(IDS.d, "gone.png", []),
+    ],
+  };
+}
+
+async function sampleImages(): Promise<Map<string, Buffer>> {
+  return new Map([
+    [
+      IDS.a,
+      await radiograph(640, 400, [
+        { cx: 112, cy: 162, r: 12, level: 60 },
+        { cx: 308, cy: 208, r: 8, level: 70 },
+      ]),
+    ],
+    [IDS.b, await radiograph(640, 400, [{ cx: 70, cy: 190, r: 10, level: 220 }], "jpeg")],
+    [IDS.c, Buffer.from("this is not an image at all")],
+    // IDS.d: its object is missing
+  ]);
+}
+
+async function render(data: ReportData, images: Map<string, Buffer>) {
+  const hash = reportHash(data, DEFAULT_RENDER_SETTINGS);
+  return renderReportToBuffer(data, {
+    hash,
+    settings: DEFAULT_RENDER_SETTINGS,
+    loadImage: async (img) => images.get(img.id) ?? null,
+  });
+}
+
+describe("report PDF", () => {
+  it("has the header and the summary table with the counts per defect class", async () => {
+    const data = sampleData();
+    const pdf = await parsePdf(await render(data, await sampleImages()));
+    const first = pdf.pages[0]!;
+    expect(first).toContain("Pipeline weld 7A");
+    expect(first).toContain(`Inspection ${INSPECTION}`);
+    expect(first).toContain("Site North yard");
+    expect(first).toContain("Created 2026-11-30 08:15:00 UTC");
+    expect(first).toContain("Shot with 2 mm lead screens.");
+    // images, done, failed, porosity, crack, inclusion
+    expect(first).toContain("Images Done Failed Porosity Crack Inclusion 4 3 1 2 1 1");
+    expect(summarize(data.images)).toEqual({
+      images: 4,
+      done: 3,
+      failed: 1,
+      defects: { porosity: 2, crack: 1, inclusion: 1 },
+    });
+    // the index: one row per image with its counts per class
+    expect(first).toContain("1 weld-7a-01.png done 2 1 0");
+    expect(first).toContain("2 weld-7a-02.jpg done 0 0 1");
+    expect(first).toContain("3 broken.png failed 0 0 0");
+    expect(pdf.info.Title).toBe("Inspection report: Pipeline weld 7A");
+  });
+
+  it("gives each image its page: the picture with labelled boxes, then its defect list", async () => {
+    const bytes = await render(sampleData(), await sampleImages());
+    const pdf = await parsePdf(bytes);
+    expect(pdf.pages).toHaveLength(5);
+    const [, a, b, c, d] = pdf.pages;
+    expect(a).toContain("Image 1 of 4 weld-7a-01.png");
+    expect(a).toContain("Status: done · 640 × 400 px · 3 defects");
+    // labels drawn on the image
+    expect(a).toContain("1 porosity 0.93");
+    expect(a).toContain("2 crack 0.88");
+    expect(a).toContain("3 porosity 0.81");
+    // the list, best score first
+    expect(a).toContain("1 Porosity 0.93 100, 150, 124, 174 2 Crack 0.88 400, 160, 520, 190 3 Porosity 0.81");
+    expect(b).toContain("1 Inclusion 0.77 50, 180, 90, 200");
+    expect(c).toContain("Detection failed: not a decodable image");
+    expect(c).toContain("Image not shown: the image could not be decoded.");
+    expect(d).toContain("Image not shown: the image is missing from storage.");
+    expect(d).toContain("No defects found.");
+    // the two decodable images are embedded, nothing on the other pages
+    expect(await imagesPerPage(bytes)).toEqual([0, 1, 1, 0, 0]);
+  });
+
+  it("is byte-identical for the same data, and dated from the inspection, not the clock", async () => {
+    const images = await sampleImages();
+    const first = await render(sampleData(), images);
+    const second = await render(sampleData(), images);
+    expect(second.equals(first)).toBe(true);
+    const pdf = await parsePdf(first);
+    expect(String(pdf.info.CreationDate)).toMatch(/^D:20261130081500/);
+  });
+
+  it("renders an inspection without images", async () => {
+    const data = { ...sampleData(), images: [] };
+    const pdf = await parsePdf(await render(data, new Map()));
+    expect(pdf.pages).toHaveLength(1);
+    expect(pdf.text).toContain("Images Done Failed Porosity Crack Inclusion 0 0 0 0 0 0");
+    expect(pdf.text).toContain("No images were uploaded to this inspection.");
+  });
+
+  it("continues a long defect list on the next page with its header repeated", async () => {
+    const many: ReportDetection[] = Array.from({ length: 60 }, (_, i) => ({
+      class: "porosity",
+      score: 0.99 - i / 100,
+      box: [10 + i, 10, 20 + i, 20],
+    }));
+    const data = { ...sampleData(), images: [image(IDS.a, "crowded.png", many)] };
+    const pdf = await parsePdf(await render(data, new Map([[IDS.a, await radiograph(640, 400, [])]])));
+    expect(pdf.pages.length).toBeGreaterThan(2);
+    expect(pdf.text).toContain("60 Porosity 0.40");
+    expect(pdf.pages[2]).toMatch(/^# Class Score Box/);
+  });
+
+  it("replaces what the standard fonts cannot encode instead of printing garbage", () => {
+    expect(pdfSafeText("Schweißnaht é × 焊缝\u0007")).toBe("Schweißnaht é × ???");
+  });
+});
+
+describe("report hash", () => {
+  const hash = (data: ReportData) => reportHash(data, DEFAULT_RENDER_SETTINGS);
+
+  it("is stable for the same data whatever the property and detection order", () => {
+    const data = sampleData();
+    const reversed = (value: unknown): unknown =>
+      Array.isArray(value)
+        ? value.map(reversed)
+        : value !== null && typeof value === "object"
+          ? Object.fromEntries(
+              Object.entries(value)
+                .reverse()
+                .map(([k, v]) => [k, reversed(v)]),
+            )
+          : value;
+    const reordered = reversed(data) as ReportData;
+    expect(JSON.stringify(reordered)).not.toBe(JSON.stringify(data));
+    expect(hash(reordered)).toBe(hash(data));
+    const shuffled = sampleData();
+    shuffled.images[0]!.detections.reverse();
+    expect(hash(shuffled)).toBe(hash(data));
+    expect(hash(sampleData())).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("changes with anything the report shows, and with the render settings", () => {
+    const base = hash(sampleData());
+    const changed: ((d: ReportData) => void)[] = [
+      (d) => (d.inspection.title = "Pipeline weld 7B"),
+      (d) => (d.inspection.notes = null),
+      (d) => d.images[0]!.detections.pop(),
+      (d) => (d.images[0]!.detections[0]!.score = 0.92),
+      (d) => (d.images[0]!.detections[0]!.box[2] = 125),
+      (d) => (d.images[3]!.status = "failed"),
+      (d) => d.images.pop(),
+    ];
+    const hashes = changed.map((change) => {
+      const data = sampleData();
+      change(data);
+      return hash(data);
+    });
+    for (const h of hashes) expect(h).not.toBe(base);
+    expect(new Set(hashes).size).toBe(hashes.length);
+    expect(reportHash(sampleData(), { ...DEFAULT_RENDER_SETTINGS, jpegQuality: 70 })).not.toBe(base);
+  });
+});
+
+describe("report PDF layout", () => {
+  it("cuts a long file name in the index with an ellipsis instead of wrapping into the next row", async () => {
+    const long = `${"very-long-radiograph-name-".repeat(8)}end.png`;
+    const data = { ...sampleData(), images: [image(IDS.a, long, [])] };
+    const pdf = await parsePdf(await render(data, new Map([[IDS.a, await radiograph(320, 320, [])]])));
+    const row = /1 (very-long-radiograph-name-\S*…) done 0 0 0/.exec(pdf.pages[0]!);
+    expect(row).not.toBeNull();
+    expect(row![1]!.length).toBeLessThan(long.length);
+    // the image's own page shows the whole name
+    expect(pdf.pages[1]!.replace(/ /g, "")).toContain(long);
+  });
+});
