@@ -9,16 +9,31 @@
  * signs is decided from the clock at each call, so replicas switch together without coordination.
  * Private keys are stored AES-256-GCM encrypted under a key derived from SIGNING_KEY_SECRET.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
-import { ACCESS_TOKEN_ALG, type SqlDatabase } from "@ndt/kit";
-import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  generateKeyPairSync,
+  hkdfSync,
+  type JsonWebKey,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
+import {
+  ACCESS_TOKEN_ALG,
+  type AccessTokenAlg,
+  type SqlDatabase,
+  type VerificationKey,
+  verificationKey,
+} from "@ndt/kit";
+import { calculateJwkThumbprint, type JWK } from "jose";
 
-/** A published verification key. */
+/** A published verification key (OKP Ed25519: x; EC P-256 keys of older rings: x, y). */
 export interface PublicJwk {
   kty: string;
   crv: string;
   x: string;
-  y: string;
+  y?: string;
   kid: string;
   alg: string;
   use: string;
@@ -26,9 +41,11 @@ export interface PublicJwk {
 
 export interface RingKey {
   kid: string;
+  alg: AccessTokenAlg;
   publicJwk: PublicJwk;
-  publicKey: CryptoKey;
-  privateKey: CryptoKey;
+  /** Imported once: what every verification of this key's tokens uses. */
+  verification: VerificationKey;
+  privateKey: KeyObject;
   activatesAt: number;
   retiresAt: number | null;
 }
@@ -46,6 +63,7 @@ const LOCK_ID = 4_217_001; // advisory lock of the key ring
 
 type KeyRow = {
   kid: string;
+  alg: string;
   public_jwk: PublicJwk;
   private_jwk_enc: string;
   activates_at: Date;
@@ -54,6 +72,8 @@ type KeyRow = {
 
 export class KeyRing {
   private keys: RingKey[] = [];
+  /** `verificationKeys()` result, valid until the next reload or the next retirement time. */
+  private verifying: { map: ReadonlyMap<string, VerificationKey>; until: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly aesKey: Buffer;
   readonly now: () => number;
@@ -82,10 +102,10 @@ export class KeyRing {
   }
 
   private async newKeyRow(activatesAt: number) {
-    const { publicKey, privateKey } = await generateKeyPair(ACCESS_TOKEN_ALG, { extractable: true });
-    const publicJwk = await exportJWK(publicKey);
-    const kid = await calculateJwkThumbprint(publicJwk);
-    const privateJwk = await exportJWK(privateKey);
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    const publicJwk = publicKey.export({ format: "jwk" });
+    const kid = await calculateJwkThumbprint(publicJwk as JWK);
+    const privateJwk = privateKey.export({ format: "jwk" });
     return [
       kid,
       ACCESS_TOKEN_ALG,
@@ -100,10 +120,17 @@ export class KeyRing {
     const now = this.now();
     await this.db.transaction(async (tx) => {
       await tx.query("SELECT pg_advisory_xact_lock($1)", [LOCK_ID]);
-      const { rows } = await tx.query<{ kid: string; activates_at: Date; retires_at: Date | null }>(
-        "SELECT kid, activates_at, retires_at FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at",
+      const { rows: all } = await tx.query<{ kid: string; alg: string; activates_at: Date; retires_at: Date | null }>(
+        "SELECT kid, alg, activates_at, retires_at FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at",
         [new Date(now)],
       );
+      // Keys of another algorithm (a ring that signed ES256 before): never used again; a pending one is withdrawn
+      // at once, an active one stays published until the last token it signed has expired.
+      for (const old of all.filter((r) => r.alg !== ACCESS_TOKEN_ALG && r.retires_at === null)) {
+        const retiresAt = old.activates_at.getTime() > now ? now : now + this.opts.accessTtlMs + 60_000;
+        await tx.query("UPDATE signing_keys SET retires_at = $2 WHERE kid = $1", [old.kid, new Date(retiresAt)]);
+      }
+      const rows = all.filter((r) => r.alg === ACCESS_TOKEN_ALG);
       const insert =
         "INSERT INTO signing_keys (kid, alg, public_jwk, private_jwk_enc, activates_at) VALUES ($1, $2, $3, $4, $5)";
       let active = rows.filter((r) => r.activates_at.getTime() <= now);
@@ -111,7 +138,7 @@ export class KeyRing {
         // bootstrap: no token exists yet, so the first key may sign at once
         const row = await this.newKeyRow(now);
         await tx.query(insert, row);
-        active = [{ kid: String(row[0]), activates_at: new Date(now), retires_at: null }];
+        active = [{ kid: String(row[0]), alg: ACCESS_TOKEN_ALG, activates_at: new Date(now), retires_at: null }];
       }
       const current = active[active.length - 1]!;
       // predecessors of the current key: published until their last token expired
@@ -133,22 +160,26 @@ export class KeyRing {
 
   private async reload(): Promise<void> {
     const { rows } = await this.db.query<KeyRow>(
-      "SELECT kid, public_jwk, private_jwk_enc, activates_at, retires_at FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at",
+      "SELECT kid, alg, public_jwk, private_jwk_enc, activates_at, retires_at FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at",
       [new Date(this.now())],
     );
-    this.keys = await Promise.all(
-      rows.map(async (r) => ({
+    const keys: RingKey[] = [];
+    for (const r of rows) {
+      const verification = verificationKey(r.public_jwk);
+      if (!verification || verification.alg !== r.alg)
+        throw new Error(`signing key ${r.kid} is not a usable ${r.alg} key`);
+      keys.push({
         kid: r.kid,
+        alg: verification.alg,
         publicJwk: r.public_jwk,
-        publicKey: (await importJWK(r.public_jwk as JWK, ACCESS_TOKEN_ALG)) as CryptoKey,
-        privateKey: (await importJWK(
-          JSON.parse(this.decrypt(r.private_jwk_enc)) as JWK,
-          ACCESS_TOKEN_ALG,
-        )) as CryptoKey,
+        verification,
+        privateKey: createPrivateKey({ key: JSON.parse(this.decrypt(r.private_jwk_enc)) as JsonWebKey, format: "jwk" }),
         activatesAt: r.activates_at.getTime(),
         retiresAt: r.retires_at?.getTime() ?? null,
-      })),
-    );
+      });
+    }
+    this.keys = keys;
+    this.verifying = undefined;
   }
 
   private published(): RingKey[] {
@@ -165,9 +196,15 @@ export class KeyRing {
     return key;
   }
 
-  /** Verification keys: every published key. */
-  verificationKeys(): ReadonlyMap<string, CryptoKey> {
-    return new Map(this.published().map((k) => [k.kid, k.publicKey]));
+  /** Verification keys: every published key (the map is rebuilt only when the published set can change). */
+  verificationKeys(): ReadonlyMap<string, VerificationKey> {
+    const now = this.now();
+    if (!this.verifying || now >= this.verifying.until) {
+      const published = this.published();
+      const next = Math.min(...published.map((k) => k.retiresAt ?? Number.POSITIVE_INFINITY));
+      this.verifying = { map: new Map(published.map((k) => [k.kid, k.verification])), until: next };
+    }
+    return this.verifying.map;
   }
 
   /** The JWKS document: current, previous (until retired) and next keys. */

@@ -1,7 +1,9 @@
-/** Access tokens: ES256 JWTs (RFC 9068 `at+jwt`) signed with the key ring's current key. */
-import { randomUUID } from "node:crypto";
-import { ACCESS_TOKEN_ALG, type Role } from "@ndt/kit";
-import { SignJWT } from "jose";
+/**
+ * Access tokens: EdDSA (Ed25519) JWTs (RFC 9068 `at+jwt`) signed with the key ring's current key.
+ * The compact form is built here (one `crypto.sign` on the pre-imported key, no generic JOSE path).
+ */
+import { randomUUID, sign } from "node:crypto";
+import type { Role } from "@ndt/kit";
 import type { KeyRing } from "./keys.js";
 
 export interface TokenIssuerOptions {
@@ -9,6 +11,8 @@ export interface TokenIssuerOptions {
   audience: string;
   ttlSec: number;
 }
+
+const segment = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
 
 export class TokenIssuer {
   constructor(
@@ -23,15 +27,24 @@ export class TokenIssuer {
   async issue(subject: { userId: string; org: string; role: Role; sid: string }): Promise<string> {
     const key = this.ring.signingKey();
     const now = Math.floor(this.ring.now() / 1000);
-    return new SignJWT({ org: subject.org, role: subject.role, sid: subject.sid })
-      .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: key.kid, typ: "at+jwt" })
-      .setSubject(subject.userId)
-      .setIssuer(this.opts.issuer)
-      .setAudience(this.opts.audience)
-      .setJti(randomUUID())
-      .setIssuedAt(now)
-      .setNotBefore(now)
-      .setExpirationTime(now + this.opts.ttlSec)
-      .sign(key.privateKey);
+    const header = segment({ alg: key.alg, kid: key.kid, typ: "at+jwt" });
+    const payload = segment({
+      org: subject.org,
+      role: subject.role,
+      sid: subject.sid,
+      sub: subject.userId,
+      iss: this.opts.issuer,
+      aud: this.opts.audience,
+      jti: randomUUID(),
+      iat: now,
+      nbf: now,
+      exp: now + this.opts.ttlSec,
+    });
+    const input = `${header}.${payload}`;
+    const signature =
+      key.alg === "ES256"
+        ? sign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" })
+        : sign(null, Buffer.from(input), key.privateKey);
+    return `${input}.${signature.toString("base64url")}`;
   }
 }

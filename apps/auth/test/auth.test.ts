@@ -67,7 +67,7 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
     expect(Number(m![3])).toBe(1);
   });
 
-  it("login returns a Bearer pair; the access token is ES256 with iss, aud, exp, nbf, jti, kid, org, role", async () => {
+  it("login returns a Bearer pair; the access token is EdDSA with iss, aud, exp, nbf, jti, kid, org, role", async () => {
     const res = await login("alice@example.com");
     expect(res.statusCode).toBe(200);
     const body = res.json();
@@ -78,7 +78,7 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
       expiresIn: 900,
     });
     const header = decodeProtectedHeader(body.accessToken);
-    expect(header.alg).toBe("ES256");
+    expect(header.alg).toBe("EdDSA");
     const claims = decodeJwt(body.accessToken);
     expect(claims).toMatchObject({ iss: "ndt-auth", aud: "ndt-api", role: "admin" });
     for (const c of ["exp", "nbf", "iat", "jti", "sub", "org", "sid"]) expect(claims[c]).toBeDefined();

@@ -2,12 +2,12 @@
  * The token security suite (GUARDRAILS P2, P12): every forged, altered, misaddressed or out-of-time token is
  * answered with the same 401, and a 5xx never carries internals.
  */
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, type KeyObject, sign as cryptoSign } from "node:crypto";
 import { Writable } from "node:stream";
 import { loadConfig, PgDatabase, PostgresConfig, type ServiceApp } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
-import { type CryptoKey, decodeJwt, generateKeyPair, SignJWT } from "jose";
+import { decodeJwt, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import { KeyRing } from "../src/keys.js";
@@ -69,11 +69,20 @@ describe.skipIf(!db || !kv)("access-token security", () => {
     expect(res.json()).toEqual({ error: { code: "unauthorized", message: "Invalid or expired token" } });
   };
   const now = () => Math.floor(Date.now() / 1000);
-  const sign = (
+  /** A compact JWS with exactly this header and payload, signed with `key` (EdDSA unless the header says ES256). */
+  const jws = (header: Record<string, unknown>, payload: Record<string, unknown>, key: KeyObject) => {
+    const input = `${b64(header)}.${b64(payload)}`;
+    const sig =
+      header.alg === "ES256"
+        ? cryptoSign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" })
+        : cryptoSign(null, Buffer.from(input), key);
+    return `${input}.${sig.toString("base64url")}`;
+  };
+  const sign = async (
     payload: Record<string, unknown>,
-    key: CryptoKey = ring.signingKey().privateKey,
+    key: KeyObject = ring.signingKey().privateKey,
     kid = ring.signingKey().kid,
-  ) => new SignJWT(payload).setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" }).sign(key);
+  ) => jws({ alg: "EdDSA", kid, typ: "at+jwt" }, payload, key);
 
   it("accepts the genuine token (the baseline every case below differs from)", async () => {
     expect((await me(valid.accessToken)).statusCode).toBe(200);
@@ -116,9 +125,12 @@ describe.skipIf(!db || !kv)("access-token security", () => {
   });
 
   it("rejects an unknown kid, and a foreign key claiming a known kid", async () => {
-    const { privateKey } = await generateKeyPair("ES256");
+    const { privateKey } = generateKeyPairSync("ed25519");
     await expect401(await sign(claims, privateKey, "attacker-key"));
     await expect401(await sign(claims, privateKey, ring.signingKey().kid));
+    // a P-256 key's ES256 signature under the Ed25519 key's kid: the header's alg is not the key's
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    await expect401(jws({ alg: "ES256", kid: ring.signingKey().kid, typ: "at+jwt" }, claims, ec.privateKey));
   });
 
   it("rejects tokens missing a required claim or of another type", async () => {
@@ -127,10 +139,16 @@ describe.skipIf(!db || !kv)("access-token security", () => {
     const { exp: _exp, ...noExp } = claims;
     await expect401(await sign(noExp));
     await expect401(await sign({ ...claims, role: "root" }));
-    const idToken = await new SignJWT(claims)
-      .setProtectedHeader({ alg: "ES256", kid: ring.signingKey().kid, typ: "JWT" })
-      .sign(ring.signingKey().privateKey);
-    await expect401(idToken);
+    await expect401(
+      jws({ alg: "EdDSA", kid: ring.signingKey().kid, typ: "JWT" }, claims, ring.signingKey().privateKey),
+    );
+    await expect401(
+      jws(
+        { alg: "EdDSA", kid: ring.signingKey().kid, typ: "at+jwt", crit: ["x"], x: 1 },
+        claims,
+        ring.signingKey().privateKey,
+      ),
+    );
   });
 
   it("rejects garbage and non-bearer credentials", async () => {

@@ -5,14 +5,20 @@
 
 export {
   ACCESS_TOKEN_ALG,
+  ACCESS_TOKEN_ALGS,
+  type AccessTokenAlg,
   importVerificationKeys,
   type KeySource,
+  type PublicJwk,
   RemoteJwks,
   type RemoteJwksOptions,
   StaticKeySource,
+  type VerificationKey,
+  verificationKey,
 } from "./auth/jwks.js";
 export { type AuthPluginOptions, authPlugin, bearerToken } from "./auth/plugin.js";
 export { SessionRevocations } from "./auth/revocation.js";
+export { ed25519Backend, signatureValid } from "./auth/signature.js";
 export {
   type AccessClaims,
   ROLES,

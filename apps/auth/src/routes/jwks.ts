@@ -6,7 +6,7 @@ const Jwk = Type.Object({
   kty: Type.String(),
   crv: Type.String(),
   x: Type.String(),
-  y: Type.String(),
+  y: Type.Optional(Type.String()),
   kid: Type.String(),
   alg: Type.String(),
   use: Type.String(),

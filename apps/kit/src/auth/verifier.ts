@@ -1,17 +1,23 @@
 /**
  * Access-token verification, shared by the gateway and every service behind it (no trust in the network alone).
  *
- * jose's `jwtVerify` with an explicit algorithm allow-list (ES256 only: `alg: none`, HS256 signed with the public
- * key, anything else → rejected before any key is used), issuer, audience, exp and nbf checked, and the claims
- * this platform requires (sub, org, role, sid, jti, iat, exp, nbf) checked for type.
+ * The compact JWS is parsed here, strictly, rather than through a generic JOSE library (whose generic path cost
+ * ~300 µs per token here, against ~45 µs for the signature check itself):
+ *   1. shape: three non-empty base64url segments, at most 4 KiB;
+ *   2. header: a JSON object with `alg` in the allow-list (EdDSA, ES256: `none`, HS*, RS* … are rejected before
+ *      any key is touched), `typ` `at+jwt` (RFC 9068), a string `kid`, no `crit` (no extension is understood);
+ *   3. key: by kid from the key source, and the header's `alg` must be the key's own (a key never verifies
+ *      under another algorithm: no algorithm confusion);
+ *   4. signature over the exact signed bytes — before the payload is even decoded;
+ *   5. claims: iss, aud (string or array), exp, nbf (with the configured clock tolerance), and the claims this
+ *      platform requires (sub, org, role, sid, jti, iat) with their types.
  *
  * Verified tokens are remembered (bounded, by the exact token string) until they expire: a token is typically
- * presented many times in its 15 minutes, and the ECDSA signature check (~100–200 µs on this class of CPU) is
- * the dominant cost. exp/nbf are re-checked on every hit; revocation is NOT cached (see `SessionRevocations`).
- * Removing a key from the key source empties the cache.
+ * presented many times in its 15 minutes. exp/nbf are re-checked on every hit; revocation is NOT cached (see
+ * `SessionRevocations`). Removing a key from the key source empties the cache.
  */
-import { type JWTPayload, errors as joseErrors, jwtVerify } from "jose";
-import { ACCESS_TOKEN_ALG, type KeySource } from "./jwks.js";
+import { ACCESS_TOKEN_ALGS, type AccessTokenAlg, type KeySource, type VerificationKey } from "./jwks.js";
+import { signatureValid } from "./signature.js";
 
 export const ROLES = ["admin", "inspector", "viewer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -47,30 +53,47 @@ export interface VerifierOptions {
   cacheSize?: number;
 }
 
+const MAX_TOKEN_LENGTH = 4096;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** Distinct well-formed headers remembered (one per signing key in practice). */
+const HEADER_CACHE_SIZE = 32;
+
+type Header = { alg: AccessTokenAlg; kid: string };
+
 function isRole(v: unknown): v is Role {
   return typeof v === "string" && (ROLES as readonly string[]).includes(v);
 }
 
-function toClaims(p: JWTPayload): AccessClaims {
-  const { sub, jti, iat, exp, nbf } = p;
-  const { org, role, sid } = p as Record<string, unknown>;
-  if (
-    typeof sub !== "string" ||
-    typeof jti !== "string" ||
-    typeof iat !== "number" ||
-    typeof exp !== "number" ||
-    typeof nbf !== "number" ||
-    typeof org !== "string" ||
-    typeof sid !== "string" ||
-    !isRole(role)
-  ) {
-    throw new TokenError("missing or malformed claims");
+function decodeJson(segment: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(segment, "base64url").toString("utf8"));
+  } catch {
+    return undefined;
   }
-  return { sub, org, role, sid, jti, iat, exp, nbf };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseHeader(segment: string): Header {
+  const h = decodeJson(segment);
+  if (!isObject(h)) throw new TokenError("malformed header");
+  const { alg, typ, kid } = h;
+  if (typeof alg !== "string" || !(ACCESS_TOKEN_ALGS as readonly string[]).includes(alg)) {
+    throw new TokenError("algorithm not allowed");
+  }
+  // RFC 9068 §4: "at+jwt"; the media-type prefix may be present and the comparison is case-insensitive
+  const type = typeof typ === "string" ? typ.toLowerCase() : "";
+  if (type !== "at+jwt" && type !== "application/at+jwt") throw new TokenError("not an access token (typ)");
+  if (typeof kid !== "string" || kid === "") throw new TokenError("no kid");
+  if (h.crit !== undefined) throw new TokenError("unsupported critical header");
+  return { alg: alg as AccessTokenAlg, kid };
 }
 
 export class TokenVerifier {
   private readonly cache = new Map<string, AccessClaims>();
+  private readonly headers = new Map<string, Header>();
   private readonly cacheSize: number;
   private readonly tolerance: number;
 
@@ -92,32 +115,37 @@ export class TokenVerifier {
       if (cached.nbf - this.tolerance > now) throw new TokenError("not yet valid");
       return cached;
     }
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(
-        token,
-        async (header) => {
-          if (header.alg !== ACCESS_TOKEN_ALG) throw new TokenError("algorithm not allowed");
-          if (typeof header.kid !== "string") throw new TokenError("no kid");
-          const key = await this.opts.keys.getKey(header.kid);
-          if (!key) throw new TokenError("unknown kid");
-          return key;
-        },
-        {
-          algorithms: [ACCESS_TOKEN_ALG],
-          issuer: this.opts.issuer,
-          audience: this.opts.audience,
-          clockTolerance: this.tolerance,
-          requiredClaims: ["sub", "jti", "iat", "exp", "nbf"],
-          typ: "at+jwt",
-        },
-      ));
-    } catch (err) {
-      if (err instanceof TokenError) throw err;
-      if (err instanceof joseErrors.JOSEError) throw new TokenError(err.code);
+
+    if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) throw new TokenError("malformed");
+    const dot1 = token.indexOf(".");
+    const dot2 = token.indexOf(".", dot1 + 1);
+    if (dot1 <= 0 || dot2 <= dot1 + 1 || dot2 === token.length - 1 || token.indexOf(".", dot2 + 1) !== -1) {
       throw new TokenError("malformed");
     }
-    const claims = toClaims(payload);
+    const headerSegment = token.slice(0, dot1);
+    const payloadSegment = token.slice(dot1 + 1, dot2);
+    const signatureSegment = token.slice(dot2 + 1);
+    if (!BASE64URL.test(headerSegment) || !BASE64URL.test(payloadSegment) || !BASE64URL.test(signatureSegment)) {
+      throw new TokenError("malformed");
+    }
+
+    let header = this.headers.get(headerSegment);
+    if (!header) {
+      header = parseHeader(headerSegment);
+      if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
+      this.headers.set(headerSegment, header);
+    }
+    const found = this.opts.keys.getKey(header.kid);
+    const key: VerificationKey | undefined = found instanceof Promise ? await found : found;
+    if (!key) throw new TokenError("unknown kid");
+    if (key.alg !== header.alg) throw new TokenError("algorithm does not match the key");
+
+    const signed = Buffer.from(token.slice(0, dot2), "latin1");
+    if (!signatureValid(key, signed, Buffer.from(signatureSegment, "base64url"))) {
+      throw new TokenError("signature verification failed");
+    }
+
+    const claims = this.checkClaims(decodeJson(payloadSegment), now);
     if (this.cacheSize > 0) {
       if (this.cache.size >= this.cacheSize) {
         const oldest = this.cache.keys().next();
@@ -126,5 +154,30 @@ export class TokenVerifier {
       this.cache.set(token, claims);
     }
     return claims;
+  }
+
+  private checkClaims(p: unknown, now: number): AccessClaims {
+    if (!isObject(p)) throw new TokenError("malformed payload");
+    if (p.iss !== this.opts.issuer) throw new TokenError("unexpected iss");
+    const aud = p.aud;
+    if (!(aud === this.opts.audience || (Array.isArray(aud) && aud.includes(this.opts.audience)))) {
+      throw new TokenError("unexpected aud");
+    }
+    const { sub, jti, iat, exp, nbf, org, role, sid } = p;
+    if (typeof exp !== "number" || !Number.isFinite(exp)) throw new TokenError("missing or malformed claims");
+    if (typeof nbf !== "number" || !Number.isFinite(nbf)) throw new TokenError("missing or malformed claims");
+    if (exp + this.tolerance <= now) throw new TokenError("expired");
+    if (nbf - this.tolerance > now) throw new TokenError("not yet valid");
+    if (
+      typeof sub !== "string" ||
+      typeof jti !== "string" ||
+      typeof iat !== "number" ||
+      typeof org !== "string" ||
+      typeof sid !== "string" ||
+      !isRole(role)
+    ) {
+      throw new TokenError("missing or malformed claims");
+    }
+    return { sub, org, role, sid, jti, iat, exp, nbf };
   }
 }
