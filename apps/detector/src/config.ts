@@ -1,0 +1,44 @@
+import { HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, QueueConfig } from "@ndt/kit";
+import { type Static, Type } from "@sinclair/typebox";
+
+export const DetectorConfigSchema = Type.Object({
+  ...HttpConfig,
+  /** /healthz, /readyz and /metrics only (stacks/topology.ts: the worker's metrics port). */
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 9090 }),
+  ...PostgresConfig,
+  ...QueueConfig,
+  /** S3_BUCKET, when set, is the only bucket this worker reads; unset = the bucket each job names. */
+  ...ObjectStoreConfig,
+  /** Queue of detection jobs (apps/files publishes it); its dead-letter queue is `<name>.dlq`. */
+  DETECTIONS_QUEUE: Type.String({ minLength: 1, default: "detections" }),
+  /** Deliveries of one job before it is dead-lettered: must equal the publisher's (the queue's argument). */
+  DETECTIONS_DELIVERY_LIMIT: Type.Integer({ minimum: 1, default: 5 }),
+  /** Unsettled deliveries held at once: bounds memory (one decoded image each) and keeps the batches full. */
+  PREFETCH: Type.Integer({ minimum: 1, maximum: 1000, default: 16 }),
+  /** A batch runs when this many images are ready... */
+  BATCH_MAX: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
+  /** ...or when its first image has waited this long. */
+  BATCH_WAIT_MS: Type.Integer({ minimum: 0, maximum: 10_000, default: 10 }),
+  /** Inference threads, one ONNX session each. */
+  INFERENCE_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+  /** ONNX Runtime intra-op threads per session: threads × this ≈ the cores the pod gets. */
+  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
+  /** Execution providers tried in order; the first that loads the model is used (logged at start). */
+  ORT_PROVIDERS: Type.String({ pattern: "^\\s*(cuda|cpu)\\s*(,\\s*(cuda|cpu)\\s*)*$", default: "cuda,cpu" }),
+  /** A §4 ONNX model; unset = the bundled model/defects.onnx with its measured thresholds. */
+  MODEL_PATH: Type.Optional(Type.String({ minLength: 1 })),
+  /** sha256 of MODEL_PATH (hex): the worker refuses to start on a mismatch. */
+  MODEL_SHA256: Type.Optional(Type.String({ pattern: "^[0-9a-fA-F]{64}$" })),
+  /** Overrides of the model's post-processing (defaults: the bundled model's, or 0.25 / 0.45 / per-class). */
+  CONF_THRESHOLD: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  NMS_IOU: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  NMS_AGNOSTIC: Type.Optional(Type.Boolean()),
+  MAX_DETECTIONS: Type.Integer({ minimum: 1, maximum: 10_000, default: 300 }),
+  /** Larger images fail their job (`too_large`) instead of being decoded. */
+  MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
+});
+export type DetectorConfig = Static<typeof DetectorConfigSchema>;
+
+export function loadDetectorConfig(env: Record<string, string | undefined> = process.env): DetectorConfig {
+  return loadConfig(DetectorConfigSchema, env);
+}

@@ -1,0 +1,86 @@
+/**
+ * The detector's writes on the files service's tables (real PostgreSQL, files' migrations): `processing` at the
+ * start, detections + `done` + size once per image whatever the number of deliveries, `failed` with a reason.
+ */
+import { randomUUID } from "node:crypto";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Detection } from "../src/inference/runner.js";
+import { ResultStore } from "../src/results.js";
+import { filesDatabase, imageRows, queuedImages } from "./helpers.js";
+
+const env = await filesDatabase("detector_results");
+afterAll(async () => env?.drop());
+
+const dets: Detection[] = [
+  { classId: 0, class: "porosity", score: 0.91, box: [10, 20, 30, 40] },
+  { classId: 1, class: "crack", score: 0.55, box: [100, 50, 300, 58] },
+];
+
+describe.skipIf(!env)("ResultStore", () => {
+  const db = env!.db;
+  const store = new ResultStore(db);
+
+  it("marks a queued image processing, then done with its size and detections in original pixels", async () => {
+    const [job] = await queuedImages(db, 1);
+    expect(await store.begin(job!)).toEqual({ kind: "run" });
+    expect((await imageRows(db, [job!.imageId]))[0]!.status).toBe("processing");
+    expect(await store.complete(job!, { width: 800, height: 400 }, dets)).toBe("written");
+    expect(await imageRows(db, [job!.imageId])).toEqual([
+      { id: job!.imageId, status: "done", width: 800, height: 400, error: null },
+    ]);
+    const { rows } = await db.query(
+      "SELECT job_id, class, score, x1, y1, x2, y2 FROM detections WHERE image_id = $1 ORDER BY score DESC",
+      [job!.imageId],
+    );
+    expect(rows).toEqual([
+      { job_id: job!.jobId, class: "porosity", score: 0.91, x1: 10, y1: 20, x2: 30, y2: 40 },
+      { job_id: job!.jobId, class: "crack", score: 0.55, x1: 100, y1: 50, x2: 300, y2: 58 },
+    ]);
+  });
+
+  it("writes detections once when the same job (or another job for the image) completes again", async () => {
+    const [job] = await queuedImages(db, 1);
+    await store.begin(job!);
+    const results = await Promise.all([
+      store.complete(job!, { width: 10, height: 10 }, dets),
+      store.complete(job!, { width: 10, height: 10 }, dets),
+      store.complete({ ...job!, jobId: randomUUID() }, { width: 10, height: 10 }, dets),
+    ]);
+    expect(results.sort()).toEqual(["already-finished", "already-finished", "written"]);
+    const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM detections WHERE image_id = $1", [
+      job!.imageId,
+    ]);
+    expect(Number(rows[0]!.n)).toBe(dets.length);
+    expect(await store.begin(job!)).toEqual({ kind: "finished", status: "done" });
+  });
+
+  it("marks an image failed with its reason, once, and never over a done image", async () => {
+    const [bad, good] = await queuedImages(db, 2);
+    expect(await store.fail(bad!, "cannot read image: corrupt")).toBe("written");
+    expect(await store.fail(bad!, "another reason")).toBe("already-finished");
+    expect((await imageRows(db, [bad!.imageId]))[0]).toMatchObject({
+      status: "failed",
+      error: "cannot read image: corrupt",
+    });
+    expect(await store.complete(bad!, { width: 1, height: 1 }, dets)).toBe("already-finished");
+    await store.complete(good!, { width: 1, height: 1 }, []);
+    expect(await store.fail(good!, "late")).toBe("already-finished");
+    expect((await imageRows(db, [good!.imageId]))[0]).toMatchObject({ status: "done", error: null });
+  });
+
+  it("reports an image that does not exist (or belongs to another organisation) as missing", async () => {
+    const [job] = await queuedImages(db, 1);
+    expect(await store.begin({ ...job!, imageId: randomUUID() })).toEqual({ kind: "missing" });
+    expect(await store.begin({ ...job!, organizationId: randomUUID() })).toEqual({ kind: "missing" });
+    expect(await store.complete({ ...job!, organizationId: randomUUID() }, { width: 1, height: 1 }, dets)).toBe(
+      "missing",
+    );
+  });
+
+  it("puts a processing image back to queued (its job returns to the queue at shutdown)", async () => {
+    const [job] = await queuedImages(db, 1);
+    await store.begin(job!);
+    await store.requeue(job!);
+    expect((await imageRows(db, [job!.imageId]))[0]!.status).toBe("queued");
+  });
+});
