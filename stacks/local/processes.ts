@@ -1,0 +1,137 @@
+/**
+ * The stack's child processes: each app runs from source, `node --import tsx apps/<app>/src/server.ts`, with its
+ * output in `<data>/logs/<app>.log`. Each gets its own process group so the terminal's Ctrl-C reaches only
+ * `npm start`, which then stops them in order (the gateway first, PostgreSQL last) instead of all at once.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { probeReady } from "./proxy.js";
+
+export class ChildExited extends Error {
+  constructor(
+    readonly app: string,
+    readonly code: number | null,
+    readonly signal: NodeJS.Signals | null,
+    readonly logFile: string,
+  ) {
+    super(
+      `${app} exited (${signal ? `signal ${signal}` : `code ${code}`}); its log ${logFile} ends with:\n${logTail(logFile)}`,
+    );
+    this.name = "ChildExited";
+  }
+}
+
+export function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, "utf8")
+      .trimEnd()
+      .split("\n")
+      .slice(-lines)
+      .map((line) => `  | ${line}`)
+      .join("\n");
+  } catch {
+    return "  | (no log)";
+  }
+}
+
+export class AppProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private stopping = false;
+
+  constructor(
+    readonly app: string,
+    entry: string,
+    env: Record<string, string>,
+    readonly logFile: string,
+    cwd: string,
+  ) {
+    const log = openSync(logFile, "a");
+    try {
+      this.child = spawn(process.execPath, ["--import", "tsx", entry], {
+        cwd,
+        env,
+        detached: true,
+        stdio: ["ignore", log, log],
+      });
+    } finally {
+      closeSync(log);
+    }
+    this.exited = new Promise((resolve) => {
+      this.child.once("exit", (code, signal) => resolve({ code, signal }));
+      this.child.once("error", () => resolve({ code: null, signal: null }));
+    });
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get expectedExit(): boolean {
+    return this.stopping;
+  }
+
+  /** Resolves when the process has exited with code 0; rejects with its log's tail otherwise. */
+  async completion(): Promise<void> {
+    const { code, signal } = await this.exited;
+    if (code !== 0) throw new ChildExited(this.app, code, signal, this.logFile);
+  }
+
+  /** Polls `origin/readyz` until 200; rejects when the process exits first or after `timeoutMs`. */
+  async ready(origin: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    for (;;) {
+      if (exited) {
+        const { code, signal } = await this.exited;
+        throw new ChildExited(this.app, code, signal, this.logFile);
+      }
+      if (await probeReady(origin, 1_000)) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `${this.app} was not ready within ${timeoutMs / 1000} s; its log ${this.logFile} ends with:\n${logTail(this.logFile)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  }
+
+  /** SIGTERM (the service drains), then SIGKILL after `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.running) this.child.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      if (this.running) this.child.kill("SIGKILL");
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.stopping = true;
+    if (this.running) this.child.kill("SIGKILL");
+  }
+}
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port the kernel considers free now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * The local stack's public entry: HTTPS on `https://localhost:<PORT>` terminating TLS in front of the gateway's plain
+ * HTTP port (in the cloud the ingress does this). Bodies stream both ways (uploads, server-sent events, PDFs).
+ *
+ * `GET /readyz` is answered here: 200 only when every process of the stack answers its own `/readyz` with 200
+ * (CONTRACTS §1); the body names each one. Everything else goes to the gateway.
+ */
+import { type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import type { Socket } from "node:net";
+
+export interface ReadinessTarget {
+  name: string;
+  /** http://127.0.0.1:<port> */
+  origin: string;
+}
+
+export interface TlsProxyOptions {
+  cert: string;
+  key: string;
+  /** The gateway's origin, http://127.0.0.1:<port>. */
+  upstream: string;
+  /** Whose `/readyz` make up the stack's. */
+  readiness: () => readonly ReadinessTarget[];
+}
+
+/** GET `<origin>/readyz` → true on 200 within the timeout. */
+export function probeReady(origin: string, timeoutMs = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest(`${origin}/readyz`, { timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+    req.end();
+  });
+}
+
+/** Whether every target is ready, and each one's answer. */
+export async function stackReadiness(
+  targets: readonly ReadinessTarget[],
+): Promise<{ ready: boolean; services: Record<string, "ready" | "not ready"> }> {
+  const results = await Promise.all(targets.map(async (t) => [t.name, await probeReady(t.origin)] as const));
+  return {
+    ready: results.length > 0 && results.every(([, ok]) => ok),
+    services: Object.fromEntries(results.map(([name, ok]) => [name, ok ? "ready" : "not ready"])),
+  };
+}
+
+// hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "proxy-authorization",
+]);
+
+export class TlsProxy {
+  readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly options: TlsProxyOptions) {
+    this.server = createServer({ cert: options.cert, key: options.key }, (req, res) => {
+      this.handle(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+    });
+    this.server.on("connection", (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+    });
+  }
+
+  /** Listens on `port` (all interfaces of localhost). Rejects with EADDRINUSE when the port is taken. */
+  listen(port: number, host = "127.0.0.1"): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen(port, host, () => {
+        this.server.off("error", onError);
+        resolve((this.server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === "GET" && (req.url === "/readyz" || req.url?.startsWith("/readyz?"))) {
+      const readiness = await stackReadiness(this.options.readiness());
+      res.writeHead(readiness.ready ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify({ status: readiness.ready ? "ready" : "not ready", services: readiness.services }));
+      return;
+    }
+    if (!this.options.upstream) {
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "2" });
+      res.end(JSON.stringify({ error: { code: "starting", message: "the platform is starting; try again shortly" } }));
+      return;
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    }
+    const client = req.socket.remoteAddress ?? "127.0.0.1";
+    const forwardedFor = req.headers["x-forwarded-for"];
+    headers["x-forwarded-for"] = forwardedFor ? `${forwardedFor}, ${client}` : client;
+    headers["x-forwarded-proto"] = "https";
+    if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
+
+    const upstream = httpRequest(
+      `${this.options.upstream}${req.url ?? "/"}`,
+      { method: req.method, headers },
+      (answer) => {
+        const out: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(answer.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+        // server-sent events: every chunk goes out as it comes
+        res.flushHeaders();
+        answer.pipe(res);
+        answer.on("error", () => res.destroy());
+      },
+    );
+    upstream.on("error", () => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      res.writeHead(502, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "bad_gateway", message: "the gateway is not reachable" } }));
+    });
+    // the client went away (e.g. an event stream closed): stop the upstream request too
+    res.on("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  /** Stops accepting, ends idle keep-alive connections, and destroys what is left after `graceMs`. */
+  async close(graceMs = 5_000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, graceMs);
+    await closed;
+    clearTimeout(timer);
+  }
+}

