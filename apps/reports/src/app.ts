@@ -1,0 +1,99 @@
+/**
+ * Builds the reports service: PDF reports of inspections (CONTRACTS.md §3), read from the database's read replica
+ * when one is configured, images from the uploads bucket, rendered PDFs cached in the reports bucket by content
+ * hash. `server.ts` listens; tests call `buildApp` and `app.inject()`.
+ */
+import {
+  authPlugin,
+  createService,
+  type KeyValueStore,
+  type ObjectStore,
+  openObjectStore,
+  PgDatabase,
+  RedisStore,
+  RemoteJwks,
+  type ServiceApp,
+  SessionRevocations,
+  type SqlDatabase,
+  TokenVerifier,
+} from "@ndt/kit";
+import { Counter } from "prom-client";
+import type { ReportsConfig } from "./config.js";
+import { ReportService } from "./reports.js";
+import { reportRoutes } from "./routes/report.js";
+import { ReportsStore } from "./store.js";
+
+export interface ReportsDeps {
+  config: ReportsConfig;
+  /** The read replica when DATABASE_READER_URL is set, else the primary. */
+  db: SqlDatabase;
+  uploads: ObjectStore;
+  reports: ObjectStore;
+  service: ReportService;
+}
+
+export interface BuildOptions {
+  config: ReportsConfig;
+  /** Use these instead of connecting from config (the caller then closes them). */
+  db?: SqlDatabase;
+  kv?: KeyValueStore;
+  logStream?: NodeJS.WritableStream;
+}
+
+export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps: ReportsDeps }> {
+  const { config } = opts;
+  const app = await createService({
+    name: "reports",
+    logLevel: config.LOG_LEVEL,
+    ...(opts.logStream ? { logStream: opts.logStream } : {}),
+    corsOrigins: config.CORS_ORIGINS,
+    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    openapi: { description: "PDF inspection reports" },
+  });
+
+  // Reads only (the schema is files'; the migrations Job applies it): the replica takes them when there is one.
+  const db =
+    opts.db ?? new PgDatabase({ ...config, DATABASE_URL: config.DATABASE_READER_URL ?? config.DATABASE_URL }, app.log);
+  const kv = opts.kv ?? new RedisStore(config, app.log);
+  if (!opts.db) app.addHook("onClose", () => db.close());
+  if (!opts.kv) app.addHook("onClose", () => kv.close());
+
+  const uploads = openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS });
+  const reportsBucket = openObjectStore(config, { bucket: config.S3_BUCKET_REPORTS });
+  app.addHook("onClose", () => uploads.close());
+  app.addHook("onClose", () => reportsBucket.close());
+
+  const verifier = new TokenVerifier({
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    keys: new RemoteJwks(config.JWKS_URL),
+  });
+  await app.register(authPlugin, {
+    verifier,
+    revocations: new SessionRevocations(kv, config.ACCESS_TOKEN_TTL_SEC * 1000),
+  });
+
+  app.health.addCheck("postgres", () => db.ping());
+  app.health.addCheck("redis", () => kv.ping());
+  app.health.addCheck("uploads", () => uploads.ping());
+  app.health.addCheck("reports", () => reportsBucket.ping());
+
+  const served = new Counter({
+    name: "ndt_reports_served_total",
+    help: "Reports answered, by whether the PDF came from the reports bucket (hit) or was rendered (miss)",
+    labelNames: ["cache"] as const,
+    registers: [app.metrics],
+  });
+  const service = new ReportService({
+    store: new ReportsStore(db),
+    uploads,
+    reports: reportsBucket,
+    prefix: config.S3_PREFIX_REPORTS,
+    settings: { maxImagePixels: config.REPORT_IMAGE_MAX_PX, jpegQuality: config.REPORT_JPEG_QUALITY },
+    maxConcurrentRenders: config.REPORT_MAX_CONCURRENT_RENDERS,
+    onServed: (cache) => served.inc({ cache }),
+  });
+  await reportRoutes(app, service);
+  return Object.assign(app, { deps: { config, db, uploads, reports: reportsBucket, service } });
+}
