@@ -1,5 +1,5 @@
 /**
- * Builds the gateway: the one public entry (CONTRACTS.md §3). Routes to auth and files, verifies tokens locally,
+ * Builds the gateway: the one public entry (CONTRACTS.md §3). Routes to auth, files and reports, verifies tokens locally,
  * rate limits, serves the merged OpenAPI document and its UI. `server.ts` listens.
  */
 import { createService, type KeyValueStore, RedisStore, RemoteJwks, type ServiceApp, TokenVerifier } from "@ndt/kit";
@@ -32,8 +32,10 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
       transform: (doc) => merger?.merge(doc) ?? doc,
     },
   });
-  merger = new OpenApiMerger([config.AUTH_URL, config.FILES_URL], config.OPENAPI_CACHE_SEC * 1000, (err, upstream) =>
-    app.log.warn({ err, upstream }, "upstream OpenAPI document unavailable"),
+  merger = new OpenApiMerger(
+    [config.AUTH_URL, config.FILES_URL, config.REPORTS_URL],
+    config.OPENAPI_CACHE_SEC * 1000,
+    (err, upstream) => app.log.warn({ err, upstream }, "upstream OpenAPI document unavailable"),
   );
   app.addHook("onRequest", async (request) => {
     if (request.url === OPENAPI_PATH || request.url.startsWith("/docs/json")) await merger?.refreshIfStale();
@@ -58,6 +60,9 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   await proxyRoutes(app, {
     upstreams: [
       { name: "auth", origin: config.AUTH_URL, patterns: ["/api/v1/auth/*", "/api/v1/org/*", "/.well-known/*"] },
+      // an inspection's report is made by reports; the rest of /api/v1/inspections/* is files' (a parametric route
+      // wins over the wildcard in Fastify's router, whatever the order; listed first for the reader)
+      { name: "reports", origin: config.REPORTS_URL, patterns: ["/api/v1/inspections/:id/report"], methods: ["GET"] },
       { name: "files", origin: config.FILES_URL, patterns: ["/api/v1/inspections", "/api/v1/inspections/*"] },
     ],
     publicRoutes: new Set(["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]),

@@ -9,6 +9,7 @@ export const GatewayConfigSchema = Type.Object({
   /** Upstream origins (no path). */
   AUTH_URL: Url("auth service origin, e.g. http://auth:8080"),
   FILES_URL: Url("files service origin, e.g. http://files:8080"),
+  REPORTS_URL: Url("reports service origin, e.g. http://reports:8083"),
   /** Where the public keys come from. @default `${AUTH_URL}/.well-known/jwks.json` */
   JWKS_URL: Type.Optional(Type.String({ pattern: "^https?://" })),
   JWKS_CACHE_TTL_SEC: Type.Integer({ minimum: 1, default: 300 }),

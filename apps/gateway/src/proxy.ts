@@ -35,6 +35,8 @@ export interface Upstream {
   origin: string;
   /** Route patterns (Fastify syntax) served by this upstream. */
   patterns: string[];
+  /** Methods routed to it. @default GET, POST, PUT, PATCH, DELETE */
+  methods?: readonly (typeof METHODS)[number][];
 }
 
 export interface ProxyOptions {
@@ -230,7 +232,13 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
       }
     };
     for (const url of upstream.patterns) {
-      app.route({ method: [...METHODS], url, schema: { hide: true }, preHandler: guard, handler: forward });
+      app.route({
+        method: [...(upstream.methods ?? METHODS)],
+        url,
+        schema: { hide: true },
+        preHandler: guard,
+        handler: forward,
+      });
     }
   }
 }

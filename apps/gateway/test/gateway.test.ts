@@ -1,5 +1,5 @@
 /**
- * The gateway against a real auth service and a small real Fastify "files" upstream, over real sockets.
+ * The gateway against a real auth service and small real Fastify "files" and "reports" upstreams, over real sockets.
  */
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -24,6 +24,8 @@ const origin = (app: FastifyInstance) => `http://127.0.0.1:${(app.server.address
 describe.skipIf(!db || !kv)("gateway", () => {
   let auth: ServiceApp;
   let files: FastifyInstance;
+  let reports: FastifyInstance;
+  const reportsSeen: { url: string; headers: Record<string, unknown> }[] = [];
   let gateway: ServiceApp;
   let strict: ServiceApp; // a second gateway with tiny rate limits
   let deadPort: number;
@@ -36,6 +38,7 @@ describe.skipIf(!db || !kv)("gateway", () => {
     loadGatewayConfig({
       AUTH_URL: origin(auth),
       FILES_URL: origin(files),
+      REPORTS_URL: origin(reports),
       JWKS_URL: `${origin(files)}/jwks-proxy`,
       JWKS_MIN_REFETCH_SEC: "30",
       REDIS_URL: kv!.url,
@@ -92,6 +95,23 @@ describe.skipIf(!db || !kv)("gateway", () => {
     });
     await files.listen({ host: "127.0.0.1", port: 0 });
 
+    // a small real reports upstream: a PDF per inspection, 409 while not ready
+    reports = Fastify();
+    reports.get("/api/v1/inspections/:id/report", async (req, reply) => {
+      reportsSeen.push({ url: req.url, headers: req.headers });
+      const { id } = req.params as { id: string };
+      if (id === "busy") return reply.code(409).send({ error: { code: "not_ready", message: "Images pending" } });
+      return reply.type("application/pdf").send(Buffer.from(`%PDF-1.7 report of ${id}`));
+    });
+    reports.get("/openapi.json", async () => ({
+      openapi: "3.0.3",
+      info: { title: "reports", version: "0" },
+      paths: {
+        "/api/v1/inspections/{id}/report": { get: { summary: "PDF", responses: { 200: { description: "ok" } } } },
+      },
+    }));
+    await reports.listen({ host: "127.0.0.1", port: 0 });
+
     const probe = Fastify();
     await probe.listen({ host: "127.0.0.1", port: 0 });
     deadPort = (probe.server.address() as AddressInfo).port;
@@ -124,6 +144,7 @@ describe.skipIf(!db || !kv)("gateway", () => {
     await gateway?.close();
     await strict?.close();
     await files?.close();
+    await reports?.close();
     await auth?.close();
     await kv?.cleanup();
     await db?.drop();
@@ -350,11 +371,83 @@ describe.skipIf(!db || !kv)("gateway", () => {
     expect(forged).toEqual([401, 401, 401, 401, 401, 429]);
   });
 
+  it("routes an inspection's report to reports (GET only), everything else under inspections to files", async () => {
+    const filesBefore = seen.length;
+    const res = await gateway.inject({
+      method: "GET",
+      url: "/api/v1/inspections/insp-7/report?download=1",
+      headers: { ...bearer(token), "x-request-id": "gw-report-1" },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toBe("application/pdf");
+    expect(res.headers["x-request-id"]).toBe("gw-report-1");
+    expect(res.body).toBe("%PDF-1.7 report of insp-7");
+    expect(reportsSeen.at(-1)!.url).toBe("/api/v1/inspections/insp-7/report?download=1");
+    expect(reportsSeen.at(-1)!.headers["x-request-id"]).toBe("gw-report-1");
+    expect(reportsSeen.at(-1)!.headers.authorization).toBe(`Bearer ${token}`);
+    expect(seen.length).toBe(filesBefore);
+    // the upstream's own answers pass through
+    const busy = await gateway.inject({
+      method: "GET",
+      url: "/api/v1/inspections/busy/report",
+      headers: bearer(token),
+    });
+    expect(busy.statusCode).toBe(409);
+    expect(busy.json().error.code).toBe("not_ready");
+    // a report needs a valid token like everything else, checked before reports is reached
+    const reportsBefore = reportsSeen.length;
+    const anonymous = await gateway.inject({ method: "GET", url: "/api/v1/inspections/insp-7/report" });
+    expect(anonymous.statusCode).toBe(401);
+    expect(reportsSeen.length).toBe(reportsBefore);
+    // other methods and deeper paths stay with files
+    const post = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/inspections/insp-7/report",
+      headers: bearer(token),
+    });
+    expect(post.statusCode).toBe(404);
+    expect(reportsSeen.length).toBe(reportsBefore);
+    expect(
+      (await gateway.inject({ method: "GET", url: "/api/v1/inspections", headers: bearer(token) })).statusCode,
+    ).toBe(200);
+    expect(seen.length).toBe(filesBefore + 1);
+  });
+
+  it("a down reports upstream → 503 with the envelope; the OpenAPI document is still served without it", async () => {
+    const down = await buildApp({ config: gatewayConfig({ REPORTS_URL: `http://127.0.0.1:${deadPort}` }) });
+    try {
+      const t0 = Date.now();
+      const res = await down.inject({
+        method: "GET",
+        url: "/api/v1/inspections/insp-7/report",
+        headers: bearer(token),
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toEqual({ error: { code: "upstream_unavailable", message: expect.any(String) } });
+      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(
+        (await down.inject({ method: "GET", url: "/api/v1/inspections", headers: bearer(token) })).statusCode,
+      ).toBe(200);
+      const doc = await down.inject({ method: "GET", url: "/api/v1/openapi.json" });
+      expect(doc.statusCode).toBe(200);
+      expect(Object.keys(doc.json().paths)).toContain("/api/v1/auth/login");
+      expect(Object.keys(doc.json().paths)).not.toContain("/api/v1/inspections/{id}/report");
+    } finally {
+      await down.close();
+    }
+  });
+
   it("serves one OpenAPI document merged from the services, and its UI", async () => {
     const doc = (await gateway.inject({ method: "GET", url: "/api/v1/openapi.json" })).json();
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(["/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/org/members", "/api/v1/inspections"]),
+      expect.arrayContaining([
+        "/api/v1/auth/login",
+        "/api/v1/auth/me",
+        "/api/v1/org/members",
+        "/api/v1/inspections",
+        "/api/v1/inspections/{id}/report",
+      ]),
     );
     const ui = await gateway.inject({ method: "GET", url: "/docs/" });
     expect(ui.statusCode).toBe(200);
