@@ -4,13 +4,16 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import {
   authPlugin,
   createService,
+  type JobQueue,
   type KeyValueStore,
+  type ObjectStore,
+  openJobQueue,
+  openKeyValueStore,
+  openObjectStore,
   PgDatabase,
-  RedisStore,
   RemoteJwks,
   type ServiceApp,
   SessionRevocations,
@@ -30,7 +33,8 @@ export interface FilesDeps {
   config: FilesConfig;
   db: SqlDatabase;
   store: FilesStore;
-  s3: S3Client;
+  objects: ObjectStore;
+  queue: JobQueue;
   relay: OutboxRelay;
   events: ImageStatusListener;
 }
@@ -40,6 +44,8 @@ export interface BuildOptions {
   /** Use these instead of connecting from config (the caller then closes them). */
   db?: SqlDatabase;
   kv?: KeyValueStore;
+  queue?: JobQueue;
+  objects?: ObjectStore;
   logStream?: NodeJS.WritableStream;
   /** Apply migrations while building. @default true */
   migrate?: boolean;
@@ -47,22 +53,6 @@ export interface BuildOptions {
   relay?: boolean;
   /** Test hook of the relay (see `RelayOptions.beforePublish`). */
   beforePublish?: RelayOptions["beforePublish"];
-}
-
-export function s3Client(config: FilesConfig): S3Client {
-  return new S3Client({
-    region: config.S3_REGION,
-    forcePathStyle: config.S3_FORCE_PATH_STYLE,
-    ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT } : {}),
-    ...(config.S3_ACCESS_KEY_ID && config.S3_SECRET_ACCESS_KEY
-      ? { credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY } }
-      : {}),
-    maxAttempts: 3,
-    // S3-compatible servers (s3rver, MinIO) do not all take the SDK's default CRC trailers on every request
-    ...(config.S3_ENDPOINT
-      ? { requestChecksumCalculation: "WHEN_REQUIRED", responseChecksumValidation: "WHEN_REQUIRED" }
-      : {}),
-  });
 }
 
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps: FilesDeps }> {
@@ -78,18 +68,21 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   });
 
   const db = opts.db ?? new PgDatabase(config, app.log);
-  const kv = opts.kv ?? new RedisStore(config, app.log);
+  // onClose hooks run in reverse order: adapters that use the pool close before it
   if (!opts.db) app.addHook("onClose", () => db.close());
+  const kv = opts.kv ?? openKeyValueStore(config, { db, log: app.log });
   if (!opts.kv) app.addHook("onClose", () => kv.close());
   if (opts.migrate ?? true) await db.migrate(MIGRATIONS_DIR);
 
-  const s3 = s3Client(config);
-  app.addHook("onClose", async () => s3.destroy());
+  const objects = opts.objects ?? openObjectStore(config, { bucket: config.S3_BUCKET });
+  if (!opts.objects) app.addHook("onClose", () => objects.close());
+  const queue = opts.queue ?? openJobQueue(config, { db, log: app.log });
+  if (!opts.queue) app.addHook("onClose", () => queue.close());
 
   const relay = new OutboxRelay({
     db,
-    amqpUrl: config.AMQP_URL,
-    queue: config.DETECTIONS_QUEUE,
+    queue,
+    queueName: config.DETECTIONS_QUEUE,
     deliveryLimit: config.DETECTIONS_DELIVERY_LIMIT,
     pollMs: config.OUTBOX_POLL_MS,
     batch: config.OUTBOX_BATCH,
@@ -124,12 +117,11 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   });
 
   app.health.addCheck("postgres", () => db.ping());
-  app.health.addCheck("redis", () => kv.ping());
-  app.health.addCheck("s3", async () => {
-    await s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET }), { abortSignal: AbortSignal.timeout(2_000) });
-  });
+  app.health.addCheck("cache", () => kv.ping());
+  app.health.addCheck("queue", () => queue.ping());
+  app.health.addCheck("objects", () => objects.ping());
 
-  const deps: FilesDeps = { config, db, store: new FilesStore(db), s3, relay, events };
+  const deps: FilesDeps = { config, db, store: new FilesStore(db), objects, queue, relay, events };
   await inspectionRoutes(app, deps);
   // its own scope: the raw-image body parser and multipart apply to the image routes only
   await app.register(async (scope) => imageRoutes(scope as ServiceApp, deps));

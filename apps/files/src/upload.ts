@@ -1,13 +1,9 @@
 /**
  * Streaming upload to object storage (GUARDRAILS P7): the type comes from the magic bytes, never from the header;
- * the size limit is enforced on the bytes as they pass; memory is bounded by lib-storage's part size × queue size
- * whatever the file's size; the object key is made by the server.
+ * the size limit is enforced on the bytes as they pass; memory stays bounded whatever the file's size (the
+ * `ObjectStore` streams: S3 multipart parts, or a file written chunk by chunk); the object key is made by the server.
  */
-import { Readable } from "node:stream";
-import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { HttpError } from "@ndt/kit";
-
+import { HttpError, type ObjectStore } from "@ndt/kit";
 export type ImageType = "image/png" | "image/jpeg";
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -33,17 +29,15 @@ export interface StoredObject {
 }
 
 export interface PutImageOptions {
-  client: S3Client;
-  bucket: string;
+  objects: ObjectStore;
+  /** Server-made key. */
   key: string;
   maxBytes: number;
-  partBytes: number;
-  queueSize: number;
 }
 
 /**
  * Read `source` to the object `key`. Throws 415 before anything is written when the first bytes are not an image,
- * 413 as soon as more than `maxBytes` have passed (the partial upload is aborted).
+ * 413 as soon as more than `maxBytes` have passed (the store discards the partial object).
  */
 export async function putImage(source: AsyncIterable<Buffer | string>, opts: PutImageOptions): Promise<StoredObject> {
   const it = source[Symbol.asyncIterator]();
@@ -65,7 +59,6 @@ export async function putImage(source: AsyncIterable<Buffer | string>, opts: Put
   if (!contentType) throw unsupportedMediaType();
   if (total > opts.maxBytes) throw payloadTooLarge(opts.maxBytes);
 
-  let failure: HttpError | undefined;
   async function* rest(): AsyncGenerator<Buffer> {
     yield head;
     if (exhausted) return;
@@ -74,38 +67,11 @@ export async function putImage(source: AsyncIterable<Buffer | string>, opts: Put
       if (next.done) return;
       const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
       total += chunk.length;
-      if (total > opts.maxBytes) {
-        failure = payloadTooLarge(opts.maxBytes);
-        throw failure;
-      }
+      if (total > opts.maxBytes) throw payloadTooLarge(opts.maxBytes);
       yield chunk;
     }
   }
 
-  const upload = new Upload({
-    client: opts.client,
-    params: {
-      Bucket: opts.bucket,
-      Key: opts.key,
-      Body: Readable.from(rest(), { objectMode: false }),
-      ContentType: contentType,
-    },
-    partSize: opts.partBytes,
-    queueSize: opts.queueSize,
-    leavePartsOnError: false,
-  });
-  const discard = () =>
-    opts.client.send(new DeleteObjectCommand({ Bucket: opts.bucket, Key: opts.key })).catch(() => undefined);
-  try {
-    await upload.done();
-  } catch (err) {
-    // multipart parts are aborted by lib-storage; a small body may have gone up as one PutObject
-    await discard();
-    throw failure ?? err;
-  }
-  if (failure) {
-    await discard();
-    throw failure;
-  }
-  return { contentType, size: total };
+  const stored = await opts.objects.put(opts.key, rest(), { contentType });
+  return { contentType, size: stored.size };
 }

@@ -3,10 +3,11 @@ import { randomUUID } from "node:crypto";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "@ndt/kit";
 import { type TestDatabase, type TestRedis, testDatabase, testRedis } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp, s3Client } from "../src/app.js";
+import { buildApp } from "../src/app.js";
 import type { FilesConfig } from "../src/config.js";
 import {
   BUCKET,
@@ -34,6 +35,8 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
   let issuer: TestIssuer;
   let config: FilesConfig;
   let app: Awaited<ReturnType<typeof buildApp>>;
+  /** A client of its own, to look at the bucket the way an operator would. */
+  let bucket: S3Client;
   const orgA = randomUUID();
   const orgB = randomUUID();
   let adminA: string;
@@ -49,6 +52,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
       { UPLOAD_MAX_BYTES: String(LIMIT) },
     );
     app = await buildApp({ config });
+    bucket = s3Client(config);
     adminA = await issuer.token({ org: orgA, role: "admin" });
     inspectorA = await issuer.token({ org: orgA, role: "inspector" });
     viewerA = await issuer.token({ org: orgA, role: "viewer" });
@@ -57,6 +61,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
 
   afterAll(async () => {
     await app?.close();
+    bucket?.destroy();
     await s3?.stop();
     await issuer?.stop();
     await mq?.cleanup();
@@ -79,7 +84,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     });
 
   const objects = async () => {
-    const out = await app.deps.s3.send(new ListObjectsV2Command({ Bucket: BUCKET }));
+    const out = await bucket.send(new ListObjectsV2Command({ Bucket: BUCKET }));
     return (out.Contents ?? []).map((o) => o.Key);
   };
 
@@ -171,7 +176,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     });
 
     const key = `${orgA}/${inspection.id}/${image.id}`;
-    const object = await app.deps.s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+    const object = await bucket.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await object.Body!.transformToByteArray()).equals(png)).toBe(true);
     expect(object.ContentType).toBe("image/png");
 
@@ -408,7 +413,9 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     await ch2.close();
   });
 
-  it("uses a real S3 client with path-style addressing", () => {
+  it("stores through the S3 adapter with path-style addressing, and reports every dependency ready", async () => {
     expect(s3Client(config).config.forcePathStyle).toBe(true);
+    const ready = await app.inject({ method: "GET", url: "/readyz" });
+    expect(ready.statusCode).toBe(200);
   });
 });

@@ -1,9 +1,10 @@
 /**
  * The outbox relay delivers every accepted upload (P8): a relay that crashes between the commit and the publish,
- * or a broker that is down when the upload is accepted, still ends with the job on the queue.
+ * a broker that is down when the upload is accepted, or a broker connection cut while uploads go on, still ends
+ * with every job on the queue.
  */
 import { randomUUID } from "node:crypto";
-import { type TestDatabase, type TestRedis, testDatabase, testRedis } from "@ndt/kit/testing";
+import { type TestDatabase, type TestRedis, tcpProxy, testDatabase, testRedis } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import {
@@ -108,6 +109,40 @@ describe.skipIf(!db || !kv || !mq)("outbox relay", () => {
       await waitFor(async () => !(await unsent(online, jobId)));
     } finally {
       await online.close();
+    }
+  });
+
+  it("loses nothing when the broker connection drops while uploads continue", async () => {
+    const target = new URL(mq!.url);
+    const proxy = await tcpProxy(target.hostname, Number(target.port || 5672));
+    const viaProxy = new URL(mq!.url);
+    viaProxy.hostname = proxy.host;
+    viaProxy.port = String(proxy.port);
+    const app = await buildApp({ config: filesConfig(env(), { AMQP_URL: viaProxy.toString() }) });
+    try {
+      const jobs: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        jobs.push((await uploadWith(app)).jobId);
+        // cut every broker connection twice during the uploads (publishes may be in flight)
+        if (i === 10 || i === 20) proxy.dropAll();
+      }
+      const seen = new Set<string>();
+      await waitFor(async () => {
+        for (let msg = await mq!.next(200); msg; msg = await mq!.next(200)) seen.add(String(msg.properties.messageId));
+        return jobs.every((j) => seen.has(j));
+      }, 30_000);
+      await waitFor(async () => {
+        const { rows } = await app.deps.db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM outbox WHERE job_id = ANY($1::uuid[]) AND sent_at IS NULL",
+          [jobs],
+        );
+        return rows[0]!.n === "0";
+      });
+      // the relay did reconnect through the proxy after the cuts
+      expect(proxy.accepted).toBeGreaterThanOrEqual(3);
+    } finally {
+      await app.close();
+      await proxy.close();
     }
   });
 });

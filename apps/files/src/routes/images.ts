@@ -4,7 +4,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
 import multipart from "@fastify/multipart";
 import { badRequest, errorResponses, notFound, type ServiceApp } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
@@ -16,7 +15,7 @@ const RAW_TYPES = ["image/png", "image/jpeg", "application/octet-stream"];
 const SSE_HEARTBEAT_MS = 15_000;
 
 export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
-  const { config, store, s3 } = deps;
+  const { config, store, objects } = deps;
   const max = config.UPLOAD_MAX_BYTES;
 
   // Raw bodies are handed over unread, as the request stream: putImage reads them (the size limit is its job).
@@ -59,14 +58,7 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
 
       const imageId = randomUUID();
       const key = `${org}/${inspection.id}/${imageId}`;
-      const stored = await putImage(source, {
-        client: s3,
-        bucket: config.S3_BUCKET,
-        key,
-        maxBytes: max,
-        partBytes: config.UPLOAD_PART_BYTES,
-        queueSize: config.UPLOAD_QUEUE_SIZE,
-      });
+      const stored = await putImage(source, { objects, key, maxBytes: max });
       reply.removeHeader("connection");
       const job = {
         imageId,
@@ -100,12 +92,14 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
     async (request, reply) => {
       const record = await store.findImage(request.user!.org, request.params.id, request.params.imageId);
       if (!record) throw notFound("Image not found");
-      const object = await s3.send(new GetObjectCommand({ Bucket: config.S3_BUCKET, Key: record.objectKey }));
+      const object = await objects.get(record.objectKey);
+      // a row without its object: the store lost it (or an operator removed it)
+      if (!object) throw notFound("Image content not found");
       return reply
         .type(record.contentType)
         .header("content-length", String(record.size))
         .header("cache-control", "private, max-age=0")
-        .send(object.Body as Readable);
+        .send(object.body);
     },
   );
 
