@@ -1,6 +1,9 @@
 import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, QueueConfig } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
+// one bucket, named the way the platform wires buckets (S3_BUCKET_<NAME>, S3_PREFIX_<NAME>): not S3_BUCKET
+const { S3_BUCKET: _singleBucket, ...objectStoreConfig } = ObjectStoreConfig;
+
 export const FilesConfigSchema = Type.Object({
   ...HttpConfig,
   ...PostgresConfig,
@@ -9,7 +12,7 @@ export const FilesConfigSchema = Type.Object({
   /** Detection jobs: RabbitMQ (QUEUE_BACKEND=amqp) or the embedded queue in PostgreSQL. */
   ...QueueConfig,
   /** Images: S3 (OBJECT_STORE=s3, S3_* variables) or a directory (OBJECT_STORE_DIR). */
-  ...ObjectStoreConfig,
+  ...objectStoreConfig,
   JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
   /** auth's public keys (`/.well-known/jwks.json`); tokens are verified here, not trusted from the gateway. */
@@ -17,7 +20,9 @@ export const FilesConfigSchema = Type.Object({
   /** Longest access-token life: how long a session revocation is remembered. */
   ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
   /** The uploads bucket (its folder under OBJECT_STORE_DIR on the directory store). */
-  S3_BUCKET: Type.String({ minLength: 3 }),
+  S3_BUCKET_UPLOADS: Type.String({ minLength: 3 }),
+  /** Key prefix inside the bucket: the service's IAM grant covers only this prefix. Empty or ending in "/". */
+  S3_PREFIX_UPLOADS: Type.String({ pattern: "^([A-Za-z0-9_][A-Za-z0-9._=+@-]*/)*$", default: "" }),
   /** Largest accepted image, bytes (enforced while streaming). */
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
   /** Quorum queue of detection jobs; its dead-letter queue is `<name>.dlq`. */

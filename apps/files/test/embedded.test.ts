@@ -32,7 +32,7 @@ describe.skipIf(!db)("files on the embedded adapters", () => {
         QUEUE_POLL_MS: "100",
         OBJECT_STORE: "directory",
         OBJECT_STORE_DIR: dir,
-        S3_BUCKET: "uploads",
+        S3_BUCKET_UPLOADS: "uploads",
         OUTBOX_POLL_MS: "100",
         LOG_LEVEL: "silent",
       }),

@@ -175,7 +175,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
       detections: [],
     });
 
-    const key = `${orgA}/${inspection.id}/${image.id}`;
+    const key = `uploads/${orgA}/${inspection.id}/${image.id}`;
     const object = await bucket.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
     expect(Buffer.from(await object.Body!.transformToByteArray()).equals(png)).toBe(true);
     expect(object.ContentType).toBe("image/png");

@@ -115,7 +115,7 @@ describe.skipIf(!db || !kv || !mq)("1 GiB upload", () => {
     const client = s3Client(app.deps.config);
     try {
       const head = await client.send(
-        new HeadObjectCommand({ Bucket: BUCKET, Key: `${org}/${inspectionId}/${image.id}` }),
+        new HeadObjectCommand({ Bucket: BUCKET, Key: `uploads/${org}/${inspectionId}/${image.id}` }),
       );
       expect(head.ContentLength).toBe(GiB);
     } finally {

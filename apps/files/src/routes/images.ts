@@ -57,14 +57,14 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       }
 
       const imageId = randomUUID();
-      const key = `${org}/${inspection.id}/${imageId}`;
+      const key = `${config.S3_PREFIX_UPLOADS}${org}/${inspection.id}/${imageId}`;
       const stored = await putImage(source, { objects, key, maxBytes: max });
       reply.removeHeader("connection");
       const job = {
         imageId,
         inspectionId: inspection.id,
         organizationId: org,
-        bucket: config.S3_BUCKET,
+        bucket: config.S3_BUCKET_UPLOADS,
         key,
         contentType: stored.contentType,
       };
