@@ -91,8 +91,8 @@ async function prepareImage(bytes: Buffer, maxPixels: number, quality: number): 
 }
 
 /**
- * Render the report. The PDF streams out as it is made (one image decoded at a time, so memory does not grow with
- * the number of images); a rendering failure destroys the stream with the error.
+ * Render the report. The PDF streams out as it is made (a few images decoded at a time, so memory does not grow
+ * with the number of images); a rendering failure destroys the stream with the error.
  */
 export function renderReport(report: ReportData, opts: RenderOptions): Readable {
   const data = normalizeReport(report);
@@ -130,13 +130,45 @@ export async function renderReportToBuffer(data: ReportData, opts: RenderOptions
 
 type Doc = PDFKit.PDFDocument;
 
+/** An image ready to draw, or why it cannot be shown. */
+type Picture = { prepared: PreparedImage } | { unavailable: string };
+
+async function loadPicture(image: ReportImage, opts: RenderOptions): Promise<Picture> {
+  const bytes = await opts.loadImage(image);
+  if (!bytes) return { unavailable: "the image is missing from storage" };
+  try {
+    return { prepared: await prepareImage(bytes, opts.settings.maxImagePixels, opts.settings.jpegQuality) };
+  } catch {
+    // a poison image (the detector marks those failed) still gets its section, without the picture
+    return { unavailable: "the image could not be decoded" };
+  }
+}
+
+/**
+ * Images fetched and decoded ahead of the one being drawn, so the next image's object-store round trip and decode
+ * overlap the current page. One: each picture held costs up to an original (≤ 50 MiB) plus its decoded pixels.
+ */
+const LOOKAHEAD = 1;
+
 async function drawReport(doc: Doc, data: ReportData, opts: RenderOptions): Promise<void> {
   drawHeader(doc, data, opts.hash);
   drawSummary(doc, data);
   drawImageIndex(doc, data);
+  const pictures = new Map<number, Promise<Picture>>();
+  const start = (index: number) => {
+    const image = data.images[index];
+    if (!image || pictures.has(index)) return;
+    const picture = loadPicture(image, opts);
+    // awaited in its turn; until then a failure must not count as an unhandled rejection
+    picture.catch(() => undefined);
+    pictures.set(index, picture);
+  };
   for (const [index, image] of data.images.entries()) {
+    for (let ahead = 0; ahead <= LOOKAHEAD; ahead++) start(index + ahead);
+    const picture = await pictures.get(index)!;
+    pictures.delete(index);
     doc.addPage();
-    await drawImageSection(doc, image, index, data.images.length, opts);
+    drawImageSection(doc, image, index, data.images.length, picture);
   }
 }
 
@@ -248,7 +280,7 @@ function drawImageIndex(doc: Doc, data: ReportData) {
   });
 }
 
-async function drawImageSection(doc: Doc, image: ReportImage, index: number, total: number, opts: RenderOptions) {
+function drawImageSection(doc: Doc, image: ReportImage, index: number, total: number, picture: Picture) {
   doc
     .font("Helvetica")
     .fontSize(9)
@@ -265,19 +297,8 @@ async function drawImageSection(doc: Doc, image: ReportImage, index: number, tot
   }
   doc.moveDown(0.5);
 
-  const bytes = await opts.loadImage(image);
-  let prepared: PreparedImage | undefined;
-  let unavailable = "the image is missing from storage";
-  if (bytes) {
-    try {
-      prepared = await prepareImage(bytes, opts.settings.maxImagePixels, opts.settings.jpegQuality);
-    } catch {
-      // a poison image (the detector marks those failed) still gets its section, without the picture
-      unavailable = "the image could not be decoded";
-    }
-  }
-  if (prepared) drawAnnotatedImage(doc, image, prepared);
-  else drawPlaceholder(doc, unavailable);
+  if ("prepared" in picture) drawAnnotatedImage(doc, image, picture.prepared);
+  else drawPlaceholder(doc, picture.unavailable);
   drawDefectList(doc, image);
 }
 

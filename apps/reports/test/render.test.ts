@@ -161,6 +161,21 @@ describe("report PDF", () => {
     expect(pdf.pages[2]).toMatch(/^# Class Score Box/);
   });
 
+  it("fails the stream when an image cannot be fetched (not a report with a silent hole)", async () => {
+    const data = sampleData();
+    const images = await sampleImages();
+    const outage = new Error("object store unreachable");
+    const rendering = renderReportToBuffer(data, {
+      hash: reportHash(data, DEFAULT_RENDER_SETTINGS),
+      settings: DEFAULT_RENDER_SETTINGS,
+      loadImage: async (img) => {
+        if (img.id === IDS.b) throw outage;
+        return images.get(img.id) ?? null;
+      },
+    });
+    await expect(rendering).rejects.toBe(outage);
+  });
+
   it("replaces what the standard fonts cannot encode instead of printing garbage", () => {
     expect(pdfSafeText("Schweißnaht é × 焊缝\u0007")).toBe("Schweißnaht é × ???");
   });

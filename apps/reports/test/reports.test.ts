@@ -220,6 +220,27 @@ describe.skipIf(!db || !kv)("reports service", () => {
     }
   });
 
+  it("answers 500 in the envelope, without internals, when the report cannot be stored", async () => {
+    const { id } = await seededInspection();
+    const broken = await buildApp({
+      config: reportsConfig({ db: db!, kv: kv!, s3, issuer }, { S3_BUCKET_REPORTS: "no-such-bucket" }),
+    });
+    try {
+      const res = await broken.inject({
+        method: "GET",
+        url: `/api/v1/inspections/${id}/report`,
+        headers: bearer(viewer),
+      });
+      expect(res.statusCode).toBe(500);
+      expect(res.json()).toEqual({ error: { code: "internal_error", message: "Internal server error" } });
+      const ready = await broken.inject({ method: "GET", url: "/readyz" });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json().checks.reports).toBe("fail");
+    } finally {
+      await broken.close();
+    }
+  });
+
   it("is live without its dependencies' help, and ready when they answer", async () => {
     expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     const ready = await app.inject({ method: "GET", url: "/readyz" });
