@@ -6,7 +6,14 @@
  * is retried up to the delivery limit and then dead-lettered; graceful shutdown returns unfinished jobs to the queue.
  */
 import { Readable } from "node:stream";
-import { type JobQueue, type ObjectStore, openObjectStore } from "@ndt/kit";
+import {
+  type JobQueue,
+  loadConfig,
+  type ObjectStore,
+  openJobQueue,
+  openObjectStore,
+  QueueConfigSchema,
+} from "@ndt/kit";
 import amqp from "amqplib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,7 +41,11 @@ import {
 const DELIVERY_LIMIT = 3;
 const db = await filesDatabase("detector_worker");
 const queueName = await testQueueName("worker");
-const ready = Boolean(db && queueName);
+/** The same scenarios on both JobQueue adapters: RabbitMQ (the cloud) and kit's PostgreSQL queue (the local stack). */
+const BACKENDS = [
+  { backend: "amqp" as const, ready: Boolean(db && queueName) },
+  { backend: "postgres" as const, ready: Boolean(db) },
+];
 
 /** Deletes the test's queues (the port has no delete: the broker's own client does it). */
 async function deleteQueues(names: string[]) {
@@ -48,9 +59,13 @@ async function deleteQueues(names: string[]) {
   await connection.close();
 }
 
-function config(env: { db: Db; s3: TestS3; queue: string }, overrides: Record<string, string> = {}) {
+function config(
+  env: { db: Db; s3: TestS3; queue: string; backend: "amqp" | "postgres" },
+  overrides: Record<string, string> = {},
+) {
   return loadDetectorConfig({
     DATABASE_URL: env.db.test.url,
+    QUEUE_BACKEND: env.backend,
     AMQP_URL,
     DETECTIONS_QUEUE: env.queue,
     DETECTIONS_DELIVERY_LIMIT: String(DELIVERY_LIMIT),
@@ -109,7 +124,8 @@ function metricValue(text: string, name: string, labels = ""): number {
   return m ? Number(m[1]) : 0;
 }
 
-describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
+describe.each(BACKENDS)("detection worker on the $backend queue (S3, PostgreSQL)", ({ backend, ready }) => {
+  if (!ready) return it.skip(`${backend}: servers unreachable`);
   let s3: TestS3;
   let store: ObjectStore;
   let queue: JobQueue;
@@ -119,7 +135,10 @@ describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
   beforeAll(async () => {
     s3 = await startS3();
     store = openObjectStore(loadDetectorConfig({ DATABASE_URL: db!.test.url, ...s3.env, S3_BUCKET: BUCKET }));
-    queue = amqpQueue();
+    queue =
+      backend === "amqp"
+        ? amqpQueue()
+        : openJobQueue(loadConfig(QueueConfigSchema, { QUEUE_BACKEND: "postgres" }), { db: db!.db });
     reference = await Detector.load(BUNDLED_MODEL_PATH, BUNDLED_MODEL_OPTIONS);
   });
   afterAll(async () => {
@@ -127,18 +146,17 @@ describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
     await queue?.close();
     await store?.close();
     await s3?.stop();
-    await deleteQueues(queues);
-    await db?.drop();
+    if (backend === "amqp") await deleteQueues(queues);
   });
 
   async function startWorker(name: string, overrides: Record<string, string> = {}): Promise<DetectorWorker> {
-    const worker = await buildWorker({ config: config({ db: db!, s3, queue: name }, overrides) });
+    const worker = await buildWorker({ config: config({ db: db!, s3, queue: name, backend }, overrides) });
     await worker.start();
     return worker;
   }
 
   it("commits each image's detections in original pixels, then acks; a poison image ends failed and is not redelivered; an invalid body is dead-lettered", async () => {
-    const name = `${queueName}.main`;
+    const name = `${queueName ?? "test.detector"}.${backend}.main`;
     queues.push(name);
     await queue.declare(name, { deliveryLimit: DELIVERY_LIMIT });
     const jobs = await queuedImages(db!.db, 7);
@@ -204,7 +222,7 @@ describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
   });
 
   it("retries a transient failure (object store unreachable) up to the delivery limit, then dead-letters it and marks the image failed", async () => {
-    const name = `${queueName}.transient`;
+    const name = `${queueName ?? "test.detector"}.${backend}.transient`;
     queues.push(name);
     await queue.declare(name, { deliveryLimit: DELIVERY_LIMIT });
     const [job] = await queuedImages(db!.db, 1);
@@ -226,7 +244,7 @@ describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
   });
 
   it("on graceful shutdown returns jobs not yet run to the queue (image back to queued); another worker finishes them once", async () => {
-    const name = `${queueName}.shutdown`;
+    const name = `${queueName ?? "test.detector"}.${backend}.shutdown`;
     queues.push(name);
     await queue.declare(name, { deliveryLimit: DELIVERY_LIMIT });
     const jobs = await queuedImages(db!.db, 12);
@@ -262,3 +280,5 @@ describe.skipIf(!ready)("detection worker (RabbitMQ, S3, PostgreSQL)", () => {
     }
   });
 });
+
+afterAll(async () => db?.drop());
