@@ -156,11 +156,12 @@ export function serviceEnv(spec: ServiceSpec, input: PlanInput): Record<string, 
     if (main) env.S3_BUCKET = bucketName(main.bucket);
   }
 
-  for (const callee of spec.calls) env[serviceUrlVariable(callee)] = urlOf(callee);
+  // a callee that is not running here (NDT_SKIP) gets no URL: the service says so itself if it needs one
+  for (const callee of spec.calls) if (ports.has(callee)) env[serviceUrlVariable(callee)] = urlOf(callee);
   // tokens are verified in every service against auth's published keys (the topology does not list that as a
   // call: it is one cached fetch, not a request path)
   const auth = topology.services.find((service) => service.name === "auth");
-  if (auth && spec.name !== "auth" && accepts("JWKS_URL")) {
+  if (auth && ports.has("auth") && spec.name !== "auth" && accepts("JWKS_URL")) {
     env.JWKS_URL = `${urlOf("auth")}/.well-known/jwks.json`;
   }
   for (const variable of Object.keys(spec.secrets ?? {})) {

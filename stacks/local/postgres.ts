@@ -12,9 +12,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { arch, platform, userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pg from "pg";
 import { LocalStackError } from "./errors.js";
 
@@ -94,10 +94,36 @@ export class LocalPostgres {
           "It was left untouched. Move it away, or set NDT_DATA_DIR to another directory.",
       );
     }
+    if (account) await this.letAccountReach(account);
     if (state === "absent") await this.initialise(binaries, account);
     this.created = state === "absent";
     await this.launch(binaries, account);
     await this.ensureDatabase();
+  }
+
+  /**
+   * The server's account must search every directory above the cluster. The stack's own data directory is opened
+   * for searching (o+x: no listing, no reading); a parent that shuts the account out is named, not changed.
+   */
+  private async letAccountReach(account: { uid: number; gid: number; name: string }): Promise<void> {
+    const dataDir = dirname(this.options.dir);
+    const mode = (await stat(dataDir)).mode;
+    if ((mode & 0o001) === 0) await chmod(dataDir, (mode & 0o7777) | 0o001);
+    for (let dir = dirname(dataDir); ; dir = dirname(dir)) {
+      const info = await stat(dir);
+      const searchable =
+        (info.mode & 0o001) !== 0 ||
+        (info.uid === account.uid && (info.mode & 0o100) !== 0) ||
+        (info.gid === account.gid && (info.mode & 0o010) !== 0);
+      if (!searchable) {
+        throw new LocalStackError(
+          `PostgreSQL runs as user ${account.name} (it refuses root), and ${dir} does not let that user through ` +
+            `to ${this.options.dir}.\nNothing was changed. Set NDT_DATA_DIR to a directory outside ${dir}, ` +
+            `or allow searching it: chmod o+x ${dir}`,
+        );
+      }
+      if (dirname(dir) === dir) return;
+    }
   }
 
   /** absent: nothing there yet (or an empty directory); cluster: PG_VERSION present; foreign: anything else. */
@@ -118,7 +144,7 @@ export class LocalPostgres {
     const { dir } = this.options;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (account) await chown(dir, account.uid, account.gid);
-    const passwordFile = join(dir, "..", `.pwfile-${process.pid}`);
+    const passwordFile = join(dirname(dir), `.pwfile-${process.pid}`);
     await writeFile(passwordFile, `${this.options.password}\n`, { mode: 0o600 });
     if (account) await chown(passwordFile, account.uid, account.gid);
     try {
@@ -206,11 +232,14 @@ export class LocalPostgres {
       );
     });
     await Promise.race([this.waitForConnections(), gone]);
+    if (server.exitCode !== null || server.signalCode !== null) await gone;
   }
 
   private async waitForConnections(): Promise<void> {
     const deadline = Date.now() + 60_000;
     for (;;) {
+      // the server is gone: the caller reports why; polling on would keep this process alive for nothing
+      if (!this.server || this.server.exitCode !== null || this.server.signalCode !== null) return;
       const client = new pg.Client({ connectionString: this.adminUrl, connectionTimeoutMillis: 1_000 });
       try {
         await client.connect();

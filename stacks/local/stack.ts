@@ -130,9 +130,20 @@ export class LocalStack {
     const url = `https://localhost:${port}`;
 
     const available = await this.availableServices();
+    // NDT_SKIP=detector,…: services a developer runs elsewhere (from an IDE, under a debugger) or not at all
+    const unwanted = new Set((env.NDT_SKIP ?? "").split(",").map((name) => name.trim()));
+    for (const name of unwanted) {
+      if (name && !this.topology.services.some((service) => service.name === name)) {
+        throw new LocalStackError(`NDT_SKIP names ${name}, which is not a service of the topology`);
+      }
+    }
     const skipped = this.topology.services
-      .filter((service) => !available.has(service.name))
-      .map((service) => ({ name: service.name, reason: `apps/${service.image}/src/server.ts does not exist yet` }));
+      .filter((service) => !available.has(service.name) || unwanted.has(service.name))
+      .map((service) => ({
+        name: service.name,
+        reason: unwanted.has(service.name) ? "NDT_SKIP" : `apps/${service.image}/src/server.ts does not exist yet`,
+      }));
+    for (const { name } of skipped) available.delete(name);
     const services = this.topology.services.filter((service) => available.has(service.name));
     const known = new Map([...available].map(([name, app]) => [name, app.variables]));
 

