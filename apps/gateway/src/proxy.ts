@@ -213,11 +213,14 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
           body: (request.body as Readable | undefined) ?? null,
         });
         reply.code(res.statusCode);
-        for (const [k, v] of Object.entries(res.headers)) {
-          // the gateway owns CORS, the request id and the connection
-          if (v !== undefined && !HOP_BY_HOP.has(k) && !k.startsWith("access-control-") && k !== "x-request-id") {
-            reply.header(k, v);
+        for (const k in res.headers) {
+          const v = res.headers[k];
+          // the gateway owns CORS, the request id and the connection; headers it already sends with the same
+          // value (the security headers every service sets) are not set twice
+          if (v === undefined || HOP_BY_HOP.has(k) || k.startsWith("access-control-") || reply.getHeader(k) === v) {
+            continue;
           }
+          reply.header(k, v);
         }
         // small bodies of known length are read whole (cheaper than piping a stream); the rest streams through
         const length = Number(res.headers["content-length"] ?? Number.NaN);

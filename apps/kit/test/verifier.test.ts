@@ -129,9 +129,19 @@ describe("TokenVerifier", () => {
     expect((await v.verify(sign({}, { typ: "application/AT+JWT" }))).sub).toBe("u1");
     expect(await reason(v, sign({}, { crit: ["exp"], exp: 1 }))).toBe("unsupported critical header");
     const good = sign();
-    for (const token of ["", "abc", "a.b", "a.b.c.d", `${good}.`, `.${good}`, good.replace(".", ".."), `${good}=`]) {
+    for (const token of ["", "abc", "a.b", "a.b.c.d", `${good}.`, `.${good}`, good.replace(".", "..")]) {
       expect(await reason(v, token)).toBe("malformed");
     }
+    // one accepted spelling of the signature: no padding, no characters the decoder would skip, no short form
+    for (const token of [`${good}=`, `${good.slice(0, -2)}!${good.slice(-2)}`, good.slice(0, -1)]) {
+      expect(await reason(v, token)).toBe("malformed signature");
+    }
+    // characters outside base64url in the signed part change its UTF-8 bytes: the signature no longer matches
+    const [h, p, s] = good.split(".");
+    // the same low byte as the genuine first character (its latin1 view would be identical)
+    const smuggled = `${h}.${String.fromCharCode(p!.charCodeAt(0) + 256)}${p!.slice(1)}.${s}`;
+    expect(await reason(v, smuggled)).toBe("signature verification failed");
+    expect(await reason(v, `${h}.${p}*.${s}`)).toBe("signature verification failed");
     expect(await reason(v, `${b64([1])}.${b64(claims())}.AAAA`)).toBe("malformed header");
     expect(await reason(v, "x".repeat(5000))).toBe("malformed");
   });

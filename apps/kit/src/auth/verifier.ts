@@ -3,7 +3,7 @@
  *
  * The compact JWS is parsed here, strictly, rather than through a generic JOSE library (whose generic path cost
  * ~300 µs per token here, against ~45 µs for the signature check itself):
- *   1. shape: three non-empty base64url segments, at most 4 KiB;
+ *   1. shape: three non-empty segments, at most 4 KiB, the signature in its one canonical base64url spelling;
  *   2. header: a JSON object with `alg` in the allow-list (EdDSA, ES256: `none`, HS*, RS* … are rejected before
  *      any key is touched), `typ` `at+jwt` (RFC 9068), a string `kid`, no `crit` (no extension is understood);
  *   3. key: by kid from the key source, and the header's `alg` must be the key's own (a key never verifies
@@ -55,6 +55,8 @@ export interface VerifierOptions {
 
 const MAX_TOKEN_LENGTH = 4096;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** The one canonical unpadded base64url spelling of 64 bytes: 85 characters, then one whose 4 low bits are 0. */
+const SIGNATURE_64 = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 /** Distinct well-formed headers remembered (one per signing key in practice). */
 const HEADER_CACHE_SIZE = 32;
 
@@ -94,6 +96,8 @@ function parseHeader(segment: string): Header {
 export class TokenVerifier {
   private readonly cache = new Map<string, AccessClaims>();
   private readonly headers = new Map<string, Header>();
+  private readonly signature = Buffer.alloc(64);
+  private signed = Buffer.alloc(1024);
   private readonly cacheSize: number;
   private readonly tolerance: number;
 
@@ -123,29 +127,36 @@ export class TokenVerifier {
       throw new TokenError("malformed");
     }
     const headerSegment = token.slice(0, dot1);
-    const payloadSegment = token.slice(dot1 + 1, dot2);
     const signatureSegment = token.slice(dot2 + 1);
-    if (!BASE64URL.test(headerSegment) || !BASE64URL.test(payloadSegment) || !BASE64URL.test(signatureSegment)) {
-      throw new TokenError("malformed");
-    }
-
     let header = this.headers.get(headerSegment);
     if (!header) {
+      if (!BASE64URL.test(headerSegment)) throw new TokenError("malformed");
       header = parseHeader(headerSegment);
       if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
       this.headers.set(headerSegment, header);
     }
+    // The signature segment is not covered by the signature: it must be the one canonical encoding of its bytes,
+    // so a token has exactly one accepted spelling. The header and payload segments need no such check: the
+    // signature covers their exact UTF-8 bytes, and UTF-8 is injective (a latin1 view would not be: U+0141 and
+    // "A" would sign alike, and the base64url decoder skips characters outside its alphabet).
+    if (!SIGNATURE_64.test(signatureSegment)) throw new TokenError("malformed signature");
+    const signature = this.signature;
+    signature.write(signatureSegment, 0, 64, "base64url");
+
     const found = this.opts.keys.getKey(header.kid);
     const key: VerificationKey | undefined = found instanceof Promise ? await found : found;
     if (!key) throw new TokenError("unknown kid");
     if (key.alg !== header.alg) throw new TokenError("algorithm does not match the key");
 
-    const signed = Buffer.from(token.slice(0, dot2), "latin1");
-    if (!signatureValid(key, signed, Buffer.from(signatureSegment, "base64url"))) {
+    // the signed bytes go into a reusable buffer: no allocation per token (the check is synchronous)
+    const length = Buffer.byteLength(token.slice(0, dot2), "utf8");
+    if (this.signed.length < length) this.signed = Buffer.alloc(length * 2);
+    this.signed.write(token.slice(0, dot2), 0, length, "utf8");
+    if (!signatureValid(key, this.signed.subarray(0, length), signature)) {
       throw new TokenError("signature verification failed");
     }
 
-    const claims = this.checkClaims(decodeJson(payloadSegment), now);
+    const claims = this.checkClaims(decodeJson(token.slice(dot1 + 1, dot2)), now);
     if (this.cacheSize > 0) {
       if (this.cache.size >= this.cacheSize) {
         const oldest = this.cache.keys().next();
