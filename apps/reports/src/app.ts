@@ -8,9 +8,9 @@ import {
   createService,
   type KeyValueStore,
   type ObjectStore,
+  openKeyValueStore,
   openObjectStore,
   PgDatabase,
-  RedisStore,
   RemoteJwks,
   type ServiceApp,
   SessionRevocations,
@@ -53,11 +53,20 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   });
 
   // Reads only (the schema is files'; the migrations Job applies it): the replica takes them when there is one.
-  const db =
-    opts.db ?? new PgDatabase({ ...config, DATABASE_URL: config.DATABASE_READER_URL ?? config.DATABASE_URL }, app.log);
-  const kv = opts.kv ?? new RedisStore(config, app.log);
+  const readerUrl = config.DATABASE_READER_URL ?? config.DATABASE_URL;
+  const db = opts.db ?? new PgDatabase({ ...config, DATABASE_URL: readerUrl }, app.log);
+  // onClose hooks run in reverse order: adapters that use a pool close before it
   if (!opts.db) app.addHook("onClose", () => db.close());
-  if (!opts.kv) app.addHook("onClose", () => kv.close());
+  let kv = opts.kv;
+  if (!kv) {
+    // the embedded cache (CACHE_BACKEND=postgres) writes, so it needs the primary, never the replica
+    const primary =
+      config.CACHE_BACKEND === "postgres" && readerUrl !== config.DATABASE_URL ? new PgDatabase(config, app.log) : db;
+    if (primary !== db) app.addHook("onClose", () => primary.close());
+    const store = openKeyValueStore(config, { db: primary, log: app.log });
+    app.addHook("onClose", () => store.close());
+    kv = store;
+  }
 
   const uploads = openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS });
   const reportsBucket = openObjectStore(config, { bucket: config.S3_BUCKET_REPORTS });
@@ -75,7 +84,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   });
 
   app.health.addCheck("postgres", () => db.ping());
-  app.health.addCheck("redis", () => kv.ping());
+  app.health.addCheck("cache", () => kv.ping());
   app.health.addCheck("uploads", () => uploads.ping());
   app.health.addCheck("reports", () => reportsBucket.ping());
 

@@ -1,4 +1,4 @@
-import { HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, RedisConfig } from "@ndt/kit";
+import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 // this service names its two buckets itself (below); the single-bucket variable would only mislead
@@ -10,7 +10,8 @@ export const ReportsConfigSchema = Type.Object({
   ...PostgresConfig,
   /** Aurora's reader endpoint: when set, every read goes there and the writer (DATABASE_URL) is left alone. */
   DATABASE_READER_URL: Type.Optional(Type.String({ pattern: "^postgres(ql)?://" })),
-  ...RedisConfig,
+  /** Session revocations: Redis (REDIS_URL), or the local stack's embedded store in PostgreSQL (the primary). */
+  ...CacheConfig,
   JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
   /** auth's public keys (`/.well-known/jwks.json`); tokens are verified here, not trusted from the gateway. */

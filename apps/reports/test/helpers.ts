@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, PgDatabase, PostgresConfig, S3ObjectStore } from "@ndt/kit";
+import { loadConfig, type ObjectStore, PgDatabase, PostgresConfig, S3ObjectStore } from "@ndt/kit";
 import type { TestDatabase, TestRedis } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
 import Fastify from "fastify";
@@ -72,7 +72,7 @@ export async function startS3(): Promise<TestS3> {
 
 export interface TestIssuer {
   jwksUrl: string;
-  token(claims: { org: string; role: "admin" | "inspector" | "viewer"; sub?: string }): Promise<string>;
+  token(claims: { org: string; role: "admin" | "inspector" | "viewer"; sub?: string; sid?: string }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -87,9 +87,9 @@ export async function startIssuer(): Promise<TestIssuer> {
   const { port } = server.server.address() as AddressInfo;
   return {
     jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    async token({ org, role, sub = randomUUID() }) {
+    async token({ org, role, sub = randomUUID(), sid = randomUUID() }) {
       const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ org, role, sid: randomUUID() })
+      return new SignJWT({ org, role, sid })
         .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
         .setSubject(sub)
         .setIssuer("ndt-auth")
@@ -128,10 +128,10 @@ export function reportsConfig(
 export class Seeder {
   constructor(
     readonly db: PgDatabase,
-    private readonly uploads: S3ObjectStore,
+    private readonly uploads: ObjectStore,
   ) {}
 
-  static async open(url: string, uploads: S3ObjectStore): Promise<Seeder> {
+  static async open(url: string, uploads: ObjectStore): Promise<Seeder> {
     const db = new PgDatabase(loadConfig(Type.Object(PostgresConfig), { DATABASE_URL: url }));
     await db.migrate(FILES_MIGRATIONS);
     return new Seeder(db, uploads);
@@ -158,7 +158,7 @@ export class Seeder {
     } = {},
   ): Promise<string> {
     const id = randomUUID();
-    const key = `${org}/${inspectionId}/${id}`;
+    const key = `uploads/${org}/${inspectionId}/${id}`;
     await this.uploads.put(key, Readable.from([bytes]), { contentType: "image/png" });
     await this.db.query(
       `INSERT INTO images (id, inspection_id, organization_id, filename, content_type, size_bytes, object_key, status)

@@ -3,6 +3,7 @@
  * detector write it), Redis, s3rver through kit's S3 adapter, tokens from a local JWKS.
  */
 import { randomUUID } from "node:crypto";
+import { RedisStore, SessionRevocations } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
@@ -185,6 +186,22 @@ describe.skipIf(!db || !kv)("reports service", () => {
     expect((await get(randomUUID(), "garbage.token.here")).statusCode).toBe(401);
   });
 
+  it("refuses a token whose session was revoked (logout), checked in the cache", async () => {
+    const { id } = await seededInspection();
+    const sid = randomUUID();
+    const token = await issuer.token({ org: ORG, role: "viewer", sid });
+    expect((await get(id, token)).statusCode).toBe(200);
+    const store = new RedisStore({ ...app.deps.config, REDIS_URL: kv!.url });
+    try {
+      await new SessionRevocations(store, 900_000).revoke(sid);
+    } finally {
+      await store.close();
+    }
+    const res = await get(id, token);
+    expect(res.statusCode).toBe(401);
+    expect(res.json().error.code).toBe("unauthorized");
+  });
+
   it("renders once for concurrent requests of the same report", async () => {
     const { id } = await seededInspection();
     const rendersBefore = app.deps.service.renders;
@@ -246,7 +263,7 @@ describe.skipIf(!db || !kv)("reports service", () => {
     const ready = await app.inject({ method: "GET", url: "/readyz" });
     expect(ready.json()).toEqual({
       status: "ok",
-      checks: { postgres: "ok", redis: "ok", uploads: "ok", reports: "ok" },
+      checks: { postgres: "ok", cache: "ok", uploads: "ok", reports: "ok" },
     });
   });
 });
