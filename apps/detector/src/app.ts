@@ -91,6 +91,8 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
 
   app.health.addCheck("model", async () => {
     if (!pool) throw new Error("model not loaded yet");
+    // a thread that died is replaced; none left (the replacement failed too) means no work can be done here
+    if (pool.threads === 0) throw new Error("no inference thread is running");
   });
   app.health.addCheck("database", () => db.ping());
   app.health.addCheck("queue", () => queue.ping());
