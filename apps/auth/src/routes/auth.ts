@@ -151,7 +151,7 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
   app.get(
     "/api/v1/auth/me",
     {
-      onRequest: [app.authenticate],
+      // authenticated in the handler: the user is read while the session's revocation is looked up
       schema: {
         summary: "The caller and their organisation",
         tags: ["auth"],
@@ -160,11 +160,13 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
       },
     },
     async (request) => {
-      const { rows } = await db.query<{ id: string; email: string; role: Role; org_id: string; org_name: string }>(
-        `SELECT u.id, u.email, u.role, o.id AS org_id, o.name AS org_name
-           FROM users u JOIN organizations o ON o.id = u.organization_id
-          WHERE u.id = $1 AND u.organization_id = $2`,
-        [request.user!.sub, request.user!.org],
+      const { rows } = await app.authenticatedRead(request, (user) =>
+        db.query<{ id: string; email: string; role: Role; org_id: string; org_name: string }>(
+          `SELECT u.id, u.email, u.role, o.id AS org_id, o.name AS org_name
+             FROM users u JOIN organizations o ON o.id = u.organization_id
+            WHERE u.id = $1 AND u.organization_id = $2`,
+          [user.sub, user.org],
+        ),
       );
       const me = rows[0];
       if (!me) throw unauthorized("Invalid or expired token");

@@ -1,6 +1,7 @@
 /**
  * `authPlugin`: bearer-token authentication for routes. Decorates `app.authenticate` (a preHandler: verifies the
- * token, checks the session is not revoked, sets `request.user`) and `app.requireRole(...)`.
+ * token, checks the session is not revoked, sets `request.user`), `app.authenticatedRead` (the same checks
+ * overlapped with a read-only route's own I/O) and `app.requireRole(...)`.
  * Every failure answers the same 401 `unauthorized`; the precise reason is logged at debug level only.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
@@ -17,6 +18,12 @@ declare module "fastify" {
   interface FastifyInstance {
     authenticate(request: FastifyRequest, reply: FastifyReply): Promise<void>;
     requireRole(...roles: Role[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /**
+     * For read-only routes: verifies the token, then runs `read` WHILE the session's revocation is looked up (one
+     * round trip of latency instead of two) and answers 401 — discarding what was read — when it is revoked.
+     * `read` must have no side effects: it runs before the session is known to be live.
+     */
+    authenticatedRead<T>(request: FastifyRequest, read: (user: AccessClaims) => Promise<T>): Promise<T>;
   }
 }
 
@@ -35,22 +42,45 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, { verifier, revocations }) => {
   app.decorateRequest("user", null);
 
-  app.decorate("authenticate", async (request: FastifyRequest) => {
+  const verified = async (request: FastifyRequest): Promise<AccessClaims> => {
     const token = bearerToken(request);
     if (!token) throw unauthorized();
-    let claims: AccessClaims;
     try {
-      claims = await verifier.verify(token);
+      return await verifier.verify(token);
     } catch (err) {
       request.log.debug({ reason: err instanceof TokenError ? err.reason : "error" }, "token rejected");
       throw unauthorized("Invalid or expired token");
     }
+  };
+  const revoked = () => {
+    // a revoked session answers exactly like a bad token
+    return unauthorized("Invalid or expired token");
+  };
+
+  app.decorate("authenticate", async (request: FastifyRequest) => {
+    const claims = await verified(request);
     if (await revocations.isRevoked(claims.sid)) {
       request.log.debug("token rejected: session revoked");
-      throw unauthorized("Invalid or expired token");
+      throw revoked();
     }
     request.user = claims;
   });
+
+  app.decorate(
+    "authenticatedRead",
+    async <T>(request: FastifyRequest, read: (user: AccessClaims) => Promise<T>): Promise<T> => {
+      const claims = await verified(request);
+      const [isRevoked, result] = await Promise.allSettled([revocations.isRevoked(claims.sid), read(claims)]);
+      if (isRevoked.status === "rejected") throw isRevoked.reason;
+      if (isRevoked.value) {
+        request.log.debug("token rejected: session revoked");
+        throw revoked();
+      }
+      if (result.status === "rejected") throw result.reason;
+      request.user = claims;
+      return result.value;
+    },
+  );
 
   app.decorate("requireRole", (...roles: Role[]) => async (request: FastifyRequest) => {
     if (!request.user) throw unauthorized();
