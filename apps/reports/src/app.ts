@@ -17,7 +17,7 @@ import {
   type SqlDatabase,
   TokenVerifier,
 } from "@ndt/kit";
-import { Counter } from "prom-client";
+import { Counter, Histogram } from "prom-client";
 import type { ReportsConfig } from "./config.js";
 import { ReportService } from "./reports.js";
 import { reportRoutes } from "./routes/report.js";
@@ -38,6 +38,14 @@ export interface BuildOptions {
   db?: SqlDatabase;
   kv?: KeyValueStore;
   logStream?: NodeJS.WritableStream;
+}
+
+/** The image count of a report as a metric label with few values. */
+function imageBand(images: number): string {
+  if (images <= 10) return "1-10";
+  if (images <= 50) return "11-50";
+  if (images <= 200) return "51-200";
+  return "201+";
 }
 
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps: ReportsDeps }> {
@@ -94,6 +102,13 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
     labelNames: ["cache"] as const,
     registers: [app.metrics],
   });
+  const renderSeconds = new Histogram({
+    name: "ndt_reports_render_seconds",
+    help: "Time to render a report and store it in the reports bucket, by the report's number of images",
+    labelNames: ["images"] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [app.metrics],
+  });
   const service = new ReportService({
     store: new ReportsStore(db),
     uploads,
@@ -102,6 +117,8 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
     settings: { maxImagePixels: config.REPORT_IMAGE_MAX_PX, jpegQuality: config.REPORT_JPEG_QUALITY },
     maxConcurrentRenders: config.REPORT_MAX_CONCURRENT_RENDERS,
     onServed: (cache) => served.inc({ cache }),
+    // a bounded label: the image count in bands, not the count itself
+    onRendered: (seconds, images) => renderSeconds.observe({ images: imageBand(images) }, seconds),
   });
   await reportRoutes(app, service);
   return Object.assign(app, { deps: { config, db, uploads, reports: reportsBucket, service } });

@@ -29,6 +29,8 @@ export interface ReportServiceOptions {
   maxConcurrentRenders?: number;
   /** Called once per report answered: rendered for the request, or served as it was cached. */
   onServed?: (cache: "hit" | "miss") => void;
+  /** Called after each render stored its PDF, with how long rendering and storing took. */
+  onRendered?: (seconds: number, images: number) => void;
 }
 
 /** What a request needs to answer before touching the bucket (conditional requests stop here). */
@@ -121,6 +123,7 @@ export class ReportService {
   }
 
   private async render(ref: ReportRef, data: ReportData): Promise<void> {
+    const started = performance.now();
     const pdf = renderReport(data, {
       hash: ref.hash,
       settings: this.opts.settings,
@@ -132,5 +135,6 @@ export class ReportService {
     // a failed render aborts the upload: no partial PDF is ever cached under the hash
     await this.opts.reports.put(ref.key, pdf, { contentType: PDF_CONTENT_TYPE });
     this.renders++;
+    this.opts.onRendered?.((performance.now() - started) / 1000, data.images.length);
   }
 }

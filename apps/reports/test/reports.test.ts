@@ -101,6 +101,7 @@ describe.skipIf(!db || !kv)("reports service", () => {
     const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
     expect(metrics).toMatch(/ndt_reports_served_total\{[^}]*cache="hit"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/ndt_reports_served_total\{[^}]*cache="miss"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/ndt_reports_render_seconds_count\{[^}]*images="1-10"[^}]*\} [1-9]/);
 
     // the cached object: reports/<org>/<inspection>/<hash>.pdf in the reports bucket
     const hash = String(first.headers.etag).slice(1, -1);
@@ -256,6 +257,13 @@ describe.skipIf(!db || !kv)("reports service", () => {
     } finally {
       await broken.close();
     }
+  });
+
+  it("documents the route in its OpenAPI document (merged by the gateway)", async () => {
+    const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const route = doc.paths["/api/v1/inspections/{id}/report"].get;
+    expect(Object.keys(route.responses)).toEqual(expect.arrayContaining(["200", "304", "404", "409"]));
+    expect(Object.keys(route.responses["200"].content)).toEqual(["application/pdf"]);
   });
 
   it("is live without its dependencies' help, and ready when they answer", async () => {
