@@ -161,6 +161,18 @@ describe("report PDF", () => {
     expect(pdf.pages[2]).toMatch(/^# Class Score Box/);
   });
 
+  it("continues a long image index on the next page with its header repeated", async () => {
+    const images = Array.from({ length: 70 }, (_, i) =>
+      image(`00000000-0000-4000-8000-${String(i).padStart(12, "0")}`, `shot-${i + 1}.png`, []),
+    );
+    const pdf = await parsePdf(await render({ ...sampleData(), images }, new Map()));
+    expect(pdf.pages).toHaveLength(2 + 70);
+    expect(pdf.pages[0]).toContain("1 shot-1.png done 0 0 0");
+    expect(pdf.pages[1]).toMatch(/^# File Status Porosity Crack Inclusion \d+ shot-\d+\.png done/);
+    expect(pdf.pages[1]).toContain("70 shot-70.png done 0 0 0");
+    expect(pdf.pages[2]).toMatch(/^Image 1 of 70 shot-1\.png/);
+  });
+
   it("fails the stream when an image cannot be fetched (not a report with a silent hole)", async () => {
     const data = sampleData();
     const images = await sampleImages();
