@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseStackConfig, StackConfigError } from "./config.js";
 import { readStackFile } from "./plan/stack-file.js";
@@ -96,5 +98,14 @@ describe("stack configuration", () => {
     expect(problemsOf(config)).toEqual([
       'ndt-platform:cluster.gpuNodes.instanceTypes.0: must be a g5 or g6 instance type (got "p4d.24xlarge")',
     ]);
+  });
+});
+
+describe("the released detector model", () => {
+  it.each(["prod", "dev"])("%s deploys the digest of the model this commit ships", (stack) => {
+    const shipped = createHash("sha256")
+      .update(readFileSync(new URL("../apps/detector/model/defects.onnx", import.meta.url)))
+      .digest("hex");
+    expect(parseStackConfig(readStackFile(stack).config).services.detectorModel.sha256).toBe(shipped);
   });
 });

@@ -188,10 +188,11 @@ export class DetectionWorker extends pulumi.ComponentResource {
                     { name: "HOST", value: "0.0.0.0" },
                     { name: "PORT", value: String(spec.port) },
                     { name: "NODE_ENV", value: "production" },
-                    { name: "QUEUE", value: queue },
+                    { name: "DETECTIONS_QUEUE", value: queue },
                     { name: "MODEL_PATH", value: MODEL_PATH },
                     { name: "MODEL_SHA256", value: args.model.sha256 },
-                    { name: "ORT_EXECUTION_PROVIDER", value: "cuda" },
+                    // CUDA first; the worker falls back to CPU (and says so) when the GPU runtime is missing.
+                    { name: "ORT_PROVIDERS", value: "cuda,cpu" },
                     // Intra-op threads = whole cores requested: more threads than cores only adds contention.
                     { name: "ORT_INTRA_OP_THREADS", value: String(threadsFor(spec.resources.cpu)) },
                     { name: "UV_THREADPOOL_SIZE", value: String(Math.max(4, threads)) },
