@@ -12,6 +12,7 @@ import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../../apps/detector/model/dataset/synth.js";
 import { topology } from "../topology.js";
 import type { ApiClient } from "./client.js";
+import { runDemo } from "./demo.js";
 import { launchStack, ROOT, type RunningStack, startStack } from "./harness.js";
 import { LocalPostgres } from "./postgres.js";
 import { freePort } from "./processes.js";
@@ -183,6 +184,27 @@ describe("npm start: the whole platform over HTTPS", () => {
     expect(report.status, report.body.toString().slice(0, 300)).toBe(200);
     expect(report.headers["content-type"]).toContain("application/pdf");
     expect(report.body.subarray(0, 5).toString()).toBe("%PDF-");
+  }, 300_000);
+  it("runs `npm run demo` to the end: findings per image and the saved PDF report", async () => {
+    if (!detectorBuilt || !(await gatewayRoutesReports())) {
+      console.warn("demo: needs the detector and the gateway's reports route: not run");
+      return;
+    }
+    let printed = "";
+    const result = await runDemo({
+      baseUrl: stack.url,
+      ca: stack.ca,
+      images: 2,
+      outDir: join(dataDir, "demo"),
+      seed: 77_001,
+      write: (text) => (printed += text),
+    });
+    expect(result.images.map((image) => image.status)).toEqual(["done", "done"]);
+    expect((await readFile(result.reportFile)).subarray(0, 5).toString()).toBe("%PDF-");
+    expect(printed).toContain("Findings per image: detected (drawn)");
+    expect(printed).toMatch(/weld-01\.png\s+done\s+\d+ \(\d+\)\s+\d+ \(\d+\)\s+\d+ \(\d+\)/);
+    expect(printed).toContain(`Report (`);
+    expect(printed).toContain(result.reportFile);
   }, 300_000);
 });
 
