@@ -71,23 +71,32 @@ function formatDate(iso: string): string {
 
 const formatBox = (box: readonly number[]) => `${box.map((v) => Math.round(v)).join(", ")}`;
 
-/** A downscaled JPEG of the image plus the original size (boxes are in original pixels). */
-interface PreparedImage {
+/** A downscaled JPEG of the image plus its full size (what the boxes are measured in). */
+export interface PreparedImage {
   jpeg: Buffer;
   originalWidth: number;
   originalHeight: number;
 }
 
-async function prepareImage(bytes: Buffer, maxPixels: number, quality: number): Promise<PreparedImage> {
-  // header only: the size boxes refer to (the detector decodes the same pixels, without EXIF rotation)
-  const meta = await sharp(bytes).metadata();
+/**
+ * Decode, orient, downscale and re-encode one image. Oriented by its EXIF tag, as the detector decodes it, so the
+ * boxes (in the detector's pixels) land where it saw the defects.
+ */
+export async function prepareImage(bytes: Buffer, maxPixels: number, quality: number): Promise<PreparedImage> {
+  const meta = await sharp(bytes).metadata(); // the header only
   if (!meta.width || !meta.height) throw new Error("the image has no dimensions");
+  const quarterTurn = (meta.orientation ?? 1) >= 5;
   const jpeg = await sharp(bytes)
+    .rotate()
     .resize({ width: maxPixels, height: maxPixels, fit: "inside", withoutEnlargement: true })
     .flatten({ background: "#ffffff" })
     .jpeg({ quality, chromaSubsampling: "4:4:4" })
     .toBuffer();
-  return { jpeg, originalWidth: meta.width, originalHeight: meta.height };
+  return {
+    jpeg,
+    originalWidth: quarterTurn ? meta.height : meta.width,
+    originalHeight: quarterTurn ? meta.width : meta.height,
+  };
 }
 
 /**

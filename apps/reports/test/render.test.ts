@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { type ReportData, type ReportDetection, type ReportImage, reportHash, summarize } from "../src/model.js";
-import { DEFAULT_RENDER_SETTINGS, pdfSafeText, renderReportToBuffer } from "../src/render.js";
+import sharp from "sharp";
+import { DEFAULT_RENDER_SETTINGS, pdfSafeText, prepareImage, renderReportToBuffer } from "../src/render.js";
 import { radiograph } from "./images.js";
 import { imagesPerPage, parsePdf } from "./pdf.js";
 
@@ -186,6 +187,24 @@ describe("report PDF", () => {
       },
     });
     await expect(rendering).rejects.toBe(outage);
+  });
+
+  it("orients an image by its EXIF tag, as the detector does, so boxes land on its pixels", async () => {
+    // stored 400 × 200 with "rotate 90° clockwise to display": the detector sees 200 × 400
+    const stored = await sharp(await radiograph(400, 200, []))
+      .jpeg()
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    expect((await sharp(stored).metadata()).orientation).toBe(6);
+    const prepared = await prepareImage(stored, 1600, 85);
+    expect([prepared.originalWidth, prepared.originalHeight]).toEqual([200, 400]);
+    const embedded = await sharp(prepared.jpeg).metadata();
+    expect([embedded.width, embedded.height, embedded.orientation ?? 1]).toEqual([200, 400, 1]);
+
+    const downscaled = await prepareImage(await radiograph(2000, 1000, []), 1600, 85);
+    expect([downscaled.originalWidth, downscaled.originalHeight]).toEqual([2000, 1000]);
+    const small = await sharp(downscaled.jpeg).metadata();
+    expect([small.width, small.height]).toEqual([1600, 800]);
   });
 
   it("replaces what the standard fonts cannot encode instead of printing garbage", () => {
