@@ -39,10 +39,14 @@ async function main(): Promise<number> {
   const stack = new LocalStack({ root: ROOT, env: process.env });
   process.once("exit", () => stack.killNow());
   let signals = 0;
+  let firstSignalAt = 0;
   let stopRequested: (signal: string) => void = () => undefined;
   const stopped = new Promise<string>((resolve) => (stopRequested = resolve));
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
+      // Ctrl-C under `npm start` arrives twice at once (the terminal's and npm's forward): one press, one stop
+      if (signals > 0 && Date.now() - firstSignalAt < 1_000) return;
+      if (signals === 0) firstSignalAt = Date.now();
       signals += 1;
       if (signals === 1) {
         console.log(`\n${signal}: stopping (the services drain, then PostgreSQL stops; again to force)…`);
