@@ -1,6 +1,6 @@
 /**
- * P7 at scale: a 1 GiB image streamed through the HTTP route to S3 (s3rver, real AWS SDK multipart) while the
- * process's resident memory is sampled; memory must not grow with the file. The bytes are generated as they are
+ * P7 at scale: a 1 GiB image streamed through the HTTP route to S3 (s3rver in a child process, real AWS SDK
+ * multipart) while this process's resident memory (the service and the client) is sampled; memory must not grow with the file. The bytes are generated as they are
  * sent (a PNG signature, then filler), so the test itself holds no more than one chunk.
  */
 import { randomUUID } from "node:crypto";
@@ -15,7 +15,7 @@ import {
   BUCKET,
   filesConfig,
   startIssuer,
-  startS3,
+  startS3Process,
   type TestAmqp,
   type TestIssuer,
   type TestS3,
@@ -36,7 +36,8 @@ describe.skipIf(!db || !kv || !mq)("1 GiB upload", () => {
   let app: Awaited<ReturnType<typeof buildApp>>;
 
   beforeAll(async () => {
-    s3 = await startS3();
+    // its own process: the sampled RSS is the service's (and this client's), not the S3 server's
+    s3 = await startS3Process();
     issuer = await startIssuer();
     app = await buildApp({
       config: filesConfig(
