@@ -83,10 +83,11 @@ export interface PreparedImage {
  * boxes (in the detector's pixels) land where it saw the defects.
  */
 export async function prepareImage(bytes: Buffer, maxPixels: number, quality: number): Promise<PreparedImage> {
-  const meta = await sharp(bytes).metadata(); // the header only
+  // as lenient as the detector (failOn "error"): an image it could read is shown, not replaced by a placeholder
+  const meta = await sharp(bytes, { failOn: "error" }).metadata(); // the header only
   if (!meta.width || !meta.height) throw new Error("the image has no dimensions");
   const quarterTurn = (meta.orientation ?? 1) >= 5;
-  const jpeg = await sharp(bytes)
+  const jpeg = await sharp(bytes, { failOn: "error" })
     .rotate()
     .resize({ width: maxPixels, height: maxPixels, fit: "inside", withoutEnlargement: true })
     .flatten({ background: "#ffffff" })
