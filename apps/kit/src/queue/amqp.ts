@@ -149,6 +149,32 @@ export class AmqpQueue implements JobQueue {
     const ch = await this.confirmChannel();
     const confirms: Promise<void>[] = [];
     const now = Date.now();
+    // `mandatory`: a message no queue takes comes back (before its confirm) instead of vanishing with a confirm
+    const ids = new Set(messages.map((m) => m.id));
+    const returned = new Set<string>();
+    const onReturn = (msg: ConsumeMessage) => {
+      const id = String(msg.properties.messageId);
+      if (msg.fields.routingKey === queue && ids.has(id)) returned.add(id);
+    };
+    ch.on("return", onReturn);
+    try {
+      await this.publishAll(ch, queue, messages, now, confirms);
+      await Promise.all(confirms);
+    } finally {
+      ch.off("return", onReturn);
+    }
+    if (returned.size > 0) {
+      throw new Error(`queue ${queue} does not exist: ${returned.size} message(s) were returned unrouted`);
+    }
+  }
+
+  private async publishAll(
+    ch: ConfirmChannel,
+    queue: string,
+    messages: readonly OutgoingMessage[],
+    now: number,
+    confirms: Promise<void>[],
+  ) {
     for (const message of messages) {
       let writable = true;
       confirms.push(
@@ -159,6 +185,7 @@ export class AmqpQueue implements JobQueue {
             message.body,
             {
               persistent: true,
+              mandatory: true,
               messageId: message.id,
               timestamp: Math.floor(now / 1000),
               headers: { [PUBLISHED_AT_HEADER]: now },
@@ -171,7 +198,6 @@ export class AmqpQueue implements JobQueue {
       // a full write buffer: wait until the socket drained (or the channel died) before writing more
       if (!writable) await waitForDrain(ch);
     }
-    await Promise.all(confirms);
   }
 
   async consume(queue: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void): Promise<Subscription> {

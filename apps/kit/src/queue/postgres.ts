@@ -183,17 +183,21 @@ export class PgQueue implements JobQueue {
   async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
     await this.ready();
-    // one statement: the rows and the notification commit together
-    await this.db.query(
+    // one statement: the rows and the notification commit together; nothing is stored for an undeclared queue
+    const { rows } = await this.db.query<{ n: string }>(
       `WITH inserted AS (
          INSERT INTO ndt_queue.messages (queue, id, body, published_at)
          SELECT $1, m.id, m.body, to_timestamp($4::float8 / 1000)
          FROM unnest($2::text[], $3::bytea[]) AS m(id, body)
+         WHERE EXISTS (SELECT 1 FROM ndt_queue.queues WHERE name = $1)
          RETURNING 1
        )
-       SELECT pg_notify('${CHANNEL}', $1) FROM (SELECT count(*) FROM inserted) c`,
+       SELECT c.n, pg_notify('${CHANNEL}', $1) FROM (SELECT count(*) AS n FROM inserted) c`,
       [queue, messages.map((m) => m.id), messages.map((m) => m.body), Date.now()],
     );
+    if (Number(rows[0]?.n) !== messages.length) {
+      throw new Error(`queue ${queue} does not exist: ${messages.length} message(s) were not stored`);
+    }
   }
 
   async consume(queue: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void): Promise<Subscription> {

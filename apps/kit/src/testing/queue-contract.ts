@@ -102,6 +102,19 @@ export function jobQueueContract(name: string, harness: JobQueueHarness | undefi
     );
 
     it(
+      "publishing to a queue nobody declared rejects instead of losing the messages",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await expect(q.publish(name, [message("lost?")])).rejects.toThrow(/does not exist/);
+        // the adapter is still usable afterwards
+        await q.declare(name, { deliveryLimit: 3 });
+        await q.publish(name, [message("kept")]);
+        await waitUntil("depth 1", async () => (await q.depth(name)) === 1);
+      }),
+    );
+
+    it(
       "retry puts the message back and its deliveries count grows",
       withQueues(async () => {
         const q = await open();
