@@ -49,7 +49,14 @@ afterEach(async () => {
 /** The env the image would get from the pod spec, for the variables the schema requires. */
 async function envFor(app: string, schema: ConfigSchema | undefined): Promise<Record<string, string> | undefined> {
   const env: Record<string, string> = {};
-  const required = (schema?.required ?? []).filter((name) => schema?.properties[name]?.default === undefined);
+  // REDIS_URL is optional in the schema (CACHE_BACKEND=postgres needs none) but the default backend needs it.
+  const conditionallyRequired = ["REDIS_URL"].filter((name) => schema?.properties[name] !== undefined);
+  const required = [
+    ...new Set([
+      ...(schema?.required ?? []).filter((name) => schema?.properties[name]?.default === undefined),
+      ...conditionallyRequired,
+    ]),
+  ];
   const unknown: string[] = [];
   for (const name of required) {
     const pattern = schema?.properties[name]?.pattern ?? "";
@@ -66,7 +73,7 @@ async function envFor(app: string, schema: ConfigSchema | undefined): Promise<Re
       env.REDIS_KEY_PREFIX = kv.prefix;
     } else if (name === "SIGNING_KEY_SECRET") {
       env[name] = randomBytes(32).toString("hex");
-    } else if (name.endsWith("_BUCKET")) {
+    } else if (name.endsWith("_BUCKET") || name.startsWith("S3_BUCKET_")) {
       // a bucket name only: a service does not touch S3 to start
       env[name] = `ndt-start-${app}`;
     } else if (pattern.startsWith("^https?://")) {
