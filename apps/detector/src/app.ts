@@ -18,6 +18,7 @@ import {
   type ServiceApp,
   type SqlDatabase,
 } from "@ndt/kit";
+import sharp from "sharp";
 import type { DetectorConfig } from "./config.js";
 import { DetectionConsumer } from "./consumer.js";
 import { InferencePool } from "./inference/pool.js";
@@ -70,6 +71,8 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
     disableRequestLogging: true,
   });
   const metrics = detectorMetrics(app.metrics);
+  // one libvips thread per image: decoding parallelism is DECODE_CONCURRENCY, the rest of the cores are inference's
+  sharp.concurrency(1);
   const db = opts.db ?? new PgDatabase(config, app.log);
   const queue = opts.queue ?? openJobQueue(config, { db, log: app.log });
   const stores = new Map<string, ObjectStore>();
@@ -112,6 +115,7 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
       ...settings,
       threads: config.INFERENCE_THREADS,
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
+      allowSpinning: config.ORT_ALLOW_SPINNING,
       executionProviders: providersOf(config),
       workerUrl: SESSION_WORKER_URL,
     });
@@ -162,6 +166,7 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
       maxBatch: config.BATCH_MAX,
       maxBatchWaitMs: config.BATCH_WAIT_MS,
       maxImageBytes: config.MAX_IMAGE_BYTES,
+      decodeConcurrency: config.DECODE_CONCURRENCY,
       metrics,
       log: app.log,
     });

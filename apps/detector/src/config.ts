@@ -23,6 +23,10 @@ export const DetectorConfigSchema = Type.Object({
   INFERENCE_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   /** ONNX Runtime intra-op threads per session: threads × this ≈ the cores the pod gets. */
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
+  /** Idle ONNX Runtime threads spin-wait (lower latency on dedicated cores, slower when decoding shares them). */
+  ORT_ALLOW_SPINNING: Type.Boolean({ default: false }),
+  /** Images decoded and letterboxed at once (each on one libvips thread): enough to keep the batches full. */
+  DECODE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
   /** Execution providers tried in order; the first that loads the model is used (logged at start). */
   ORT_PROVIDERS: Type.String({ pattern: "^\\s*(cuda|cpu)\\s*(,\\s*(cuda|cpu)\\s*)*$", default: "cuda,cpu" }),
   /** A §4 ONNX model; unset = the bundled model/defects.onnx with its measured thresholds. */

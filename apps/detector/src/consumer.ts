@@ -55,6 +55,8 @@ export interface ConsumerOptions {
   maxBatchWaitMs: number;
   /** Larger objects fail the job (`too_large`) without being read whole. */
   maxImageBytes: number;
+  /** Images decoded at once; the others wait (their bytes fetched) so decoding does not crowd out inference. */
+  decodeConcurrency: number;
   metrics: DetectorMetrics;
   log: Logger;
   /** Pause before a transient retry (ms); default: jittered exponential backoff on the delivery count. */
@@ -108,6 +110,8 @@ export class DetectionConsumer {
   #subscription: Subscription | undefined;
   #stopping = false;
   #wakeRetry = new Set<() => void>();
+  #decoding = 0;
+  readonly #decodeWaiting: (() => void)[] = [];
 
   constructor(opts: ConsumerOptions) {
     this.#o = opts;
@@ -221,6 +225,7 @@ export class DetectionConsumer {
       throw new PermanentJobError("too_large", `image is larger than ${this.#o.maxImageBytes} bytes`);
     }
     const bytes = await readLimited(object.body, this.#o.maxImageBytes);
+    await this.#decodeSlot();
     const t0 = performance.now();
     const [h, w] = this.#o.runner.imgsz;
     try {
@@ -232,7 +237,21 @@ export class DetectionConsumer {
         throw new PermanentJobError(unsupported ? "unsupported_format" : "undecodable", err.message);
       }
       throw err;
+    } finally {
+      // hand the slot straight to the next waiting image, or free it
+      const next = this.#decodeWaiting.shift();
+      if (next) next();
+      else this.#decoding--;
     }
+  }
+
+  /** Waits for one of the `decodeConcurrency` decoding slots (released in #fetchAndDecode's finally). */
+  async #decodeSlot(): Promise<void> {
+    if (this.#decoding < this.#o.decodeConcurrency) {
+      this.#decoding++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#decodeWaiting.push(resolve));
   }
 
   async #runBatch(items: BatchItem[]): Promise<ItemResult[]> {

@@ -14,6 +14,7 @@ import { SESSION_WORKER_URL } from "../src/paths.js";
 const THREAD_OPTIONS = {
   modelPath: BUNDLED_MODEL_PATH,
   intraOpThreads: 1,
+  allowSpinning: false,
   executionProviders: ["cpu"],
   maxDetections: 300,
   ...BUNDLED_MODEL_OPTIONS,

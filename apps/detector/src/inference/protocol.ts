@@ -5,6 +5,7 @@ import type { BatchTimings, Detection } from "./runner.js";
 export interface SessionThreadOptions {
   modelPath: string;
   intraOpThreads: number;
+  allowSpinning: boolean;
   executionProviders: readonly string[];
   confThreshold: number;
   iouThreshold: number;

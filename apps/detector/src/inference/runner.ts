@@ -34,6 +34,12 @@ export interface RunnerOptions {
   intraOpThreads?: number;
   /** Tried in order; the first that creates a session is used. @default ["cpu"] */
   executionProviders?: readonly string[];
+  /**
+   * Let idle intra-op threads spin (ONNX Runtime's default). Off by default: on cores shared with decoding, spinning
+   * threads take the CPU the decoder needs and the run gets slower, not faster.
+   * @default false
+   */
+  allowSpinning?: boolean;
 }
 
 /** A letterboxed image as the decoder thread hands it over: interleaved RGB at the model's input size. */
@@ -65,6 +71,7 @@ export async function createSession(
   model: Uint8Array,
   providers: readonly string[],
   intraOpThreads: number,
+  allowSpinning = false,
 ): Promise<{ session: ort.InferenceSession; provider: string; failures: { provider: string; error: string }[] }> {
   const failures: { provider: string; error: string }[] = [];
   for (const provider of providers) {
@@ -76,6 +83,8 @@ export async function createSession(
         executionMode: "sequential",
         executionProviders: [provider],
         graphOptimizationLevel: "all",
+        // onnxruntime_session_options_config_keys.h
+        extra: { session: { intra_op: { allow_spinning: allowSpinning ? "1" : "0" } } },
       });
       return { session, provider, failures };
     } catch (err) {
@@ -119,7 +128,12 @@ export class ModelRunner {
 
   static async load(path: string, opts: RunnerOptions = {}): Promise<ModelRunner> {
     const bytes = await readFile(path);
-    const created = await createSession(bytes, opts.executionProviders ?? ["cpu"], opts.intraOpThreads ?? 1);
+    const created = await createSession(
+      bytes,
+      opts.executionProviders ?? ["cpu"],
+      opts.intraOpThreads ?? 1,
+      opts.allowSpinning ?? false,
+    );
     const input = created.session.inputMetadata[0];
     const shape = input?.isTensor ? input.shape : undefined;
     const described = await describeModel(path, bytes, shape);
