@@ -1,9 +1,10 @@
 /** The ObjectStore contract against S3 (s3rver through the real AWS SDK) and the directory store. */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import S3rver from "s3rver";
+import { describe, expect, it } from "vitest";
 import { DirectoryObjectStore } from "../src/objects/directory.js";
 import { S3ObjectStore } from "../src/objects/s3.js";
 import { objectStoreContract } from "../src/testing/index.js";
@@ -55,3 +56,23 @@ async function directoryStore() {
 }
 
 objectStoreContract("DirectoryObjectStore", await directoryStore());
+
+describe("DirectoryObjectStore", () => {
+  it("removes the old temporary files of puts that never finished (a crash), not the recent ones", async () => {
+    const root = await mkdtemp(join(tmpdir(), "kit-objects-tmp-"));
+    try {
+      const store = new DirectoryObjectStore(root);
+      await store.ping();
+      const stale = join(root, ".tmp", "123-dead.bin");
+      const fresh = join(root, ".tmp", "456-busy.bin");
+      await writeFile(stale, "partial");
+      await writeFile(fresh, "being written");
+      const dayAgo = new Date(Date.now() - 24 * 60 * 60 * 1000);
+      await utimes(stale, dayAgo, dayAgo);
+      expect(await store.sweepTemporary()).toBe(1);
+      expect(await readdir(join(root, ".tmp"))).toEqual(["456-busy.bin"]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

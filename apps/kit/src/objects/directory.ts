@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat, unlink } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { assertObjectKey } from "./keys.js";
@@ -27,8 +27,27 @@ export class DirectoryObjectStore implements ObjectStore {
   }
 
   private ready(): Promise<void> {
-    this.made ??= mkdir(this.tmp, { recursive: true }).then(() => undefined);
+    this.made ??= mkdir(this.tmp, { recursive: true })
+      .then(() => this.sweepTemporary())
+      .then(() => undefined);
     return this.made;
+  }
+
+  /**
+   * Remove temporary files a crashed process left (a put that never finished). Only old ones: another process
+   * may be writing a large object right now.
+   */
+  async sweepTemporary(olderThanMs = 6 * 60 * 60 * 1000): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
+      const path = join(this.tmp, name);
+      const info = await stat(path).catch(() => undefined);
+      if (info && Date.now() - info.mtimeMs > olderThanMs) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   private paths(key: string) {
