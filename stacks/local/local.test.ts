@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { testDatabase } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../../apps/detector/model/dataset/synth.js";
@@ -246,6 +247,29 @@ describe("a restart of the local stack", () => {
     },
     400_000,
   );
+});
+
+describe("CONTRACTS §1 overrides", () => {
+  it("uses the PostgreSQL server of DATABASE_URL instead of the embedded one, and says so", async () => {
+    const database = await testDatabase("local_stack_override");
+    if (!database) return;
+    const dataDir = await tempDir("override");
+    try {
+      const stack = await startStack(dataDir, { DATABASE_URL: database.url });
+      try {
+        expect(stack.output()).toMatch(/PostgreSQL\s+real\s+postgres:\/\//);
+        expect(existsSync(join(dataDir, "postgres"))).toBe(false);
+        expect((await stack.api.request("GET", "/readyz")).status).toBe(200);
+        const token = await signUp(stack.api);
+        expect((await stack.api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
+      } finally {
+        expect(await stack.stop()).toBe(0);
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+      await database.drop();
+    }
+  }, 300_000);
 });
 
 describe("npm start refuses bad situations with a clear message and loses nothing", () => {

@@ -1,7 +1,6 @@
 /**
- * Object storage of the local stack when a service cannot use kit's directory store yet, or the user pointed
- * S3_ENDPOINT at a server: make sure the stack's buckets exist. Without S3_ENDPOINT an s3rver (an S3-compatible
- * server from npm, files under `<data>/s3`) is started in this process.
+ * Object storage of the local stack when the user points S3_ENDPOINT at a server (CONTRACTS §1): the stack's buckets
+ * are made there if missing. Otherwise the services use kit's directory store under `<data>/objects`.
  */
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { LocalStackError } from "./errors.js";
@@ -11,31 +10,6 @@ export interface S3Endpoint {
   accessKeyId: string;
   secretAccessKey: string;
   region: string;
-}
-
-export interface EmbeddedS3 extends S3Endpoint {
-  close(): Promise<void>;
-}
-
-/** s3rver on 127.0.0.1:`port`, storing under `dir`, with `buckets` made. */
-export async function startEmbeddedS3(dir: string, port: number, buckets: readonly string[]): Promise<EmbeddedS3> {
-  const { default: S3rver } = await import("s3rver");
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port,
-    directory: dir,
-    silent: true,
-    configureBuckets: buckets.map((name) => ({ name, configs: [] })),
-  });
-  const address = await server.run();
-  return {
-    endpoint: `http://127.0.0.1:${address.port}`,
-    // s3rver's fixed credentials
-    accessKeyId: "S3RVER",
-    secretAccessKey: "S3RVER",
-    region: "us-east-1",
-    close: () => server.close(),
-  };
 }
 
 /** Creates each bucket that does not exist yet on a real S3-compatible server. */

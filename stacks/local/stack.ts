@@ -4,9 +4,9 @@
  *
  * Start: the data directory (checked, never re-initialised) → the TLS certificate and the public HTTPS port (taken
  * first, so a busy port fails in a second) → PostgreSQL (embedded, or DATABASE_URL) → the object store → the
- * migrations job (the topology's `migrations`, as in the cloud) → the services in waves, each wave once the one before
- * is ready, the public gateway last. Stop: the HTTPS port, then the services in reverse order (each drains on
- * SIGTERM), then the object store, then PostgreSQL.
+ * migrations (the topology's `migrations` job) → every service, launched in dependency order (the public gateway
+ * last) → ready when each answers its /readyz. Stop: the HTTPS port, then the services in reverse dependency order
+ * (each drains on SIGTERM), then PostgreSQL.
  *
  * Which dependency is embedded and which is real follows CONTRACTS §1: DATABASE_URL, REDIS_URL, AMQP_URL and
  * S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) select a real server; otherwise the embedded default.
@@ -22,7 +22,7 @@ import pg from "pg";
 import { type ServiceSpec, type Topology, topology as defaultTopology } from "../topology.js";
 import { localCertificate } from "./certificate.js";
 import { LocalStackError } from "./errors.js";
-import { type EmbeddedS3, ensureBuckets, startEmbeddedS3 } from "./objects.js";
+import { ensureBuckets } from "./objects.js";
 import { type Backends, bucketName, planServices, type ServicePlan } from "./plan.js";
 import { LocalPostgres } from "./postgres.js";
 import { AppProcess, ChildExited, freePort, portIsFree } from "./processes.js";
@@ -71,7 +71,6 @@ export class LocalStack {
   private readonly env: Readonly<Record<string, string | undefined>>;
   private proxy: TlsProxy | undefined;
   private postgres: LocalPostgres | undefined;
-  private s3: EmbeddedS3 | undefined;
   private waves: { plan: ServicePlan; process: AppProcess }[][] = [];
   private stopping: Promise<void> | undefined;
   readonly dataDir: string;
@@ -446,15 +445,10 @@ export class LocalStack {
       objects = { kind: "s3", ...target };
       report.push({ name: "objects", mode: "real", detail: `S3 ${target.endpoint} (S3_ENDPOINT)` });
     } else if (objectsLag.length > 0) {
-      const done = this.step("object store (s3rver)");
-      this.s3 = await startEmbeddedS3(join(this.dataDir, "s3"), await freePort(), buckets);
-      done();
-      objects = { kind: "s3", ...this.s3 };
-      report.push({
-        name: "objects",
-        mode: "embedded",
-        detail: `s3rver, ${join(this.dataDir, "s3")} (no directory store in ${objectsLag.join(", ")} yet)`,
-      });
+      throw new LocalStackError(
+        `${objectsLag.join(", ")} cannot use the embedded object store (no OBJECT_STORE=directory): ` +
+          "point the stack at an S3-compatible server with S3_ENDPOINT, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY",
+      );
     } else {
       const dir = join(this.dataDir, "objects");
       await mkdir(dir, { recursive: true });
@@ -479,7 +473,6 @@ export class LocalStack {
       for (const wave of [...this.waves].reverse()) {
         await Promise.all(wave.map(({ process }) => process.stop(20_000)));
       }
-      await this.s3?.close().catch(() => undefined);
       await this.postgres?.stop();
     })();
     return this.stopping;
