@@ -21,20 +21,19 @@ async function s3rverStore() {
     configureBuckets: [{ name: BUCKET, configs: [] }],
   });
   const { port } = (await server.run()) as AddressInfo;
-  const store = new S3ObjectStore(
-    {
-      S3_ENDPOINT: `http://127.0.0.1:${port}`,
-      S3_REGION: "us-east-1",
-      S3_ACCESS_KEY_ID: "S3RVER",
-      S3_SECRET_ACCESS_KEY: "S3RVER",
-      S3_FORCE_PATH_STYLE: true,
-      S3_PART_BYTES: 5 * 1024 * 1024,
-      S3_QUEUE_SIZE: 2,
-    },
-    BUCKET,
-  );
+  const settings = {
+    S3_ENDPOINT: `http://127.0.0.1:${port}`,
+    S3_REGION: "us-east-1",
+    S3_ACCESS_KEY_ID: "S3RVER",
+    S3_SECRET_ACCESS_KEY: "S3RVER",
+    S3_FORCE_PATH_STYLE: true,
+    S3_PART_BYTES: 5 * 1024 * 1024,
+    S3_QUEUE_SIZE: 2,
+  };
+  const store = new S3ObjectStore(settings, BUCKET);
   return {
     store,
+    settings,
     async cleanup() {
       await store.close();
       await server.close();
@@ -44,6 +43,20 @@ async function s3rverStore() {
 }
 
 objectStoreContract("S3ObjectStore (s3rver)", await s3rverStore());
+
+describe("S3ObjectStore", () => {
+  it("fails loudly on a bucket that does not exist: a missing bucket is not a missing object", async () => {
+    const { store, settings, cleanup } = await s3rverStore();
+    const wrong = new S3ObjectStore(settings, "no-such-bucket");
+    try {
+      await expect(wrong.get("any/key")).rejects.toThrow(/bucket/i);
+      await expect(store.get("any/key")).resolves.toBeNull();
+    } finally {
+      await wrong.close();
+      await cleanup();
+    }
+  });
+});
 
 async function directoryStore() {
   const root = await mkdtemp(join(tmpdir(), "kit-objects-"));

@@ -54,9 +54,10 @@ export function s3Client(settings: Omit<S3Settings, "S3_PART_BYTES" | "S3_QUEUE_
   });
 }
 
+/** A missing object, not a missing bucket: a wrong bucket must fail loudly, never read as "no such image". (HEAD has
+ * no body, so S3 can only say NotFound there; GET names NoSuchKey or NoSuchBucket.) */
 const notFound = (err: unknown) =>
-  err instanceof S3ServiceException &&
-  (err.name === "NoSuchKey" || err.name === "NotFound" || err.$metadata.httpStatusCode === 404);
+  err instanceof S3ServiceException && (err.name === "NoSuchKey" || err.name === "NotFound");
 
 export class S3ObjectStore implements ObjectStore {
   readonly client: S3Client;
