@@ -36,7 +36,12 @@ function printReport(report: StartReport): void {
 }
 
 async function main(): Promise<number> {
-  const stack = new LocalStack({ root: ROOT, env: process.env });
+  const stack = new LocalStack({
+    root: ROOT,
+    env: process.env,
+    // the live line only where it can be redrawn: a terminal, not a log file or CI
+    ...(process.stdout.isTTY ? { live: (text: string) => process.stdout.write(`\r\x1b[K${text}`) } : {}),
+  });
   process.once("exit", () => stack.killNow());
   let signals = 0;
   let firstSignalAt = 0;

@@ -37,6 +37,8 @@ export interface LocalStackOptions {
   topology?: Topology;
   /** Progress and report lines. */
   print?: (line: string) => void;
+  /** Redraws one status line in place (a terminal); "" clears it. Absent: no live line. */
+  live?: (text: string) => void;
 }
 
 /** How one dependency is provided, for the start-up report. */
@@ -197,14 +199,31 @@ export class LocalStack {
         });
       }
     }
-    await Promise.all(
-      this.waves.flat().map(async ({ plan, process }) => {
-        await process.ready(`http://127.0.0.1:${plan.port}`, CHILD_READY_TIMEOUT_MS);
-        this.print(
-          `  ✓ ${plan.spec.name} ready on 127.0.0.1:${plan.port} (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
-        );
-      }),
-    );
+    const waiting = new Set(waves.flat().map((plan) => plan.spec.name));
+    const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+    let frame = 0;
+    const live = this.options.live;
+    const ticker = live
+      ? setInterval(() => {
+          const elapsed = ((Date.now() - t0) / 1000).toFixed(0);
+          live(`  ${spinner[frame++ % spinner.length]} waiting for ${[...waiting].join(", ")} (${elapsed} s)`);
+        }, 120)
+      : undefined;
+    try {
+      await Promise.all(
+        this.waves.flat().map(async ({ plan, process }) => {
+          await process.ready(`http://127.0.0.1:${plan.port}`, CHILD_READY_TIMEOUT_MS);
+          waiting.delete(plan.spec.name);
+          live?.("");
+          this.print(
+            `  ✓ ${plan.spec.name} ready on 127.0.0.1:${plan.port} (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+          );
+        }),
+      );
+    } finally {
+      clearInterval(ticker);
+      live?.("");
+    }
 
     const gateway = waves.flat().find((plan) => plan.spec.public);
     if (!gateway) throw new LocalStackError("the topology has no public service (the gateway) to serve on HTTPS");
