@@ -26,6 +26,24 @@ export interface StackRun {
   exited: Promise<number | null>;
 }
 
+const launched = new Set<ChildProcess>();
+// a test that failed half-way must not leave a stack running: SIGTERM lets each stop its services and PostgreSQL
+process.once("exit", () => {
+  for (const child of launched) if (child.exitCode === null) child.kill("SIGTERM");
+});
+
+/** Stops every stack this process launched that still runs (for an `afterAll`). */
+export async function stopAllStacks(): Promise<void> {
+  await Promise.all(
+    [...launched].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await exited;
+    }),
+  );
+}
+
 /** Launches the stack; resolve `exited` for a run expected to fail. */
 export function launchStack(dataDir: string, env: Record<string, string> = {}): StackRun {
   const child = spawn(process.execPath, ["--import", "tsx", "stacks/local/main.ts"], {
@@ -33,6 +51,8 @@ export function launchStack(dataDir: string, env: Record<string, string> = {}): 
     env: { ...process.env, NDT_DATA_DIR: dataDir, PORT: "0", NDT_FREE_PORTS: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  launched.add(child);
+  child.once("exit", () => launched.delete(child));
   let text = "";
   child.stdout?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
   child.stderr?.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));

@@ -14,7 +14,7 @@ import { generateSample } from "../../apps/detector/model/dataset/synth.js";
 import { topology } from "../topology.js";
 import type { ApiClient } from "./client.js";
 import { runDemo } from "./demo.js";
-import { launchStack, ROOT, type RunningStack, startStack } from "./harness.js";
+import { launchStack, ROOT, type RunningStack, startStack, stopAllStacks } from "./harness.js";
 import { LocalPostgres } from "./postgres.js";
 import { freePort } from "./processes.js";
 
@@ -98,6 +98,8 @@ async function untilSettled(api: ApiClient, token: string, inspectionId: string,
   }
   return read();
 }
+
+afterAll(stopAllStacks, 120_000);
 
 describe("npm start: the whole platform over HTTPS", () => {
   let dataDir: string;
