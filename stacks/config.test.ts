@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { BUNDLED_MODEL_OPTIONS } from "../apps/detector/src/inference/bundled.js";
 import { parseStackConfig, StackConfigError } from "./config.js";
 import { readStackFile } from "./plan/stack-file.js";
 
@@ -102,10 +103,17 @@ describe("stack configuration", () => {
 });
 
 describe("the released detector model", () => {
-  it.each(["prod", "dev"])("%s deploys the digest of the model this commit ships", (stack) => {
+  it.each(["prod", "dev"])("%s deploys the model this commit ships, with its card's thresholds", (stack) => {
     const shipped = createHash("sha256")
       .update(readFileSync(new URL("../apps/detector/model/defects.onnx", import.meta.url)))
       .digest("hex");
-    expect(parseStackConfig(readStackFile(stack).config).services.detectorModel.sha256).toBe(shipped);
+    const model = parseStackConfig(readStackFile(stack).config).services.detectorModel;
+    expect(model.sha256).toBe(shipped);
+    // and the post-processing its model card measured the quality bar with
+    expect({
+      confThreshold: model.confidenceThreshold,
+      iouThreshold: model.nmsIou,
+      agnostic: model.classAgnosticNms,
+    }).toEqual(BUNDLED_MODEL_OPTIONS);
   });
 });

@@ -151,6 +151,10 @@ export const ProjectConfigSchema = Type.Object(
               description: "a key such as models/x.onnx",
             }),
             sha256: Type.String({ pattern: "^[a-f0-9]{64}$", description: "a sha256 in hex" }),
+            /** The post-processing the model card measured its quality bar with: they travel with the model. */
+            confidenceThreshold: Type.Number({ minimum: 0, maximum: 1, description: "a number in 0..1" }),
+            nmsIou: Type.Number({ minimum: 0, maximum: 1, description: "a number in 0..1" }),
+            classAgnosticNms: Type.Boolean(),
           },
           strict,
         ),

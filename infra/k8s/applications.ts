@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Topology } from "../../stacks/topology.js";
 import type { DatabaseConnection } from "../aws/connections.js";
-import { DetectionWorker } from "./detection-worker.js";
+import { DetectionWorker, type DetectorModel } from "./detection-worker.js";
 import { FastifyService } from "./fastify-service.js";
 import { ApiIngress } from "./ingress.js";
 import { Migrations } from "./migrations.js";
@@ -23,7 +23,7 @@ export interface ApplicationsArgs {
    * pushed (infra/aws/images.ts `deployRefs`): when given, every workload runs these digests, not the tag.
    */
   images?: Record<string, pulumi.Input<string>>;
-  detectorModel: { key: string; sha256: string };
+  detectorModel: DetectorModel;
   /** The API's public host and the ClusterIssuer its certificate comes from. */
   apiHost: string;
   clusterIssuer: string;

@@ -38,6 +38,15 @@ export function threadsFor(cpu: string): number {
   return Math.max(1, Math.ceil(cores));
 }
 
+/** The released model: where it is, its digest, and the post-processing its card measured the quality bar with. */
+export interface DetectorModel {
+  key: string;
+  sha256: string;
+  confidenceThreshold: number;
+  nmsIou: number;
+  classAgnosticNms: boolean;
+}
+
 export interface DetectionWorkerArgs {
   /** The worker as stacks/topology.ts describes it (`gpu: true`, `queue`). */
   spec: ServiceSpec;
@@ -49,8 +58,8 @@ export interface DetectionWorkerArgs {
   imageTag: string;
   connections: Connections;
   vpcCidr: string;
-  /** The model object in the models bucket and its sha256: the worker does not start on a mismatch. */
-  model: { key: string; sha256: string };
+  /** The model object in the models bucket and its sha256 (the worker does not start on a mismatch), and its thresholds. */
+  model: DetectorModel;
   serviceAccountRole?: ServiceAccountRoleFactory;
   /**
    * Messages waiting per replica before KEDA adds one (a few batches of work).
@@ -191,6 +200,9 @@ export class DetectionWorker extends pulumi.ComponentResource {
                     { name: "DETECTIONS_QUEUE", value: queue },
                     { name: "MODEL_PATH", value: MODEL_PATH },
                     { name: "MODEL_SHA256", value: args.model.sha256 },
+                    { name: "CONF_THRESHOLD", value: String(args.model.confidenceThreshold) },
+                    { name: "NMS_IOU", value: String(args.model.nmsIou) },
+                    { name: "NMS_AGNOSTIC", value: String(args.model.classAgnosticNms) },
                     // CUDA first; the worker falls back to CPU (and says so) when the GPU runtime is missing.
                     { name: "ORT_PROVIDERS", value: "cuda,cpu" },
                     // Intra-op threads = whole cores requested: more threads than cores only adds contention.
