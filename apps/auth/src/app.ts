@@ -7,8 +7,8 @@ import {
   authPlugin,
   createService,
   type KeyValueStore,
+  openKeyValueStore,
   PgDatabase,
-  RedisStore,
   type ServiceApp,
   SessionRevocations,
   type SqlDatabase,
@@ -64,7 +64,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   });
 
   const db = opts.db ?? new PgDatabase(config, app.log);
-  const store = opts.store ?? new RedisStore(config, app.log);
+  const store = opts.store ?? openKeyValueStore(config, { db, log: app.log });
   if (!opts.db) app.addHook("onClose", () => db.close());
   if (!opts.store) app.addHook("onClose", () => store.close());
 
@@ -114,7 +114,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   await app.register(authPlugin, { verifier, revocations });
 
   app.health.addCheck("postgres", () => db.ping());
-  app.health.addCheck("redis", () => store.ping());
+  app.health.addCheck("cache", () => store.ping());
 
   await authRoutes(app, deps);
   await orgRoutes(app, deps);

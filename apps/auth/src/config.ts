@@ -1,10 +1,10 @@
-import { HttpConfig, loadConfig, PostgresConfig, RedisConfig } from "@ndt/kit";
+import { CacheConfig, HttpConfig, loadConfig, PostgresConfig } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 export const AuthConfigSchema = Type.Object({
   ...HttpConfig,
   ...PostgresConfig,
-  ...RedisConfig,
+  ...CacheConfig,
   JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
   ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),

@@ -305,7 +305,7 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
     expect((await app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
     const ready = await app.inject({ method: "GET", url: "/readyz" });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json().checks).toEqual({ postgres: "ok", redis: "ok" });
+    expect(ready.json().checks).toEqual({ postgres: "ok", cache: "ok" });
     const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
     expect(metrics).toMatch(
       /http_request_duration_seconds_count\{service="auth",method="POST",route="\/api\/v1\/auth\/login",status_code="200"\} [1-9]/,

@@ -2,7 +2,16 @@
  * Builds the gateway: the one public entry (CONTRACTS.md §3). Routes to auth, files and reports, verifies tokens locally,
  * rate limits, serves the merged OpenAPI document and its UI. `server.ts` listens.
  */
-import { createService, type KeyValueStore, RedisStore, RemoteJwks, type ServiceApp, TokenVerifier } from "@ndt/kit";
+import {
+  ConfigError,
+  createService,
+  type KeyValueStore,
+  openKeyValueStore,
+  PgDatabase,
+  RemoteJwks,
+  type ServiceApp,
+  TokenVerifier,
+} from "@ndt/kit";
 import type { GatewayConfig } from "./config.js";
 import { OpenApiMerger } from "./openapi.js";
 import { proxyRoutes } from "./proxy.js";
@@ -41,8 +50,17 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     if (request.url === OPENAPI_PATH || request.url.startsWith("/docs/json")) await merger?.refreshIfStale();
   });
 
-  const store = opts.store ?? new RedisStore(config, app.log);
+  // the local stack keeps the cache in its PostgreSQL; in the cloud it is ElastiCache and the gateway has no database
+  const { DATABASE_URL } = config;
+  if (config.CACHE_BACKEND === "postgres" && !DATABASE_URL && !opts.store)
+    throw new ConfigError([{ variable: "DATABASE_URL", reason: "is required when CACHE_BACKEND=postgres" }]);
+  const cacheDb =
+    !opts.store && config.CACHE_BACKEND === "postgres" && DATABASE_URL
+      ? new PgDatabase({ ...config, DATABASE_URL }, app.log)
+      : undefined;
+  const store = opts.store ?? openKeyValueStore(config, { ...(cacheDb ? { db: cacheDb } : {}), log: app.log });
   if (!opts.store) app.addHook("onClose", () => store.close());
+  if (cacheDb) app.addHook("onClose", () => cacheDb.close());
 
   const jwks = new RemoteJwks(config.JWKS_URL ?? `${config.AUTH_URL}/.well-known/jwks.json`, {
     ttlMs: config.JWKS_CACHE_TTL_SEC * 1000,
@@ -51,7 +69,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   jwks.refresh().catch((err) => app.log.warn({ err }, "initial JWKS fetch failed; retried on demand"));
   const verifier = new TokenVerifier({ issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, keys: jwks });
 
-  app.health.addCheck("redis", () => store.ping());
+  app.health.addCheck("cache", () => store.ping());
   app.health.addCheck("jwks", async () => {
     if (jwks.fetches === 0 || !(await jwks.hasKeys())) await jwks.refresh();
   });

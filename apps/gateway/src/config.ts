@@ -1,11 +1,14 @@
-import { HttpConfig, loadConfig, RedisConfig } from "@ndt/kit";
+import { CacheConfig, HttpConfig, loadConfig, PostgresConfig } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 const Url = (description: string) => Type.String({ pattern: "^https?://[^/]+$", description });
 
 export const GatewayConfigSchema = Type.Object({
   ...HttpConfig,
-  ...RedisConfig,
+  ...CacheConfig,
+  /** Only with CACHE_BACKEND=postgres (the local stack): the database that holds the cache. */
+  ...PostgresConfig,
+  DATABASE_URL: Type.Optional(PostgresConfig.DATABASE_URL),
   /** Upstream origins (no path). */
   AUTH_URL: Url("auth service origin, e.g. http://auth:8080"),
   FILES_URL: Url("files service origin, e.g. http://files:8080"),
