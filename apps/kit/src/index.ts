@@ -68,7 +68,12 @@ export { AmqpConfig, AmqpQueue, type AmqpSettings, assertQuorumQueue, quorumQueu
 export { openJobQueue, QueueConfig, QueueConfigSchema, type QueueSettings } from "./queue/open.js";
 export type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./queue/port.js";
 export { assertObjectKey, InvalidObjectKeyError, MAX_OBJECT_KEY_LENGTH } from "./objects/keys.js";
-export { ObjectStoreConfig, ObjectStoreConfigSchema, type ObjectStoreSettings, openObjectStore } from "./objects/open.js";
+export {
+  ObjectStoreConfig,
+  ObjectStoreConfigSchema,
+  type ObjectStoreSettings,
+  openObjectStore,
+} from "./objects/open.js";
 export type { ObjectInfo, ObjectStore, PutOptions } from "./objects/port.js";
 export { S3Config, S3ObjectStore, type S3Settings, s3Client } from "./objects/s3.js";
 export { PgQueue, PgQueueConfig, type PgQueueSettings } from "./queue/postgres.js";
