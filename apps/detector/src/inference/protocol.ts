@@ -16,9 +16,12 @@ export interface SessionThreadOptions {
 export type ToThread = {
   type: "run";
   id: number;
-  /** Letterboxed interleaved RGB per image (their buffers are transferred, not copied). */
+  /** Letterboxed interleaved RGB per image, each filling its own buffer (transferred, not copied). */
   images: { rgb: Uint8Array; geometry: LetterboxGeometry }[];
 };
+
+/** The batch's RGB buffers, transferred back once read, for the pool to reuse. */
+type Returned = { buffers: ArrayBuffer[] };
 
 export type FromThread =
   | {
@@ -29,5 +32,5 @@ export type FromThread =
       providerFailures: { provider: string; error: string }[];
     }
   | { type: "load-failed"; message: string }
-  | { type: "result"; id: number; detections: Detection[][]; timings: BatchTimings }
-  | { type: "run-failed"; id: number; message: string };
+  | ({ type: "result"; id: number; detections: Detection[][]; timings: BatchTimings } & Returned)
+  | ({ type: "run-failed"; id: number; message: string } & Returned);

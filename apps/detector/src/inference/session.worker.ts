@@ -9,7 +9,7 @@ import { ModelRunner } from "./runner.js";
 const port = parentPort;
 if (!port) throw new Error("session.worker must run in a worker thread");
 const opts = workerData as SessionThreadOptions;
-const send = (message: FromThread) => port.postMessage(message);
+const send = (message: FromThread) => port.postMessage(message, "buffers" in message ? message.buffers : undefined);
 
 let runner: ModelRunner;
 try {
@@ -29,9 +29,16 @@ try {
 // One batch at a time: the pool never sends a second before the first answered.
 port.on("message", (message: ToThread) => {
   if (message.type !== "run") return;
+  // read once the batch tensor is assembled: handed back so the pool refills them instead of allocating
+  const buffers = message.images.map((img) => img.rgb.buffer as ArrayBuffer);
   runner.runRgb(message.images).then(
-    (result) => send({ type: "result", id: message.id, ...result }),
+    (result) => send({ type: "result", id: message.id, ...result, buffers }),
     (err: unknown) =>
-      send({ type: "run-failed", id: message.id, message: err instanceof Error ? err.message : String(err) }),
+      send({
+        type: "run-failed",
+        id: message.id,
+        message: err instanceof Error ? err.message : String(err),
+        buffers,
+      }),
   );
 });
