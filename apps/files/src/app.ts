@@ -5,7 +5,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
-  authPlugin,
   createService,
   type JobQueue,
   type KeyValueStore,
@@ -14,11 +13,9 @@ import {
   openKeyValueStore,
   openObjectStore,
   PgDatabase,
-  RemoteJwks,
+  registerTokenAuth,
   type ServiceApp,
-  SessionRevocations,
   type SqlDatabase,
-  TokenVerifier,
 } from "@ndt/kit";
 import type { FilesConfig } from "./config.js";
 import { ImageStatusListener } from "./events.js";
@@ -106,15 +103,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   await events.start();
   app.addHook("onClose", () => events.stop());
 
-  const verifier = new TokenVerifier({
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-    keys: new RemoteJwks(config.JWKS_URL),
-  });
-  await app.register(authPlugin, {
-    verifier,
-    revocations: new SessionRevocations(kv, config.ACCESS_TOKEN_TTL_SEC * 1000),
-  });
+  await registerTokenAuth(app, config, kv);
 
   app.health.addCheck("postgres", () => db.ping());
   app.health.addCheck("cache", () => kv.ping());

@@ -1,4 +1,12 @@
-import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, QueueConfig } from "@ndt/kit";
+import {
+  CacheConfig,
+  HttpConfig,
+  loadConfig,
+  ObjectStoreConfig,
+  PostgresConfig,
+  QueueConfig,
+  TokenAuthConfig,
+} from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 // one bucket, named the way the platform wires buckets (S3_BUCKET_<NAME>, S3_PREFIX_<NAME>): not S3_BUCKET
@@ -13,12 +21,7 @@ export const FilesConfigSchema = Type.Object({
   ...QueueConfig,
   /** Images: S3 (OBJECT_STORE=s3, S3_* variables) or a directory (OBJECT_STORE_DIR). */
   ...objectStoreConfig,
-  JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
-  JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
-  /** auth's public keys (`/.well-known/jwks.json`); tokens are verified here, not trusted from the gateway. */
-  JWKS_URL: Type.String({ pattern: "^https?://" }),
-  /** Longest access-token life: how long a session revocation is remembered. */
-  ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+  ...TokenAuthConfig,
   /** The uploads bucket (its folder under OBJECT_STORE_DIR on the directory store). */
   S3_BUCKET_UPLOADS: Type.String({ minLength: 3 }),
   /** Key prefix inside the bucket: the service's IAM grant covers only this prefix. Empty or ending in "/". */

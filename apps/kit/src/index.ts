@@ -16,7 +16,14 @@ export {
   type VerificationKey,
   verificationKey,
 } from "./auth/jwks.js";
-export { type AuthPluginOptions, authPlugin, bearerToken } from "./auth/plugin.js";
+export {
+  type AuthPluginOptions,
+  authPlugin,
+  bearerToken,
+  registerTokenAuth,
+  TokenAuthConfig,
+  type TokenAuthSettings,
+} from "./auth/plugin.js";
 export { SessionRevocations } from "./auth/revocation.js";
 export { ed25519Backend, signatureValid } from "./auth/signature.js";
 export {
@@ -42,7 +49,7 @@ export {
   unauthorized,
 } from "./errors.js";
 export type { Health, ReadinessCheck } from "./http/health.js";
-export { type RunningService, type RunOptions, runService } from "./http/run.js";
+export { type ListenSettings, type RunningService, type RunOptions, runService, startService } from "./http/run.js";
 export {
   createService,
   ErrorRef,

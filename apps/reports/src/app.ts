@@ -4,18 +4,15 @@
  * hash. `server.ts` listens; tests call `buildApp` and `app.inject()`.
  */
 import {
-  authPlugin,
   createService,
   type KeyValueStore,
   type ObjectStore,
   openKeyValueStore,
   openObjectStore,
   PgDatabase,
-  RemoteJwks,
+  registerTokenAuth,
   type ServiceApp,
-  SessionRevocations,
   type SqlDatabase,
-  TokenVerifier,
 } from "@ndt/kit";
 import { Counter, Histogram } from "prom-client";
 import type { ReportsConfig } from "./config.js";
@@ -81,15 +78,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   app.addHook("onClose", () => uploads.close());
   app.addHook("onClose", () => reportsBucket.close());
 
-  const verifier = new TokenVerifier({
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-    keys: new RemoteJwks(config.JWKS_URL),
-  });
-  await app.register(authPlugin, {
-    verifier,
-    revocations: new SessionRevocations(kv, config.ACCESS_TOKEN_TTL_SEC * 1000),
-  });
+  await registerTokenAuth(app, config, kv);
 
   app.health.addCheck("postgres", () => db.ping());
   app.health.addCheck("cache", () => kv.ping());

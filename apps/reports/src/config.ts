@@ -1,4 +1,4 @@
-import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig } from "@ndt/kit";
+import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, TokenAuthConfig } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 // this service names its two buckets itself (below); the single-bucket variable would only mislead
@@ -12,12 +12,7 @@ export const ReportsConfigSchema = Type.Object({
   DATABASE_READER_URL: Type.Optional(Type.String({ pattern: "^postgres(ql)?://" })),
   /** Session revocations: Redis (REDIS_URL), or the local stack's embedded store in PostgreSQL (the primary). */
   ...CacheConfig,
-  JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
-  JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
-  /** auth's public keys (`/.well-known/jwks.json`); tokens are verified here, not trusted from the gateway. */
-  JWKS_URL: Type.String({ pattern: "^https?://" }),
-  /** Longest access-token life: how long a session revocation is remembered. */
-  ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+  ...TokenAuthConfig,
   ...objectStoreConfig,
   /** Bucket of the uploaded images (read only). The cluster sets the real name; the default is the local stack's
    * folder under OBJECT_STORE_DIR. */

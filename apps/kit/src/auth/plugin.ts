@@ -4,11 +4,14 @@
  * overlapped with a read-only route's own I/O) and `app.requireRole(...)`.
  * Every failure answers the same 401 `unauthorized`; the precise reason is logged at debug level only.
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
+import { type Static, type TObject, Type } from "@sinclair/typebox";
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { forbidden, unauthorized } from "../errors.js";
-import type { SessionRevocations } from "./revocation.js";
-import { type AccessClaims, type Role, TokenError, type TokenVerifier } from "./verifier.js";
+import type { KeyValueStore } from "../redis/port.js";
+import { RemoteJwks } from "./jwks.js";
+import { SessionRevocations } from "./revocation.js";
+import { type AccessClaims, type Role, TokenError, TokenVerifier } from "./verifier.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -89,3 +92,30 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, { verifier, re
 };
 
 export const authPlugin = fp(plugin, { name: "ndt-auth", fastify: "5.x" });
+
+/**
+ * Env of a service behind the gateway that verifies tokens itself (no trust in the network alone): auth's published
+ * keys, the expected issuer and audience, and how long a session revocation is remembered.
+ */
+export const TokenAuthConfig = {
+  JWT_ISSUER: Type.String({ minLength: 1, default: "ndt-auth" }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: "ndt-api" }),
+  /** auth's public keys (`/.well-known/jwks.json`); tokens are verified here, not trusted from the gateway. */
+  JWKS_URL: Type.String({ pattern: "^https?://" }),
+  /** Longest access-token life: how long a session revocation is remembered. */
+  ACCESS_TOKEN_TTL_SEC: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+};
+export type TokenAuthSettings = Static<TObject<typeof TokenAuthConfig>>;
+
+/** Registers `authPlugin` verifying against the JWKS of `config`, with revocations read from `store`. */
+export async function registerTokenAuth(app: FastifyInstance, config: TokenAuthSettings, store: KeyValueStore) {
+  const verifier = new TokenVerifier({
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    keys: new RemoteJwks(config.JWKS_URL),
+  });
+  await app.register(authPlugin, {
+    verifier,
+    revocations: new SessionRevocations(store, config.ACCESS_TOKEN_TTL_SEC * 1000),
+  });
+}

@@ -6,6 +6,7 @@
  * and get `connection: close`, idle keep-alive sockets close, then the app's `onClose` hooks close pools and
  * clients. If all that takes longer than `timeoutMs` the remaining sockets are destroyed and the process exits 1.
  */
+import { ConfigError } from "../config.js";
 import type { ServiceApp } from "./service.js";
 
 export interface RunOptions {
@@ -60,4 +61,36 @@ export async function runService(app: ServiceApp, opts: RunOptions): Promise<Run
     }
   }
   return { url, shutdown };
+}
+
+/** The settings `startService` listens and drains with (kit's `HttpConfig`). */
+export interface ListenSettings {
+  HOST: string;
+  PORT: number;
+  SHUTDOWN_TIMEOUT_MS: number;
+  SHUTDOWN_DELAY_MS: number;
+}
+
+/**
+ * A service process's entry (`src/server.ts`): load the validated config, build the app, listen with graceful
+ * shutdown. A bad config prints its one message naming every bad variable; any start-up failure exits 1.
+ */
+export async function startService<C extends ListenSettings>(
+  loadConfig: () => C,
+  build: (config: C) => Promise<ServiceApp>,
+): Promise<{ config: C; app: ServiceApp; running: RunningService }> {
+  try {
+    const config = loadConfig();
+    const app = await build(config);
+    const running = await runService(app, {
+      host: config.HOST,
+      port: config.PORT,
+      timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+      delayMs: config.SHUTDOWN_DELAY_MS,
+    });
+    return { config, app, running };
+  } catch (err) {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  }
 }
