@@ -23,7 +23,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { s3Client } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import amqp from "amqplib";
-import { startIssuer } from "../apps/files/test/helpers.js";
+import { testIssuer } from "@ndt/kit/testing";
 import { type Benchmark, machine } from "./lib.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -143,7 +143,7 @@ const bench: Benchmark = {
       S3_SECRET_ACCESS_KEY: "S3RVER",
       S3_FORCE_PATH_STYLE: true,
     };
-    const issuer = await startIssuer();
+    const issuer = await testIssuer();
     const filesPort = 18_000 + Math.floor(Math.random() * 1000);
     let files: ChildProcess | undefined;
     try {

@@ -7,10 +7,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
-import { serverUnavailable, testDatabase, testRedis } from "@ndt/kit/testing";
+import { serverUnavailable, testDatabase, testRedis, testS3 } from "@ndt/kit/testing";
 import amqp from "amqplib";
-import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../../apps/detector/model/dataset/synth.js";
@@ -248,18 +246,17 @@ describe("CONTRACTS §1 overrides: the same pipeline on real servers", () => {
     });
     await broker?.close();
     if (!database || !redis || !broker) return;
-    const objectsDir = await tempDir("s3rver");
-    const s3 = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory: objectsDir });
-    const { port } = (await s3.run()) as AddressInfo;
+    // no buckets: the stack creates its own on the endpoint it is given
+    const s3 = await testS3([]);
     const dataDir = await tempDir("override");
     try {
       const stack = await startStack(dataDir, {
         DATABASE_URL: database.url,
         REDIS_URL: redis.url,
         AMQP_URL: amqpUrl,
-        S3_ENDPOINT: `http://127.0.0.1:${port}`,
-        S3_ACCESS_KEY_ID: "S3RVER",
-        S3_SECRET_ACCESS_KEY: "S3RVER",
+        S3_ENDPOINT: s3.endpoint,
+        S3_ACCESS_KEY_ID: s3.settings.S3_ACCESS_KEY_ID ?? "",
+        S3_SECRET_ACCESS_KEY: s3.settings.S3_SECRET_ACCESS_KEY ?? "",
       });
       try {
         const output = stack.output();
@@ -275,8 +272,7 @@ describe("CONTRACTS §1 overrides: the same pipeline on real servers", () => {
       }
     } finally {
       await rm(dataDir, { recursive: true, force: true });
-      await s3.close();
-      await rm(objectsDir, { recursive: true, force: true });
+      await s3.stop();
       await redis.cleanup();
       await database.drop();
     }

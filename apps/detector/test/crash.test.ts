@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { type JobQueue, type ObjectStore, openObjectStore } from "@ndt/kit";
+import type { TestS3 } from "@ndt/kit/testing";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
@@ -23,7 +24,6 @@ import {
   imageRows,
   queuedImages,
   startS3,
-  type TestS3,
   testQueueName,
   waitFor,
 } from "./helpers.js";

@@ -4,10 +4,6 @@
  * Unreachable servers fail under CI and skip with a printed reason otherwise (kit/testing `serverUnavailable`).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type JobQueue,
@@ -18,9 +14,8 @@ import {
   QueueConfigSchema,
   type SqlDatabase,
 } from "@ndt/kit";
-import { serverUnavailable, type TestDatabase, testDatabase } from "@ndt/kit/testing";
+import { serverUnavailable, type TestDatabase, type TestS3, testDatabase, testS3 } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
-import S3rver from "s3rver";
 import type { DetectionJob } from "../src/job.js";
 
 export const FILES_MIGRATIONS = fileURLToPath(new URL("../../files/migrations", import.meta.url));
@@ -94,38 +89,8 @@ export async function imageRows(db: SqlDatabase, ids: readonly string[]): Promis
   return rows;
 }
 
-export interface TestS3 {
-  endpoint: string;
-  env: Record<string, string>;
-  stop(): Promise<void>;
-}
-
-export async function startS3(): Promise<TestS3> {
-  const directory = await mkdtemp(join(tmpdir(), "detector-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET, configs: [] }],
-  });
-  const address = (await server.run()) as AddressInfo;
-  const endpoint = `http://127.0.0.1:${address.port}`;
-  return {
-    endpoint,
-    env: {
-      S3_ENDPOINT: endpoint,
-      S3_REGION: "us-east-1",
-      S3_ACCESS_KEY_ID: "S3RVER",
-      S3_SECRET_ACCESS_KEY: "S3RVER",
-      S3_FORCE_PATH_STYLE: "true",
-    },
-    async stop() {
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-}
+/** s3rver (kit `testS3`) with the test bucket. */
+export const startS3 = (): Promise<TestS3> => testS3([BUCKET]);
 
 export const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 

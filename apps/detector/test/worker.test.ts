@@ -14,6 +14,7 @@ import {
   openObjectStore,
   QueueConfigSchema,
 } from "@ndt/kit";
+import type { TestS3 } from "@ndt/kit/testing";
 import amqp from "amqplib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,7 +34,6 @@ import {
   imageRows,
   queuedImages,
   startS3,
-  type TestS3,
   testQueueName,
   waitFor,
 } from "./helpers.js";
@@ -125,6 +125,8 @@ function metricValue(text: string, name: string, labels = ""): number {
 }
 
 describe.each(BACKENDS)("detection worker on the $backend queue (S3, PostgreSQL)", ({ backend, ready }) => {
+  // Only outside CI: the helpers behind `ready` (filesDatabase, testQueueName → kit serverUnavailable) THROW under
+  // CI=true when a server is missing, and print the reason before this skip otherwise.
   if (!ready) return it.skip(`${backend}: servers unreachable`);
   let s3: TestS3;
   let store: ObjectStore;

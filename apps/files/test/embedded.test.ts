@@ -7,11 +7,11 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Delivery, openJobQueue, PgDatabase } from "@ndt/kit";
-import { testDatabase } from "@ndt/kit/testing";
+import { testDatabase, testIssuer, type TestIssuer } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import { loadFilesConfig } from "../src/config.js";
-import { bearer, fakePng, startIssuer, type TestIssuer, waitFor } from "./helpers.js";
+import { bearer, fakePng, waitFor } from "./helpers.js";
 
 const db = await testDatabase("files_embedded");
 
@@ -21,7 +21,7 @@ describe.skipIf(!db)("files on the embedded adapters", () => {
   let app: Awaited<ReturnType<typeof buildApp>>;
 
   beforeAll(async () => {
-    issuer = await startIssuer();
+    issuer = await testIssuer();
     dir = await mkdtemp(join(tmpdir(), "files-embedded-"));
     app = await buildApp({
       config: loadFilesConfig({

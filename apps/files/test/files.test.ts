@@ -5,7 +5,16 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { s3Client } from "@ndt/kit";
-import { type TestDatabase, type TestRedis, testDatabase, testRedis } from "@ndt/kit/testing";
+import {
+  type TestDatabase,
+  testDatabase,
+  type TestIssuer,
+  testIssuer,
+  testRedis,
+  type TestRedis,
+  testS3,
+  type TestS3,
+} from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import type { FilesConfig } from "../src/config.js";
@@ -16,11 +25,7 @@ import {
   fakePng,
   filesConfig,
   multipartBody,
-  startIssuer,
-  startS3,
   type TestAmqp,
-  type TestIssuer,
-  type TestS3,
   testAmqp,
   waitFor,
 } from "./helpers.js";
@@ -45,8 +50,8 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
   let adminB: string;
 
   beforeAll(async () => {
-    s3 = await startS3();
-    issuer = await startIssuer();
+    s3 = await testS3([BUCKET]);
+    issuer = await testIssuer();
     config = filesConfig(
       { db: db as TestDatabase, kv: kv as TestRedis, mq: mq as TestAmqp, s3, issuer },
       { UPLOAD_MAX_BYTES: String(LIMIT) },

@@ -1,19 +1,15 @@
 /**
  * Shared setup of the files tests: real PostgreSQL (fresh database), Redis (unique prefix), RabbitMQ (unique queue
- * names), s3rver on a free port in a temp dir, and a JWKS server whose key signs the test tokens.
+ * names); s3rver and the token issuer come from @ndt/kit/testing (testS3, testIssuer).
  * Like kit's helpers: an unreachable server fails under CI and skips with a printed reason otherwise.
  */
 import { spawn } from "node:child_process";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serverUnavailable, type TestDatabase, type TestRedis } from "@ndt/kit/testing";
+import { serverUnavailable, type TestDatabase, type TestIssuer, type TestRedis } from "@ndt/kit/testing";
 import amqp, { type Channel, type ChannelModel, type GetMessage } from "amqplib";
-import Fastify from "fastify";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import S3rver from "s3rver";
 import { type FilesConfig, loadFilesConfig } from "../src/config.js";
 
 export const BUCKET = "uploads-test";
@@ -69,7 +65,7 @@ export async function testAmqp(label: string): Promise<TestAmqp | undefined> {
   };
 }
 
-export interface TestS3 {
+export interface S3Process {
   endpoint: string;
   stop(): Promise<void>;
 }
@@ -87,7 +83,7 @@ process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
  * s3rver in a child process: for measurements of this process's memory, which must not include the server's
  * buffers.
  */
-export async function startS3Process(): Promise<TestS3> {
+export async function startS3Process(): Promise<S3Process> {
   const directory = await mkdtemp(join(tmpdir(), "files-s3rver-"));
   const child = spawn(process.execPath, ["--input-type=module", "-e", S3RVER_PROCESS, directory, BUCKET], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -108,61 +104,8 @@ export async function startS3Process(): Promise<TestS3> {
   };
 }
 
-export async function startS3(): Promise<TestS3> {
-  const directory = await mkdtemp(join(tmpdir(), "files-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET, configs: [] }],
-  });
-  const address = (await server.run()) as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${address.port}`,
-    async stop() {
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-}
-
-export interface TestIssuer {
-  jwksUrl: string;
-  token(claims: { org: string; role: "admin" | "inspector" | "viewer"; sub?: string }): Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** A local ES256 key, published as a JWKS by a tiny Fastify server, signing tokens shaped like auth's. */
-export async function startIssuer(): Promise<TestIssuer> {
-  const { publicKey, privateKey } = await generateKeyPair("ES256");
-  const kid = randomUUID();
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
-  const server = Fastify();
-  server.get("/.well-known/jwks.json", async () => ({ keys: [jwk] }));
-  await server.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    async token({ org, role, sub = randomUUID() }) {
-      const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ org, role, sid: randomUUID() })
-        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
-        .setSubject(sub)
-        .setIssuer("ndt-auth")
-        .setAudience("ndt-api")
-        .setJti(randomUUID())
-        .setIssuedAt(now)
-        .setNotBefore(now)
-        .setExpirationTime(now + 900)
-        .sign(privateKey);
-    },
-    stop: () => server.close(),
-  };
-}
-
 export function filesConfig(
-  env: { db: TestDatabase; kv: TestRedis; mq: TestAmqp; s3: TestS3; issuer: TestIssuer },
+  env: { db: TestDatabase; kv: TestRedis; mq: TestAmqp; s3: { endpoint: string }; issuer: TestIssuer },
   overrides: Record<string, string> = {},
 ): FilesConfig {
   return loadFilesConfig({

@@ -4,21 +4,20 @@
  * with every job on the queue.
  */
 import { randomUUID } from "node:crypto";
-import { type TestDatabase, type TestRedis, tcpProxy, testDatabase, testRedis } from "@ndt/kit/testing";
+import {
+  tcpProxy,
+  type TestDatabase,
+  testDatabase,
+  type TestIssuer,
+  testIssuer,
+  testRedis,
+  type TestRedis,
+  testS3,
+  type TestS3,
+} from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
-import {
-  bearer,
-  fakePng,
-  filesConfig,
-  startIssuer,
-  startS3,
-  type TestAmqp,
-  type TestIssuer,
-  type TestS3,
-  testAmqp,
-  waitFor,
-} from "./helpers.js";
+import { BUCKET, bearer, fakePng, filesConfig, type TestAmqp, testAmqp, waitFor } from "./helpers.js";
 
 const db = await testDatabase("files_relay");
 const kv = await testRedis("files_relay");
@@ -32,8 +31,8 @@ describe.skipIf(!db || !kv || !mq)("outbox relay", () => {
   let token: string;
 
   beforeAll(async () => {
-    s3 = await startS3();
-    issuer = await startIssuer();
+    s3 = await testS3([BUCKET]);
+    issuer = await testIssuer();
     token = await issuer.token({ org, role: "inspector" });
   });
 

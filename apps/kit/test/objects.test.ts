@@ -1,43 +1,23 @@
 /** The ObjectStore contract against S3 (s3rver through the real AWS SDK) and the directory store. */
 import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import S3rver from "s3rver";
 import { describe, expect, it } from "vitest";
 import { DirectoryObjectStore } from "../src/objects/directory.js";
 import { S3ObjectStore } from "../src/objects/s3.js";
-import { objectStoreContract } from "../src/testing/index.js";
+import { objectStoreContract, testS3 } from "../src/testing/index.js";
 
 const BUCKET = "contract-objects";
 
 async function s3rverStore() {
-  const directory = await mkdtemp(join(tmpdir(), "kit-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: BUCKET, configs: [] }],
-  });
-  const { port } = (await server.run()) as AddressInfo;
-  const settings = {
-    S3_ENDPOINT: `http://127.0.0.1:${port}`,
-    S3_REGION: "us-east-1",
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_FORCE_PATH_STYLE: true,
-    S3_PART_BYTES: 5 * 1024 * 1024,
-    S3_QUEUE_SIZE: 2,
-  };
-  const store = new S3ObjectStore(settings, BUCKET);
+  const s3 = await testS3([BUCKET]);
+  const store = new S3ObjectStore(s3.settings, BUCKET);
   return {
     store,
-    settings,
+    settings: s3.settings,
     async cleanup() {
       await store.close();
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
+      await s3.stop();
     },
   };
 }

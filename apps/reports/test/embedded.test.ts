@@ -7,11 +7,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirectoryObjectStore, PgKeyValueStore, SessionRevocations } from "@ndt/kit";
-import { testDatabase } from "@ndt/kit/testing";
+import { testDatabase, testIssuer, type TestIssuer } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import { loadReportsConfig } from "../src/config.js";
-import { bearer, Seeder, startIssuer } from "./helpers.js";
+import { bearer, Seeder } from "./helpers.js";
 import { radiograph } from "./images.js";
 import { parsePdf } from "./pdf.js";
 
@@ -20,13 +20,13 @@ const db = await testDatabase("reports_embedded");
 describe.skipIf(!db)("reports on the local stack's embedded adapters", () => {
   const ORG = randomUUID();
   let dir: string;
-  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let issuer: TestIssuer;
   let seed: Seeder;
   let app: Awaited<ReturnType<typeof buildApp>>;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "reports-objects-"));
-    issuer = await startIssuer();
+    issuer = await testIssuer();
     seed = await Seeder.open(db!.url, new DirectoryObjectStore(join(dir, "uploads")));
     app = await buildApp({
       config: loadReportsConfig({

@@ -1,22 +1,14 @@
 /**
  * Shared setup of the reports tests: real PostgreSQL (a fresh database with files' schema), Redis (a unique
- * prefix), s3rver on a free port in a temp dir (uploads and reports buckets, through kit's S3 adapter), and a JWKS
- * server whose key signs the test tokens. An unreachable server fails under CI and skips with a printed reason
+ * prefix), s3rver (uploads and reports buckets, through kit's S3 adapter) and the token issuer from @ndt/kit/testing. An unreachable server fails under CI and skips with a printed reason
  * otherwise (kit/testing `serverUnavailable`).
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { Readable } from "node:stream";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type ObjectStore, PgDatabase, PostgresConfig, S3ObjectStore } from "@ndt/kit";
-import type { TestDatabase, TestRedis } from "@ndt/kit/testing";
+import { type TestDatabase, type TestIssuer, type TestRedis, testS3 } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
-import Fastify from "fastify";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import S3rver from "s3rver";
 import { loadReportsConfig, type ReportsConfig } from "../src/config.js";
 import type { DefectClass, ImageStatus } from "../src/model.js";
 
@@ -25,87 +17,32 @@ export const REPORTS_BUCKET = "reports-test";
 /** The schema is files' (the migrations Job applies it in the cloud): applied here as it is, never copied. */
 export const FILES_MIGRATIONS = fileURLToPath(new URL("../../files/migrations", import.meta.url));
 
-export interface TestS3 {
+export interface ReportsS3 {
   endpoint: string;
   uploads: S3ObjectStore;
   reports: S3ObjectStore;
   stop(): Promise<void>;
 }
 
-export async function startS3(): Promise<TestS3> {
-  const directory = await mkdtemp(join(tmpdir(), "reports-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [
-      { name: UPLOADS_BUCKET, configs: [] },
-      { name: REPORTS_BUCKET, configs: [] },
-    ],
-  });
-  const { port } = (await server.run()) as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const settings = {
-    S3_ENDPOINT: endpoint,
-    S3_REGION: "us-east-1",
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_FORCE_PATH_STYLE: true,
-    S3_PART_BYTES: 5 * 1024 * 1024,
-    S3_QUEUE_SIZE: 2,
-  };
-  const uploads = new S3ObjectStore(settings, UPLOADS_BUCKET);
-  const reports = new S3ObjectStore(settings, REPORTS_BUCKET);
+/** s3rver (kit `testS3`) with the uploads and reports buckets, and kit's S3 adapter on each. */
+export async function startS3(): Promise<ReportsS3> {
+  const s3 = await testS3([UPLOADS_BUCKET, REPORTS_BUCKET]);
+  const uploads = new S3ObjectStore(s3.settings, UPLOADS_BUCKET);
+  const reports = new S3ObjectStore(s3.settings, REPORTS_BUCKET);
   return {
-    endpoint,
+    endpoint: s3.endpoint,
     uploads,
     reports,
     async stop() {
       await uploads.close();
       await reports.close();
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
+      await s3.stop();
     },
-  };
-}
-
-export interface TestIssuer {
-  jwksUrl: string;
-  token(claims: { org: string; role: "admin" | "inspector" | "viewer"; sub?: string; sid?: string }): Promise<string>;
-  stop(): Promise<void>;
-}
-
-/** A local ES256 key, published as a JWKS by a tiny Fastify server, signing tokens shaped like auth's. */
-export async function startIssuer(): Promise<TestIssuer> {
-  const { publicKey, privateKey } = await generateKeyPair("ES256");
-  const kid = randomUUID();
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
-  const server = Fastify();
-  server.get("/.well-known/jwks.json", async () => ({ keys: [jwk] }));
-  await server.listen({ host: "127.0.0.1", port: 0 });
-  const { port } = server.server.address() as AddressInfo;
-  return {
-    jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    async token({ org, role, sub = randomUUID(), sid = randomUUID() }) {
-      const now = Math.floor(Date.now() / 1000);
-      return new SignJWT({ org, role, sid })
-        .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
-        .setSubject(sub)
-        .setIssuer("ndt-auth")
-        .setAudience("ndt-api")
-        .setJti(randomUUID())
-        .setIssuedAt(now)
-        .setNotBefore(now)
-        .setExpirationTime(now + 900)
-        .sign(privateKey);
-    },
-    stop: () => server.close(),
   };
 }
 
 export function reportsConfig(
-  env: { db: TestDatabase; kv: TestRedis; s3: TestS3; issuer: TestIssuer },
+  env: { db: TestDatabase; kv: TestRedis; s3: ReportsS3; issuer: TestIssuer },
   overrides: Record<string, string> = {},
 ): ReportsConfig {
   return loadReportsConfig({

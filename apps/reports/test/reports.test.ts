@@ -4,10 +4,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { RedisStore, SessionRevocations } from "@ndt/kit";
-import { testDatabase, testRedis } from "@ndt/kit/testing";
+import { testDatabase, testIssuer, type TestIssuer, testRedis } from "@ndt/kit/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
-import { bearer, reportsConfig, Seeder, startIssuer, startS3 } from "./helpers.js";
+import { bearer, reportsConfig, Seeder, startS3 } from "./helpers.js";
 import { radiograph } from "./images.js";
 import { imagesPerPage, parsePdf } from "./pdf.js";
 
@@ -18,14 +18,14 @@ describe.skipIf(!db || !kv)("reports service", () => {
   const ORG = randomUUID();
   const OTHER_ORG = randomUUID();
   let s3: Awaited<ReturnType<typeof startS3>>;
-  let issuer: Awaited<ReturnType<typeof startIssuer>>;
+  let issuer: TestIssuer;
   let seed: Seeder;
   let app: Awaited<ReturnType<typeof buildApp>>;
   let viewer: string;
 
   beforeAll(async () => {
     s3 = await startS3();
-    issuer = await startIssuer();
+    issuer = await testIssuer();
     seed = await Seeder.open(db!.url, s3.uploads);
     app = await buildApp({ config: reportsConfig({ db: db!, kv: kv!, s3, issuer }) });
     viewer = await issuer.token({ org: ORG, role: "viewer" });

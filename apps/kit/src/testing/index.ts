@@ -130,3 +130,5 @@ export { keyValueStoreContract } from "./contracts.js";
 export { type TcpProxy, tcpProxy } from "./proxy.js";
 export { type JobQueueHarness, jobQueueContract, waitUntil } from "./queue-contract.js";
 export { type ObjectStoreHarness, objectStoreContract } from "./objects-contract.js";
+export { type TestIssuer, testIssuer } from "./issuer.js";
+export { type TestS3, testS3 } from "./s3.js";
