@@ -83,6 +83,11 @@ export async function createSession(
         executionMode: "sequential",
         executionProviders: [provider],
         graphOptimizationLevel: "all",
+        // The worker's batches vary in size (up to N images or T ms), and a memory pattern is planned per input shape:
+        // on a new shape ORT allocates outside the plan, touching fresh pages each time (~1,100 page faults per image
+        // at mixed sizes against ~50 without a pattern; a fault costs ~13 µs on this VM). The arena alone reuses the
+        // memory across shapes.
+        enableMemPattern: false,
         // onnxruntime_session_options_config_keys.h
         extra: { session: { intra_op: { allow_spinning: allowSpinning ? "1" : "0" } } },
       });
