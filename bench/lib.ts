@@ -1,5 +1,10 @@
 /** What every `bench/*.bench.ts` exports, and helpers they share. */
-import { cpus, totalmem } from "node:os";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 export interface Benchmark {
   /** Stable id: the BENCHMARKS.md section markers use it. */
@@ -12,4 +17,92 @@ export interface Benchmark {
 export function machine(): string {
   const cpu = cpus();
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+/** The repository root: benchmark processes run from it. */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resolves once `url` answers 2xx (a service's /readyz). */
+export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Sends SIGTERM and resolves when the process has exited. */
+export async function stopProcess(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const S3RVER_SCRIPT = `
+import S3rver from "s3rver";
+const [directory, ...buckets] = process.argv.slice(1);
+const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory,
+  configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
+const { port } = await server.run();
+process.stdout.write(port + "\\n");
+process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
+`;
+
+export interface S3rverProcess {
+  process: ChildProcess;
+  /** kit's S3 settings for it (S3_* variables as typed values). */
+  settings: {
+    S3_ENDPOINT: string;
+    S3_REGION: string;
+    S3_ACCESS_KEY_ID: string;
+    S3_SECRET_ACCESS_KEY: string;
+    S3_FORCE_PATH_STYLE: true;
+  };
+  /** The same as environment variables, for a service process. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * s3rver in a process of its own (its directory removed on stop), so neither a benchmark's client nor the service it
+ * measures shares an event loop with the object store, as in the cloud.
+ */
+export async function startS3rverProcess(buckets: readonly string[]): Promise<S3rverProcess> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-s3rver-"));
+  const child = spawn(process.execPath, ["--input-type=module", "-e", S3RVER_SCRIPT, dir, ...buckets], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
+  });
+  const settings = {
+    S3_ENDPOINT: `http://127.0.0.1:${port}`,
+    S3_REGION: "us-east-1",
+    S3_ACCESS_KEY_ID: "S3RVER",
+    S3_SECRET_ACCESS_KEY: "S3RVER",
+    S3_FORCE_PATH_STYLE: true as const,
+  };
+  return {
+    process: child,
+    settings,
+    env: { ...settings, S3_FORCE_PATH_STYLE: "true" },
+    async stop() {
+      await stopProcess(child);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

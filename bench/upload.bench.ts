@@ -13,20 +13,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { Upload } from "@aws-sdk/lib-storage";
 import { s3Client } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import amqp from "amqplib";
 import { testIssuer } from "@ndt/kit/testing";
-import { type Benchmark, machine } from "./lib.js";
+import { type Benchmark, cpuSecondsOf, machine, repoRoot, startS3rverProcess, stopProcess, waitReady } from "./lib.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MiB = 1024 ** 2;
 /** The memory run's size. */
 const SIZE = Number(process.env.BENCH_UPLOAD_BYTES ?? 1024 ** 3);
@@ -53,25 +48,6 @@ function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? 0);
   return kb * 1024;
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function waitReady(url: string, timeoutMs = 60_000) {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** POST the generated body to the files service; resolves with the status and the answer. */
@@ -106,15 +82,6 @@ function postImage(port: number, path: string, token: string, size: number) {
   });
 }
 
-const S3RVER_SCRIPT = `
-import S3rver from "s3rver";
-const [directory, bucket] = process.argv.slice(1);
-const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory, configureBuckets: [{ name: bucket, configs: [] }] });
-const { port } = await server.run();
-process.stdout.write(port + "\\n");
-process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
-`;
-
 const mbps = (bytes: number, ms: number) => bytes / MiB / (ms / 1000);
 
 const bench: Benchmark = {
@@ -126,29 +93,14 @@ const bench: Benchmark = {
     if (!db || !kv) throw new Error("PostgreSQL and Redis are needed");
     const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
     const queue = `bench.detections.${randomBytes(4).toString("hex")}`;
-    const dir = await mkdtemp(join(tmpdir(), "bench-s3rver-"));
-    // s3rver in a process of its own, so neither the client here nor the service shares its event loop
-    const s3rver = spawn(process.execPath, ["--input-type=module", "-e", S3RVER_SCRIPT, dir, BUCKET], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const s3Port = await new Promise<number>((resolve, reject) => {
-      s3rver.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-      s3rver.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
-    });
-    const s3Settings = {
-      S3_ENDPOINT: `http://127.0.0.1:${s3Port}`,
-      S3_REGION: "us-east-1",
-      S3_ACCESS_KEY_ID: "S3RVER",
-      S3_SECRET_ACCESS_KEY: "S3RVER",
-      S3_FORCE_PATH_STYLE: true,
-    };
+    const s3rver = await startS3rverProcess([BUCKET]);
+    const s3Settings = s3rver.settings;
     const issuer = await testIssuer();
     const filesPort = 18_000 + Math.floor(Math.random() * 1000);
     let files: ChildProcess | undefined;
     try {
       files = spawn(process.execPath, ["--import", "tsx", "apps/files/src/server.ts"], {
-        cwd: root,
+        cwd: repoRoot,
         env: {
           ...process.env,
           HOST: "127.0.0.1",
@@ -160,11 +112,7 @@ const bench: Benchmark = {
           AMQP_URL: amqpUrl,
           DETECTIONS_QUEUE: queue,
           JWKS_URL: issuer.jwksUrl,
-          S3_ENDPOINT: s3Settings.S3_ENDPOINT,
-          S3_REGION: "us-east-1",
-          S3_ACCESS_KEY_ID: "S3RVER",
-          S3_SECRET_ACCESS_KEY: "S3RVER",
-          S3_FORCE_PATH_STYLE: "true",
+          ...s3rver.env,
           S3_BUCKET_UPLOADS: BUCKET,
           S3_PREFIX_UPLOADS: "uploads/",
           S3_PART_BYTES: String(PART_BYTES),
@@ -207,7 +155,7 @@ const bench: Benchmark = {
       }
       /** One timed upload of `size` bytes, with the CPU each process spent on it. */
       const timed = async (path: Run["path"], size: number, key: string): Promise<Run> => {
-        const before = { s3: cpuOf(s3rver.pid!), files: cpuOf(pid), self: process.cpuUsage() };
+        const before = { s3: cpuSecondsOf(s3rver.process.pid!), files: cpuSecondsOf(pid), self: process.cpuUsage() };
         const t0 = performance.now();
         if (path === "raw") await rawUpload(key, size);
         else {
@@ -221,8 +169,8 @@ const bench: Benchmark = {
           ms,
           cpu: {
             client: (self.user + self.system) / 1e6,
-            files: cpuOf(pid) - before.files,
-            s3: cpuOf(s3rver.pid!) - before.s3,
+            files: cpuSecondsOf(pid) - before.files,
+            s3: cpuSecondsOf(s3rver.process.pid!) - before.s3,
           },
         };
       };
@@ -283,12 +231,9 @@ const bench: Benchmark = {
       ];
       return lines.join("\n");
     } finally {
-      files?.kill("SIGTERM");
-      await new Promise((r) => (files && files.exitCode === null ? files.once("exit", r) : r(undefined)));
+      await stopProcess(files);
       await issuer.stop();
-      s3rver.kill("SIGTERM");
-      await new Promise((r) => (s3rver.exitCode === null ? s3rver.once("exit", r) : r(undefined)));
-      await rm(dir, { recursive: true, force: true });
+      await s3rver.stop();
       const connection = await amqp.connect(amqpUrl).catch(() => undefined);
       if (connection) {
         const ch = await connection.createChannel();
