@@ -116,6 +116,7 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
       threads: config.INFERENCE_THREADS,
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
       allowSpinning: config.ORT_ALLOW_SPINNING,
+      niceIncrement: config.INFERENCE_NICE_INCREMENT,
       executionProviders: providersOf(config),
       workerUrl: SESSION_WORKER_URL,
     });

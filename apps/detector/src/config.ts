@@ -25,6 +25,11 @@ export const DetectorConfigSchema = Type.Object({
   ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
   /** Idle ONNX Runtime threads spin-wait (lower latency on dedicated cores, slower when decoding shares them). */
   ORT_ALLOW_SPINNING: Type.Boolean({ default: false }),
+  /**
+   * Niceness added to the inference threads (Linux): the event loop, fetching and decoding run first and inference
+   * takes the CPU they leave, so the loop stays responsive while the cores are saturated. 0 = no change.
+   */
+  INFERENCE_NICE_INCREMENT: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
   /** Images decoded and letterboxed at once (each on one libvips thread): enough to keep the batches full. */
   DECODE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
   /** Execution providers tried in order; the first that loads the model is used (logged at start). */

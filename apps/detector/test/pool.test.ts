@@ -2,6 +2,7 @@
  * The inference thread pool: the model runs on worker threads with the bundled thresholds and gives the same
  * detections as the in-process runner; a thread that dies fails only its batch and is replaced.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
@@ -15,6 +16,7 @@ const THREAD_OPTIONS = {
   modelPath: BUNDLED_MODEL_PATH,
   intraOpThreads: 1,
   allowSpinning: false,
+  niceIncrement: 3,
   executionProviders: ["cpu"],
   maxDetections: 300,
   ...BUNDLED_MODEL_OPTIONS,
@@ -47,6 +49,19 @@ describe("InferencePool", () => {
     expect(pool.imgsz).toEqual([640, 640]);
     expect(pool.provider).toBe("cpu");
   });
+
+  it.runIf(process.platform === "linux")(
+    "runs inference below the event loop's priority (the threads' niceness is raised by niceIncrement)",
+    () => {
+      // /proc/<pid>/task/<tid>/stat: field 19 is the niceness (after the parenthesised name)
+      const nice = (tid: string) =>
+        Number(readFileSync(`/proc/self/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+      const own = nice(String(process.pid));
+      const raised = readdirSync("/proc/self/task").filter((tid) => nice(tid) === Math.min(19, own + 3));
+      // the two inference threads at least (their ORT intra-op threads too, when there are any)
+      expect(raised.length).toBeGreaterThanOrEqual(2);
+    },
+  );
 
   it("returns the in-process runner's detections for a batch, in original pixels, with timings", async () => {
     const images = await letterboxed(4242, 3);

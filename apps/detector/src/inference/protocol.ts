@@ -6,6 +6,11 @@ export interface SessionThreadOptions {
   modelPath: string;
   intraOpThreads: number;
   allowSpinning: boolean;
+  /**
+   * Niceness added to the thread (and so to the intra-op threads ONNX Runtime starts from it): the event loop,
+   * fetching and decoding are scheduled before inference, which takes the CPU they leave. 0 = the process's own.
+   */
+  niceIncrement: number;
   executionProviders: readonly string[];
   confThreshold: number;
   iouThreshold: number;

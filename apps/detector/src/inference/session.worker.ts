@@ -2,6 +2,8 @@
  * One inference thread: loads the model once for the thread's life and runs the batches the pool sends, so CHW
  * assembly, `session.run`, decoding and NMS never run on the event loop. Imports no image codec (geometry.ts only).
  */
+import { readlinkSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
 import { ModelRunner } from "./runner.js";
@@ -11,6 +13,22 @@ if (!port) throw new Error("session.worker must run in a worker thread");
 const opts = workerData as SessionThreadOptions;
 const send = (message: FromThread) => port.postMessage(message, "buffers" in message ? message.buffers : undefined);
 
+/**
+ * Lowers this thread's priority before the session exists, so ONNX Runtime's intra-op threads inherit it (Linux: nice
+ * is per thread). Elsewhere, or where not permitted, the thread keeps the process's priority.
+ */
+function lowerThreadPriority(increment: number) {
+  if (increment <= 0) return;
+  try {
+    // /proc/thread-self -> "<pid>/task/<tid>"
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    setPriority(tid, Math.min(19, getPriority(tid) + increment));
+  } catch {
+    // not Linux, or not permitted
+  }
+}
+
+lowerThreadPriority(opts.niceIncrement);
 let runner: ModelRunner;
 try {
   runner = await ModelRunner.load(opts.modelPath, opts);
