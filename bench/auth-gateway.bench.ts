@@ -11,16 +11,13 @@
  * Redis (DATABASE_URL, REDIS_URL).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { loadavg, setPriority } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import { ed25519Backend, type PublicJwk, StaticKeySource, TokenVerifier, verificationKey } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
-import { type Benchmark, machine } from "./lib.js";
+import { type Benchmark, cpuSecondsOf, machine, repoRoot, waitReady } from "./lib.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const DURATION = Number(process.env.BENCH_DURATION_SEC ?? 10);
 /** Hashes at once in auth: 1 on this 2-core machine leaves a core to the event loops (and autocannon). */
 const ARGON2_CONCURRENCY = process.env.BENCH_ARGON2_CONCURRENCY ?? "1";
@@ -43,25 +40,12 @@ function prioritise(pid: number | undefined) {
 
 function start(script: string, env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, ["--import", "tsx", script], {
-    cwd: root,
+    cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
   prioritise(child.pid);
   return child;
-}
-
-async function waitReady(url: string, timeoutMs = 30_000) {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // not listening yet: poll again
-    }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${url} not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 interface CannonOptions {
@@ -81,7 +65,7 @@ interface CannonResult {
 
 /** autocannon in its own process (the CLI with `--json`), so the load generator never shares an event loop. */
 function cannon(opts: CannonOptions): Promise<CannonResult> {
-  const args = [join(root, "node_modules/autocannon/autocannon.js"), "--json", "-c", String(opts.connections)];
+  const args = [join(repoRoot, "node_modules/autocannon/autocannon.js"), "--json", "-c", String(opts.connections)];
   args.push("-d", String(opts.duration), "-m", opts.method ?? "GET");
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("-H", `${k}=${v}`);
   if (opts.body !== undefined) args.push("-b", opts.body);
@@ -151,16 +135,6 @@ async function verification(): Promise<{ coldUs: number; coldCpuUs: number; warm
   return { coldUs, coldCpuUs, warmUs };
 }
 
-/** CPU seconds (user + system) a process has used so far (Linux /proc; NaN elsewhere). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return Number.NaN;
-  }
-}
-
 const fmt = (n: number, d = 0) => n.toLocaleString("en-US", { maximumFractionDigits: d, minimumFractionDigits: d });
 const verdict = (ok: boolean) => (ok ? "holds" : "**does not hold**");
 
@@ -169,6 +143,8 @@ const bench: Benchmark = {
   title: "Issue 4 — service kernel, auth and gateway",
   async run() {
     prioritise(process.pid);
+    // (b) first, while no server of the benchmark runs yet: a microbenchmark on this process alone
+    const verify = await verification();
     const db = await testDatabase("bench_auth");
     const kv = await testRedis("bench_auth");
     if (!db || !kv) return "_Skipped: PostgreSQL or Redis unreachable (see the printed reason)._";
@@ -227,19 +203,16 @@ const bench: Benchmark = {
       const base = { connections: 50, duration: DURATION };
       await cannon({ ...base, url: "http://127.0.0.1:18079/", duration: 2 });
       const loadBefore = load();
-      const hello0 = cpuSeconds(hello.pid);
+      const hello0 = cpuSecondsOf(hello.pid!);
       const bare = await cannon({ ...base, url: "http://127.0.0.1:18079/" });
-      const bareCpuUs = ((cpuSeconds(hello.pid) - hello0) / bare.requests.total) * 1e6;
+      const bareCpuUs = ((cpuSecondsOf(hello.pid!) - hello0) / bare.requests.total) * 1e6;
       const meOpts = { ...base, url: `${gw}/api/v1/auth/me`, headers: { authorization: `Bearer ${accessToken}` } };
       await cannon({ ...meOpts, duration: 2 });
-      const cpu0 = [gateway.pid, auth.pid].map(cpuSeconds);
+      const cpu0 = [gateway.pid, auth.pid].map((pid) => cpuSecondsOf(pid!));
       const me = await cannon(meOpts);
-      const cpu1 = [gateway.pid, auth.pid].map(cpuSeconds);
+      const cpu1 = [gateway.pid, auth.pid].map((pid) => cpuSecondsOf(pid!));
       const cpuUs = (i: number) => ((cpu1[i]! - cpu0[i]!) / me.requests.total) * 1e6;
       const ratio = me.requests.average / bare.requests.average;
-
-      // (b)
-      const verify = await verification();
 
       // (c) — reset the event-loop histogram, run logins, read the max delay seen meanwhile
       await eventLoopDelay("http://127.0.0.1:18081/metrics");
