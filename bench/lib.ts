@@ -45,6 +45,22 @@ export function cpuSecondsOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Minor page faults a process has taken so far (each a first touch of a page, or a page given back and retaken). */
+export function minorFaultsOf(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[7]);
+}
+
+/** CPU seconds the whole machine has been busy (every core, every process: user, nice, system, irq, softirq). */
+export function machineBusySeconds(): number {
+  const [user, nice, system, , , irq, softirq] = readFileSync("/proc/stat", "utf8")
+    .split("\n")[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return (user! + nice! + system! + irq! + softirq!) / 100;
+}
+
 /** Resolves once `url` answers 2xx (a service's /readyz). */
 export async function waitReady(url: string, timeoutMs = 60_000): Promise<void> {
   const t0 = Date.now();
