@@ -5,6 +5,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { S3Settings } from "@ndt/kit";
+import type { TestS3 } from "@ndt/kit/testing";
 
 export interface Benchmark {
   /** Stable id: the BENCHMARKS.md section markers use it. */
@@ -93,19 +95,9 @@ process.stdout.write(port + "\\n");
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
 `;
 
-export interface S3rverProcess {
+/** testS3's shape (kit/testing), with the process it runs in. */
+export interface S3rverProcess extends TestS3 {
   process: ChildProcess;
-  /** kit's S3 settings for it (S3_* variables as typed values). */
-  settings: {
-    S3_ENDPOINT: string;
-    S3_REGION: string;
-    S3_ACCESS_KEY_ID: string;
-    S3_SECRET_ACCESS_KEY: string;
-    S3_FORCE_PATH_STYLE: true;
-  };
-  /** The same as environment variables, for a service process. */
-  env: Record<string, string>;
-  stop(): Promise<void>;
 }
 
 /**
@@ -122,17 +114,20 @@ export async function startS3rverProcess(buckets: readonly string[]): Promise<S3
     child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
     child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
   });
-  const settings = {
-    S3_ENDPOINT: `http://127.0.0.1:${port}`,
-    S3_REGION: "us-east-1",
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_FORCE_PATH_STYLE: true as const,
+  const endpoint = `http://127.0.0.1:${port}`;
+  const credentials = { S3_REGION: "us-east-1", S3_ACCESS_KEY_ID: "S3RVER", S3_SECRET_ACCESS_KEY: "S3RVER" };
+  const settings: S3Settings = {
+    S3_ENDPOINT: endpoint,
+    ...credentials,
+    S3_FORCE_PATH_STYLE: true,
+    S3_PART_BYTES: 5 * 1024 * 1024,
+    S3_QUEUE_SIZE: 2,
   };
   return {
     process: child,
+    endpoint,
     settings,
-    env: { ...settings, S3_FORCE_PATH_STYLE: "true" },
+    env: { S3_ENDPOINT: endpoint, ...credentials, S3_FORCE_PATH_STYLE: "true" },
     async stop() {
       await stopProcess(child);
       await rm(dir, { recursive: true, force: true });
