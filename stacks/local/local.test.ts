@@ -17,7 +17,8 @@ import type { ApiClient } from "./client.js";
 import { runDemo } from "./demo.js";
 import { launchStack, ROOT, type RunningStack, startStack, stopAllStacks } from "./harness.js";
 import { LocalPostgres } from "./postgres.js";
-import { freePort } from "./processes.js";
+import { processRuns } from "./launcher-lock.js";
+import { freePort, portIsFree } from "./processes.js";
 
 interface Image {
   id: string;
@@ -275,6 +276,55 @@ describe("CONTRACTS §1 overrides: the same pipeline on real servers", () => {
       await s3.stop();
       await redis.cleanup();
       await database.drop();
+    }
+  }, 400_000);
+});
+
+describe("an `npm start` killed without stopping (SIGKILL)", () => {
+  it("takes its services with it, and the next start stops the PostgreSQL it left and runs on the same data", async () => {
+    const dataDir = await tempDir("killed");
+    try {
+      const first = await startStack(dataDir);
+      const token = await signUp(first.api);
+      const servicePorts = [...first.output().matchAll(/^\s+\w+\s+127\.0\.0\.1:(\d+)\s+log /gm)].map((m) =>
+        Number(m[1]),
+      );
+      expect(servicePorts.length).toBeGreaterThanOrEqual(4);
+
+      // a second start on the same data while the first runs: refused, the first one's claim kept
+      const beside = launchStack(dataDir);
+      expect(await beside.exited).toBe(1);
+      expect(beside.output()).toContain(`another \`npm start\` (pid ${first.child.pid}) runs on ${dataDir}`);
+      expect((await readFile(join(dataDir, "npm-start.pid"), "utf8")).trim()).toBe(String(first.child.pid));
+
+      const killed = new Promise((resolve) => first.child.once("exit", resolve));
+      first.child.kill("SIGKILL");
+      await killed;
+      first.api.close();
+      // the services notice (their IPC channel closes) and stop by themselves
+      const deadline = Date.now() + 40_000;
+      while (!(await Promise.all(servicePorts.map(portIsFree))).every(Boolean)) {
+        expect(Date.now(), "services still listening after the launcher was killed").toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // PostgreSQL is still running on the cluster: the case the next start must handle
+      const postmaster = Number((await readFile(join(dataDir, "postgres", "postmaster.pid"), "utf8")).split("\n")[0]);
+      expect(processRuns(postmaster)).toBe(true);
+
+      const second = await startStack(dataDir);
+      try {
+        expect(second.output()).toContain(
+          `stopped the server pid ${postmaster} that a killed earlier start left running`,
+        );
+        expect(processRuns(postmaster)).toBe(false);
+        // the same data: the first run's session is still valid
+        expect((await second.api.request("GET", "/api/v1/auth/me", { token })).status).toBe(200);
+      } finally {
+        expect(await second.stop()).toBe(0);
+      }
+      expect(existsSync(join(dataDir, "npm-start.pid"))).toBe(false);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   }, 400_000);
 });

@@ -14,9 +14,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { arch, platform, userInfo } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import pg from "pg";
 import { LocalStackError } from "./errors.js";
+import { processRuns } from "./launcher-lock.js";
 
 export interface PostgresBinaries {
   initdb: string;
@@ -94,6 +95,11 @@ export interface LocalPostgresOptions {
   logFile: string;
   user?: string;
   database?: string;
+  /**
+   * An earlier `npm start` on this directory ended without stopping its stack (launcher-lock.ts): a server it left
+   * running on the cluster is stopped before this one starts.
+   */
+  stopLeftover?: boolean;
 }
 
 const CLUSTER_FILES = ["PG_VERSION", "global", "base"];
@@ -106,6 +112,8 @@ export class LocalPostgres {
   readonly database: string;
   /** True when this start created the cluster. */
   created = false;
+  /** The pid of a server an earlier start left running, when this start stopped one. */
+  stoppedLeftover: number | undefined;
 
   constructor(private readonly options: LocalPostgresOptions) {
     this.user = options.user ?? "ndt";
@@ -131,6 +139,7 @@ export class LocalPostgres {
     if (account) await this.letAccountReach(account);
     if (state === "absent") await this.initialise(binaries, account);
     this.created = state === "absent";
+    if (state === "cluster" && this.options.stopLeftover) this.stoppedLeftover = await this.stopLeftoverServer();
     await this.launch(binaries, account);
     await this.ensureDatabase();
   }
@@ -267,6 +276,29 @@ export class LocalPostgres {
     });
     await Promise.race([this.waitForConnections(), gone]);
     if (server.exitCode !== null || server.signalCode !== null) await gone;
+  }
+
+  /**
+   * The server named by the cluster's postmaster.pid, when it still runs on this directory: stopped with a fast
+   * shutdown (everything committed is kept) so that this start can run its own. Returns its pid.
+   */
+  private async stopLeftoverServer(): Promise<number | undefined> {
+    const { dir } = this.options;
+    const lines = (await readFile(join(dir, "postmaster.pid"), "utf8").catch(() => "")).split("\n");
+    const pid = Number.parseInt(lines[0] ?? "", 10);
+    if (!(pid > 0) || resolve(lines[1] ?? "") !== resolve(dir) || !processRuns(pid)) return undefined;
+    process.kill(pid, "SIGINT");
+    const deadline = Date.now() + 30_000;
+    while (processRuns(pid)) {
+      if (Date.now() > deadline) {
+        throw new LocalStackError(
+          `PostgreSQL left running on ${dir} by an earlier start (pid ${pid}) did not stop within 30 s.\n` +
+            `Nothing else was changed. Stop it (kill ${pid}) and start again.`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return pid;
   }
 
   private async waitForConnections(): Promise<void> {

