@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import {
   authPlugin,
   createService,
+  httpServiceOptions,
   type KeyValueStore,
   openKeyValueStore,
   PgDatabase,
@@ -53,12 +54,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   const { config } = opts;
   const trustProxy = config.TRUST_PROXY === "" ? false : config.TRUST_PROXY;
   const app = await createService({
-    name: "auth",
-    logLevel: config.LOG_LEVEL,
-    ...(opts.logStream ? { logStream: opts.logStream } : {}),
-    corsOrigins: config.CORS_ORIGINS,
-    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
-    bodyLimit: config.BODY_LIMIT_BYTES,
+    ...httpServiceOptions("auth", config, opts.logStream),
     trustProxy,
     openapi: { description: "Organisations, users, sessions and signing keys" },
   });

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import {
   createService,
+  httpServiceOptions,
   jitteredDelay,
   type JobQueue,
   type ObjectStore,
@@ -63,11 +64,9 @@ export function providersOf(config: DetectorConfig): string[] {
 export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
   const { config } = opts;
   const app = await createService({
-    name: "detector",
-    logLevel: config.LOG_LEVEL,
-    ...(opts.logStream ? { logStream: opts.logStream } : {}),
+    ...httpServiceOptions("detector", config, opts.logStream),
+    // probes and metrics only: no browser calls it, and a log line per probe would drown the job logs
     corsOrigins: "",
-    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
     disableRequestLogging: true,
   });
   const metrics = detectorMetrics(app.metrics);

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   createService,
+  httpServiceOptions,
   type JobQueue,
   type KeyValueStore,
   type ObjectStore,
@@ -55,12 +56,7 @@ export interface BuildOptions {
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps: FilesDeps }> {
   const { config } = opts;
   const app = await createService({
-    name: "files",
-    logLevel: config.LOG_LEVEL,
-    ...(opts.logStream ? { logStream: opts.logStream } : {}),
-    corsOrigins: config.CORS_ORIGINS,
-    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
-    bodyLimit: config.BODY_LIMIT_BYTES,
+    ...httpServiceOptions("files", config, opts.logStream),
     openapi: { description: "Inspections and images" },
   });
 

@@ -5,6 +5,7 @@
 import {
   ConfigError,
   createService,
+  httpServiceOptions,
   type KeyValueStore,
   openKeyValueStore,
   PgDatabase,
@@ -28,12 +29,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   const { config } = opts;
   let merger: OpenApiMerger | undefined;
   const app = await createService({
-    name: "gateway",
-    logLevel: config.LOG_LEVEL,
-    ...(opts.logStream ? { logStream: opts.logStream } : {}),
-    corsOrigins: config.CORS_ORIGINS,
-    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
-    bodyLimit: config.BODY_LIMIT_BYTES,
+    ...httpServiceOptions("gateway", config, opts.logStream),
     trustProxy: config.TRUST_PROXY === "" ? false : config.TRUST_PROXY,
     openapi: {
       description: "NDT inspection platform API, through the gateway",

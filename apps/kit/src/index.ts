@@ -52,6 +52,8 @@ export type { Health, ReadinessCheck } from "./http/health.js";
 export { type ListenSettings, type RunningService, type RunOptions, runService, startService } from "./http/run.js";
 export {
   createService,
+  type HttpServiceSettings,
+  httpServiceOptions,
   ErrorRef,
   errorResponses,
   type OpenApiDocument,

@@ -5,6 +5,7 @@
  */
 import {
   createService,
+  httpServiceOptions,
   type KeyValueStore,
   type ObjectStore,
   openKeyValueStore,
@@ -48,12 +49,7 @@ function imageBand(images: number): string {
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps: ReportsDeps }> {
   const { config } = opts;
   const app = await createService({
-    name: "reports",
-    logLevel: config.LOG_LEVEL,
-    ...(opts.logStream ? { logStream: opts.logStream } : {}),
-    corsOrigins: config.CORS_ORIGINS,
-    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
-    bodyLimit: config.BODY_LIMIT_BYTES,
+    ...httpServiceOptions("reports", config, opts.logStream),
     openapi: { description: "PDF inspection reports" },
   });
 

@@ -69,6 +69,30 @@ export interface ServiceOptions {
   disableRequestLogging?: boolean;
 }
 
+/** The HttpConfig variables (config.ts) that shape a service. */
+export interface HttpServiceSettings {
+  LOG_LEVEL: string;
+  CORS_ORIGINS: string;
+  BODY_LIMIT_BYTES: number;
+  EVENT_LOOP_RESOLUTION_MS: number;
+}
+
+/** The options every service takes from its HttpConfig variables; a service adds or overrides the rest. */
+export function httpServiceOptions(
+  name: string,
+  config: HttpServiceSettings,
+  logStream?: NodeJS.WritableStream,
+): ServiceOptions {
+  return {
+    name,
+    logLevel: config.LOG_LEVEL,
+    ...(logStream ? { logStream } : {}),
+    corsOrigins: config.CORS_ORIGINS,
+    eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+  };
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** An object schema that rejects unknown properties (CONTRACTS.md §3). */
