@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   type AccessTokenAlg,
   ed25519Backend,
+  type KeySource,
   type PublicJwk,
   RemoteJwks,
   StaticKeySource,
@@ -77,6 +78,19 @@ describe("TokenVerifier", () => {
       expect(c).toMatchObject({ sub: "u1", org: "o1", role: "viewer", sid: "s1", jti: "j1" });
     }
     expect(["libsodium", "openssl"]).toContain(ed25519Backend);
+  });
+
+  it("verifies concurrent distinct tokens while the key source answers asynchronously (a JWKS fetch)", async () => {
+    const { key, privateKey } = setup("EdDSA");
+    const slowKeys: KeySource = {
+      getKey: (kid) => new Promise((resolve) => setTimeout(() => resolve(kid === "k1" ? key : undefined), 5)),
+    };
+    const v = new TokenVerifier({ issuer: "iss", audience: "aud", cacheSize: 0, keys: slowKeys });
+    const tokens = Array.from({ length: 8 }, (_, i) =>
+      jws({ alg: "EdDSA", kid: "k1", typ: "at+jwt" }, claims({ jti: `j${i}` }), privateKey),
+    );
+    const verified = await Promise.all(tokens.map((token) => v.verify(token)));
+    expect(verified.map((c) => c.jti)).toEqual(tokens.map((_, i) => `j${i}`));
   });
 
   it("rejects alg none, HS256 signed with the public key, and a header alg that is not the key's", async () => {

@@ -140,18 +140,21 @@ export class TokenVerifier {
     // signature covers their exact UTF-8 bytes, and UTF-8 is injective (a latin1 view would not be: U+0141 and
     // "A" would sign alike, and the base64url decoder skips characters outside its alphabet).
     if (!SIGNATURE_64.test(signatureSegment)) throw new TokenError("malformed signature");
-    const signature = this.signature;
-    signature.write(signatureSegment, 0, 64, "base64url");
 
     const found = this.opts.keys.getKey(header.kid);
     const key: VerificationKey | undefined = found instanceof Promise ? await found : found;
     if (!key) throw new TokenError("unknown kid");
     if (key.alg !== header.alg) throw new TokenError("algorithm does not match the key");
 
-    // the signed bytes go into a reusable buffer: no allocation per token (the check is synchronous)
-    const length = Buffer.byteLength(token.slice(0, dot2), "utf8");
+    // The signature and the signed bytes go into buffers this verifier reuses (no allocation per token). They are
+    // filled only here, after the last await: from here to the check nothing yields, so a concurrent verify() that
+    // was waiting for its key cannot overwrite them in between.
+    const signature = this.signature;
+    signature.write(signatureSegment, 0, 64, "base64url");
+    const signingInput = token.slice(0, dot2);
+    const length = Buffer.byteLength(signingInput, "utf8");
     if (this.signed.length < length) this.signed = Buffer.alloc(length * 2);
-    this.signed.write(token.slice(0, dot2), 0, length, "utf8");
+    this.signed.write(signingInput, 0, length, "utf8");
     if (!signatureValid(key, this.signed.subarray(0, length), signature)) {
       throw new TokenError("signature verification failed");
     }
