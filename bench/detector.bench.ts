@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { openObjectStore } from "@ndt/kit";
+import { testS3Process } from "@ndt/kit/testing";
 import amqp from "amqplib";
 import { encodeSample } from "../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../apps/detector/model/dataset/synth.js";
@@ -46,7 +47,6 @@ import {
   machineBusySeconds,
   minorFaultsOf,
   repoRoot,
-  startS3rverProcess,
   stopProcess,
   waitReady,
 } from "./lib.js";
@@ -146,7 +146,7 @@ const bench: Benchmark = {
     const db = await filesDatabase("bench_detector");
     const queueName = await testQueueName("bench");
     if (!db || !queueName) throw new Error("the detector benchmark needs PostgreSQL and RabbitMQ");
-    const s3 = await startS3rverProcess([BUCKET]);
+    const s3 = await testS3Process([BUCKET]);
     const queue = amqpQueue();
     const metricsPort = 19_000 + Math.floor(Math.random() * 1000);
     const loopFile = join(tmpdir(), `bench-detector-loop-${process.pid}.json`);

@@ -1,12 +1,9 @@
 /** What every `bench/*.bench.ts` exports, and helpers they share. */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { S3Settings } from "@ndt/kit";
-import type { TestS3 } from "@ndt/kit/testing";
 
 export interface Benchmark {
   /** Stable id: the BENCHMARKS.md section markers use it. */
@@ -83,54 +80,4 @@ export async function stopProcess(child: ChildProcess | undefined): Promise<void
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
-}
-
-const S3RVER_SCRIPT = `
-import S3rver from "s3rver";
-const [directory, ...buckets] = process.argv.slice(1);
-const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory,
-  configureBuckets: buckets.map((name) => ({ name, configs: [] })) });
-const { port } = await server.run();
-process.stdout.write(port + "\\n");
-process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
-`;
-
-/** testS3's shape (kit/testing), with the process it runs in. */
-export interface S3rverProcess extends TestS3 {
-  process: ChildProcess;
-}
-
-/**
- * s3rver in a process of its own (its directory removed on stop), so neither a benchmark's client nor the service it
- * measures shares an event loop with the object store, as in the cloud.
- */
-export async function startS3rverProcess(buckets: readonly string[]): Promise<S3rverProcess> {
-  const dir = await mkdtemp(join(tmpdir(), "bench-s3rver-"));
-  const child = spawn(process.execPath, ["--input-type=module", "-e", S3RVER_SCRIPT, dir, ...buckets], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
-  });
-  const endpoint = `http://127.0.0.1:${port}`;
-  const credentials = { S3_REGION: "us-east-1", S3_ACCESS_KEY_ID: "S3RVER", S3_SECRET_ACCESS_KEY: "S3RVER" };
-  const settings: S3Settings = {
-    S3_ENDPOINT: endpoint,
-    ...credentials,
-    S3_FORCE_PATH_STYLE: true,
-    S3_PART_BYTES: 5 * 1024 * 1024,
-    S3_QUEUE_SIZE: 2,
-  };
-  return {
-    process: child,
-    endpoint,
-    settings,
-    env: { S3_ENDPOINT: endpoint, ...credentials, S3_FORCE_PATH_STYLE: "true" },
-    async stop() {
-      await stopProcess(child);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }

@@ -17,10 +17,9 @@ import { request } from "node:http";
 import { Readable } from "node:stream";
 import { Upload } from "@aws-sdk/lib-storage";
 import { s3Client } from "@ndt/kit";
-import { testDatabase, testRedis } from "@ndt/kit/testing";
 import amqp from "amqplib";
-import { testIssuer } from "@ndt/kit/testing";
-import { type Benchmark, cpuSecondsOf, machine, repoRoot, startS3rverProcess, stopProcess, waitReady } from "./lib.js";
+import { testDatabase, testIssuer, testRedis, testS3Process } from "@ndt/kit/testing";
+import { type Benchmark, cpuSecondsOf, machine, repoRoot, stopProcess, waitReady } from "./lib.js";
 
 const MiB = 1024 ** 2;
 /** The memory run's size. */
@@ -93,7 +92,7 @@ const bench: Benchmark = {
     if (!db || !kv) throw new Error("PostgreSQL and Redis are needed");
     const amqpUrl = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
     const queue = `bench.detections.${randomBytes(4).toString("hex")}`;
-    const s3rver = await startS3rverProcess([BUCKET]);
+    const s3rver = await testS3Process([BUCKET]);
     const s3Settings = s3rver.settings;
     const issuer = await testIssuer();
     const filesPort = 18_000 + Math.floor(Math.random() * 1000);

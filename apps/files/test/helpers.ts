@@ -1,13 +1,9 @@
 /**
  * Shared setup of the files tests: real PostgreSQL (fresh database), Redis (unique prefix), RabbitMQ (unique queue
- * names); s3rver and the token issuer come from @ndt/kit/testing (testS3, testIssuer).
+ * names); s3rver and the token issuer come from @ndt/kit/testing (testS3, testS3Process, testIssuer).
  * Like kit's helpers: an unreachable server fails under CI and skips with a printed reason otherwise.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { serverUnavailable, type TestDatabase, type TestIssuer, type TestRedis } from "@ndt/kit/testing";
 import amqp, { type Channel, type ChannelModel, type GetMessage } from "amqplib";
 import { type FilesConfig, loadFilesConfig } from "../src/config.js";
@@ -61,45 +57,6 @@ export async function testAmqp(label: string): Promise<TestAmqp | undefined> {
       for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
       await channel.deleteExchange(`${queue}.dlx`).catch(() => undefined);
       await connection.close().catch(() => undefined);
-    },
-  };
-}
-
-export interface S3Process {
-  endpoint: string;
-  stop(): Promise<void>;
-}
-
-const S3RVER_PROCESS = `
-import S3rver from "s3rver";
-const [directory, bucket] = process.argv.slice(1);
-const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory, configureBuckets: [{ name: bucket, configs: [] }] });
-const { port } = await server.run();
-process.stdout.write(port + "\\n");
-process.on("SIGTERM", () => server.close().then(() => process.exit(0)));
-`;
-
-/**
- * s3rver in a child process: for measurements of this process's memory, which must not include the server's
- * buffers.
- */
-export async function startS3Process(): Promise<S3Process> {
-  const directory = await mkdtemp(join(tmpdir(), "files-s3rver-"));
-  const child = spawn(process.execPath, ["--input-type=module", "-e", S3RVER_PROCESS, directory, BUCKET], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once("exit", (code) => reject(new Error(`s3rver exited with ${code}`)));
-  });
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await new Promise((r) => child.once("exit", r));
-      }
-      await rm(directory, { recursive: true, force: true });
     },
   };
 }

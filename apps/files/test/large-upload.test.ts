@@ -12,10 +12,17 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { s3Client } from "@ndt/kit";
-import { testDatabase, testIssuer, type TestIssuer, testRedis } from "@ndt/kit/testing";
+import {
+  testDatabase,
+  testIssuer,
+  type TestIssuer,
+  testRedis,
+  testS3Process,
+  type TestS3Process,
+} from "@ndt/kit/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUCKET, type S3Process, startS3Process, testAmqp, waitFor } from "./helpers.js";
+import { BUCKET, testAmqp, waitFor } from "./helpers.js";
 
 const db = await testDatabase("files_large");
 const kv = await testRedis("files_large");
@@ -38,13 +45,13 @@ async function freePort(): Promise<number> {
 }
 
 describe.skipIf(!db || !kv || !mq)("1 GiB upload", () => {
-  let s3: S3Process;
+  let s3: TestS3Process;
   let issuer: TestIssuer;
   let files: ChildProcess;
   let port: number;
 
   beforeAll(async () => {
-    s3 = await startS3Process();
+    s3 = await testS3Process([BUCKET]);
     issuer = await testIssuer();
     port = await freePort();
     files = spawn(process.execPath, ["--import", "tsx", "apps/files/src/server.ts"], {

@@ -131,4 +131,4 @@ export { type TcpProxy, tcpProxy } from "./proxy.js";
 export { type JobQueueHarness, jobQueueContract, waitUntil } from "./queue-contract.js";
 export { type ObjectStoreHarness, objectStoreContract } from "./objects-contract.js";
 export { type TestIssuer, testIssuer } from "./issuer.js";
-export { type TestS3, testS3 } from "./s3.js";
+export { type TestS3, type TestS3Process, testS3, testS3Process } from "./s3.js";
