@@ -113,6 +113,20 @@ describe("the local stack's plan, derived from the topology", () => {
     }
   });
 
+  it("plans only the services started here, and keeps a skipped worker's queue name in its publishers' env", () => {
+    const workers = topology.services.filter((service) => service.queue);
+    const started = new Map([...ports].filter(([name]) => !workers.some((worker) => worker.name === name)));
+    const plans = planServices({ topology, backends: real, ports: started, secrets, stackId: "abcd1234" }).flat();
+    expect(plans.map((plan) => plan.spec.name).sort()).toEqual([...started.keys()].sort());
+    const publishers = plans.filter((plan) => plan.spec.connections.includes("broker"));
+    expect(publishers.length).toBeGreaterThan(0);
+    for (const plan of publishers) {
+      for (const worker of workers) {
+        expect(plan.env[`${worker.queue?.toUpperCase()}_QUEUE`]).toBe(`${worker.queue}-local-abcd1234`);
+      }
+    }
+  });
+
   it("runs GPU services on the CPU and hands out the stack's secrets", () => {
     const plans = planOf(embedded);
     for (const service of topology.services) {

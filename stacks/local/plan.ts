@@ -31,7 +31,10 @@ export interface ServicePlan {
 export interface PlanInput {
   topology: Topology;
   backends: Backends;
-  /** The port each service listens on (the topology's, or a free one when that is taken). */
+  /**
+   * The port of each service started here (the topology's, or a free one when that is taken). Services without
+   * one (NDT_SKIP, or no app yet) are not planned, but the rest still see the whole topology (its queue names).
+   */
   ports: ReadonlyMap<string, number>;
   /** Secrets by env name (SIGNING_KEY_SECRET, …), generated once per data directory. */
   secrets: Readonly<Record<string, string>>;
@@ -176,9 +179,14 @@ export function serviceEnv(spec: ServiceSpec, input: PlanInput): Record<string, 
   return env;
 }
 
-/** Every service's plan, in start waves. */
+/** The plan of every service that has a port, in start waves. */
 export function planServices(input: PlanInput): ServicePlan[][] {
-  return startWaves(input.topology).map((wave) =>
-    wave.map((spec) => ({ spec, port: input.ports.get(spec.name) ?? spec.port, env: serviceEnv(spec, input) })),
-  );
+  return startWaves(input.topology)
+    .map((wave) =>
+      wave.flatMap((spec) => {
+        const port = input.ports.get(spec.name);
+        return port === undefined ? [] : [{ spec, port, env: serviceEnv(spec, input) }];
+      }),
+    )
+    .filter((wave) => wave.length > 0);
 }

@@ -160,9 +160,9 @@ export class LocalStack {
     for (const service of services) {
       ports.set(service.name, !freePorts && (await portIsFree(service.port)) ? service.port : await freePort());
     }
-    const stackTopology: Topology = { ...this.topology, services };
     const waves = planServices({
-      topology: stackTopology,
+      // the whole topology: a skipped worker's queue keeps its name in the env of the services that publish to it
+      topology: this.topology,
       backends,
       ports,
       secrets: secrets.services,
