@@ -374,6 +374,21 @@ describe("npm start refuses bad situations with a clear message and loses nothin
     }
   }, 60_000);
 
+  it("exits 1 when secrets.json is gone but the cluster it opened is there, and makes no new secrets", async () => {
+    const dataDir = await tempDir("lost-secrets");
+    await mkdir(join(dataDir, "postgres"), { recursive: true });
+    await writeFile(join(dataDir, "postgres", "PG_VERSION"), "16\n");
+    try {
+      const run = launchStack(dataDir);
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toContain("secrets.json is missing");
+      expect(existsSync(join(dataDir, "secrets.json"))).toBe(false);
+      expect(await readdir(join(dataDir, "postgres"))).toEqual(["PG_VERSION"]);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("never initialises a cluster over a directory that holds something else", async () => {
     const dataDir = await tempDir("foreign");
     await writeFile(join(dataDir, "secrets.json"), JSON.stringify({ postgresPassword: "x", services: {} }));

@@ -313,6 +313,13 @@ export class LocalStack {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
+    if (raw === undefined && existsSync(join(this.dataDir, "postgres", "PG_VERSION"))) {
+      // new secrets would not open the existing cluster (its password) nor auth's keys (their encryption secret)
+      throw new LocalStackError(
+        `${file} is missing, but ${join(this.dataDir, "postgres")} holds a cluster made with the secrets it had. ` +
+          `Nothing was changed. Restore ${file}, or set NDT_DATA_DIR to a new directory to start afresh.`,
+      );
+    }
     if (raw !== undefined) {
       try {
         const parsed = JSON.parse(raw) as Partial<StackSecrets>;
