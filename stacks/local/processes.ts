@@ -56,7 +56,7 @@ export class AppProcess {
         cwd,
         env,
         detached: true,
-        // the IPC channel is how a service learns that `npm start` is gone (exit-with-launcher.ts)
+        // the IPC channel is how a service learns that `npm start` is gone (exit-with-launcher.mjs)
         stdio: ["ignore", log, log, "ipc"],
       });
     } finally {

@@ -47,16 +47,18 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   });
 
   // the local stack keeps the cache in its PostgreSQL; in the cloud it is ElastiCache and the gateway has no database
-  const { DATABASE_URL } = config;
-  if (config.CACHE_BACKEND === "postgres" && !DATABASE_URL && !opts.store)
-    throw new ConfigError([{ variable: "DATABASE_URL", reason: "is required when CACHE_BACKEND=postgres" }]);
-  const cacheDb =
-    !opts.store && config.CACHE_BACKEND === "postgres" && DATABASE_URL
-      ? new PgDatabase({ ...config, DATABASE_URL }, app.log)
-      : undefined;
+  let cacheDb: PgDatabase | undefined;
+  if (config.CACHE_BACKEND === "postgres" && !opts.store) {
+    const { DATABASE_URL } = config;
+    if (!DATABASE_URL) {
+      throw new ConfigError([{ variable: "DATABASE_URL", reason: "is required when CACHE_BACKEND=postgres" }]);
+    }
+    cacheDb = new PgDatabase({ ...config, DATABASE_URL }, app.log);
+    // onClose hooks run in reverse: registered first, the pool closes after the store that uses it
+    app.addHook("onClose", () => cacheDb?.close());
+  }
   const store = opts.store ?? openKeyValueStore(config, { ...(cacheDb ? { db: cacheDb } : {}), log: app.log });
   if (!opts.store) app.addHook("onClose", () => store.close());
-  if (cacheDb) app.addHook("onClose", () => cacheDb.close());
 
   const jwks = new RemoteJwks(config.JWKS_URL ?? `${config.AUTH_URL}/.well-known/jwks.json`, {
     ttlMs: config.JWKS_CACHE_TTL_SEC * 1000,
