@@ -52,10 +52,10 @@ export class ResultStore {
       );
       const status = rows[0]?.status;
       if (!status) return "missing";
+      // detections are only ever written with `done`, in this transaction, and `done`/`failed` are final: an image
+      // not finished yet has none (a crashed earlier attempt never committed), so the status is the whole guard
       if (status === "done" || status === "failed") return "already-finished";
-      // a crashed earlier attempt never commits, but a row under this job id would mean one did: never write twice
-      const prior = await tx.query("SELECT 1 FROM detections WHERE job_id = $1 LIMIT 1", [job.jobId]);
-      if (prior.rowCount === 0 && detections.length > 0) {
+      if (detections.length > 0) {
         await tx.query(
           `INSERT INTO detections (job_id, image_id, class, score, x1, y1, x2, y2)
            SELECT $1, $2, d.class, d.score, d.x1, d.y1, d.x2, d.y2
