@@ -32,7 +32,6 @@ export interface FilesDeps {
   db: SqlDatabase;
   store: FilesStore;
   objects: ObjectStore;
-  queue: JobQueue;
   relay: OutboxRelay;
   events: ImageStatusListener;
 }
@@ -106,7 +105,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   app.health.addCheck("queue", () => queue.ping());
   app.health.addCheck("objects", () => objects.ping());
 
-  const deps: FilesDeps = { config, db, store: new FilesStore(db), objects, queue, relay, events };
+  const deps: FilesDeps = { config, db, store: new FilesStore(db), objects, relay, events };
   await inspectionRoutes(app, deps);
   // its own scope: the raw-image body parser and multipart apply to the image routes only
   await app.register(async (scope) => imageRoutes(scope as ServiceApp, deps));

@@ -9,10 +9,7 @@
  * rows unsent, and they are read and published again; the message id is the job id, so the consumer drops
  * duplicates. Queue and database failures back off with jitter.
  */
-import { type JobQueue, jitteredDelay, quorumQueueTopology, type SqlDatabase } from "@ndt/kit";
-
-/** The queue topology of detection jobs (kit declares it; the detector declares the same). */
-export const detectionsTopology = quorumQueueTopology;
+import { type JobQueue, jitteredDelay, type SqlDatabase } from "@ndt/kit";
 
 export interface DetectionJob {
   jobId: string;

@@ -1,6 +1,7 @@
 /**
  * The key-value port services use for sessions, revocation lists and rate limits. `RedisStore` implements it over
- * Redis/ElastiCache; an embedded in-memory implementation for the local stack implements the same contract.
+ * Redis/ElastiCache; `PgKeyValueStore` (cache/postgres.ts) implements the same contract in PostgreSQL for the local
+ * stack.
  * Every operation is atomic on the server. Keys are relative: the store adds its own prefix.
  */
 export interface CounterHit {
