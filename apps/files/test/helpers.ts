@@ -4,7 +4,7 @@
  * Like kit's helpers: an unreachable server fails under CI and skips with a printed reason otherwise.
  */
 import { randomBytes } from "node:crypto";
-import { serverUnavailable, type TestDatabase, type TestIssuer, type TestRedis } from "@ndt/kit/testing";
+import { serverUnavailable, type TestDatabase, type TestIssuer, type TestRedis, type TestS3 } from "@ndt/kit/testing";
 import amqp, { type Channel, type ChannelModel, type GetMessage } from "amqplib";
 import { type FilesConfig, loadFilesConfig } from "../src/config.js";
 
@@ -62,7 +62,7 @@ export async function testAmqp(label: string): Promise<TestAmqp | undefined> {
 }
 
 export function filesConfig(
-  env: { db: TestDatabase; kv: TestRedis; mq: TestAmqp; s3: { endpoint: string }; issuer: TestIssuer },
+  env: { db: TestDatabase; kv: TestRedis; mq: TestAmqp; s3: Pick<TestS3, "env">; issuer: TestIssuer },
   overrides: Record<string, string> = {},
 ): FilesConfig {
   return loadFilesConfig({
@@ -70,12 +70,9 @@ export function filesConfig(
     REDIS_URL: env.kv.url,
     REDIS_KEY_PREFIX: env.kv.prefix,
     JWKS_URL: env.issuer.jwksUrl,
-    S3_ENDPOINT: env.s3.endpoint,
+    ...env.s3.env,
     S3_BUCKET_UPLOADS: BUCKET,
     S3_PREFIX_UPLOADS: "uploads/",
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_FORCE_PATH_STYLE: "true",
     AMQP_URL: env.mq.url,
     DETECTIONS_QUEUE: env.mq.queue,
     OUTBOX_POLL_MS: "100",

@@ -67,11 +67,7 @@ describe.skipIf(!db || !kv || !mq)("1 GiB upload", () => {
         AMQP_URL: mq!.url,
         DETECTIONS_QUEUE: mq!.queue,
         JWKS_URL: issuer.jwksUrl,
-        S3_ENDPOINT: s3.endpoint,
-        S3_REGION: "us-east-1",
-        S3_ACCESS_KEY_ID: "S3RVER",
-        S3_SECRET_ACCESS_KEY: "S3RVER",
-        S3_FORCE_PATH_STYLE: "true",
+        ...s3.env,
         S3_BUCKET_UPLOADS: BUCKET,
         S3_PREFIX_UPLOADS: "uploads/",
         // the override that allows 1 GiB (the default limit is 50 MiB)
@@ -153,13 +149,7 @@ describe.skipIf(!db || !kv || !mq)("1 GiB upload", () => {
 
     expect(response.status, response.body).toBe(202);
     const image = JSON.parse(response.body) as { id: string };
-    const client = s3Client({
-      S3_ENDPOINT: s3.endpoint,
-      S3_REGION: "us-east-1",
-      S3_ACCESS_KEY_ID: "S3RVER",
-      S3_SECRET_ACCESS_KEY: "S3RVER",
-      S3_FORCE_PATH_STYLE: true,
-    });
+    const client = s3Client(s3.settings);
     try {
       const head = await client.send(
         new HeadObjectCommand({ Bucket: BUCKET, Key: `uploads/${org}/${inspectionId}/${image.id}` }),

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type ObjectStore, PgDatabase, PostgresConfig, S3ObjectStore } from "@ndt/kit";
-import { type TestDatabase, type TestIssuer, type TestRedis, testS3 } from "@ndt/kit/testing";
+import { type TestDatabase, type TestIssuer, type TestRedis, type TestS3, testS3 } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
 import { loadReportsConfig, type ReportsConfig } from "../src/config.js";
 import type { DefectClass, ImageStatus } from "../src/model.js";
@@ -17,8 +17,7 @@ export const REPORTS_BUCKET = "reports-test";
 /** The schema is files' (the migrations Job applies it in the cloud): applied here as it is, never copied. */
 export const FILES_MIGRATIONS = fileURLToPath(new URL("../../files/migrations", import.meta.url));
 
-export interface ReportsS3 {
-  endpoint: string;
+export interface ReportsS3 extends Pick<TestS3, "endpoint" | "env"> {
   uploads: S3ObjectStore;
   reports: S3ObjectStore;
   stop(): Promise<void>;
@@ -31,6 +30,7 @@ export async function startS3(): Promise<ReportsS3> {
   const reports = new S3ObjectStore(s3.settings, REPORTS_BUCKET);
   return {
     endpoint: s3.endpoint,
+    env: s3.env,
     uploads,
     reports,
     async stop() {
@@ -50,10 +50,7 @@ export function reportsConfig(
     REDIS_URL: env.kv.url,
     REDIS_KEY_PREFIX: env.kv.prefix,
     JWKS_URL: env.issuer.jwksUrl,
-    S3_ENDPOINT: env.s3.endpoint,
-    S3_ACCESS_KEY_ID: "S3RVER",
-    S3_SECRET_ACCESS_KEY: "S3RVER",
-    S3_FORCE_PATH_STYLE: "true",
+    ...env.s3.env,
     S3_BUCKET_UPLOADS: UPLOADS_BUCKET,
     S3_BUCKET_REPORTS: REPORTS_BUCKET,
     LOG_LEVEL: "silent",
