@@ -23,7 +23,7 @@ import {
   verificationKey,
 } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
-import { type Benchmark, cpuSecondsOf, machine, repoRoot, waitReady } from "./lib.js";
+import { type Benchmark, cpuSecondsOf, machine, repoRoot, stopProcess, waitReady } from "./lib.js";
 
 const DURATION = Number(process.env.BENCH_DURATION_SEC ?? 10);
 /** Hashes at once in auth: 1 on this 2-core machine leaves a core to the event loops (and autocannon). */
@@ -326,8 +326,7 @@ const bench: Benchmark = {
         "the cost the machine line gives. The hashing threads do not block the loop.",
       ].join("\n");
     } finally {
-      for (const c of children) c.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 500));
+      await Promise.all(children.map(stopProcess));
       await kv.cleanup();
       await db.drop();
     }

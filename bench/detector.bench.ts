@@ -23,8 +23,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
 import { openObjectStore } from "@ndt/kit";
-import { testS3Process } from "@ndt/kit/testing";
-import amqp from "amqplib";
+import { testS3Process, waitUntil } from "@ndt/kit/testing";
 import { encodeSample } from "../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../apps/detector/model/dataset/synth.js";
 import { loadDetectorConfig } from "../apps/detector/src/config.js";
@@ -34,6 +33,7 @@ import { letterboxImage } from "../apps/detector/src/inference/letterbox.js";
 import { ModelRunner } from "../apps/detector/src/inference/runner.js";
 import {
   AMQP_URL,
+  deleteQueues,
   amqpQueue,
   BUCKET,
   filesDatabase,
@@ -210,13 +210,8 @@ const bench: Benchmark = {
           body: Buffer.from(JSON.stringify({ ...j, key: `bench/${i % DISTINCT}` })),
         })),
       );
-      await until(
-        async () =>
-          (await countDone(
-            db.db,
-            warm.map((j) => j.imageId),
-          )) === warm.length,
-      );
+      const warmIds = warm.map((j) => j.imageId);
+      await waitUntil("the warm-up jobs", async () => (await countDone(db.db, warmIds)) === warm.length, 120_000);
       const metricsBefore = await (await fetch(metricsUrl)).text();
 
       const control = idleControl();
@@ -232,7 +227,7 @@ const bench: Benchmark = {
         published.map((j) => ({ id: j.jobId, body: Buffer.from(JSON.stringify(j)) })),
       );
       const ids = jobs.map((j) => j.imageId);
-      await until(async () => (await countDone(db.db, ids)) === IMAGES, 600_000);
+      await waitUntil("every job done", async () => (await countDone(db.db, ids)) === IMAGES, 600_000);
       const e2eSeconds = (performance.now() - t0) / 1000;
       const workerCpuMs = ((cpuSecondsOf(workerPid) - cpu0) * 1000) / IMAGES;
       const workerFaults = (minorFaultsOf(workerPid) - faults0) / IMAGES;
@@ -387,11 +382,7 @@ const bench: Benchmark = {
       await queue.close();
       await store.close();
       await s3.stop();
-      const connection = await amqp.connect(AMQP_URL);
-      const ch = await connection.createChannel();
-      for (const q of [queueName, `${queueName}.dlq`]) await ch.deleteQueue(q).catch(() => undefined);
-      await ch.deleteExchange(`${queueName}.dlx`).catch(() => undefined);
-      await connection.close();
+      await deleteQueues([queueName]);
       await db.drop();
     }
   },
@@ -406,12 +397,4 @@ async function countDone(
     ids,
   ]);
   return Number(rows[0]!.n);
-}
-
-async function until(cond: () => Promise<boolean>, timeoutMs = 120_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }

@@ -8,7 +8,6 @@ import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { type JobQueue, type ObjectStore, openObjectStore } from "@ndt/kit";
 import type { TestS3 } from "@ndt/kit/testing";
-import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
@@ -18,6 +17,7 @@ import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../src/inference/bund
 import { Detector } from "../src/inference/detector.js";
 import {
   AMQP_URL,
+  deleteQueues,
   amqpQueue,
   BUCKET,
   filesDatabase,
@@ -51,11 +51,7 @@ describe.skipIf(!db || !queueName)("worker killed mid-batch", () => {
     await queue?.close();
     await store?.close();
     await s3?.stop();
-    const connection = await amqp.connect(AMQP_URL);
-    const ch = await connection.createChannel();
-    for (const q of [queueName!, `${queueName!}.dlq`]) await ch.deleteQueue(q).catch(() => undefined);
-    await ch.deleteExchange(`${queueName!}.dlx`).catch(() => undefined);
-    await connection.close();
+    await deleteQueues([queueName!]);
     await db?.drop();
   });
 

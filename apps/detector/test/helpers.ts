@@ -16,6 +16,7 @@ import {
 } from "@ndt/kit";
 import { serverUnavailable, type TestDatabase, type TestS3, testDatabase, testS3 } from "@ndt/kit/testing";
 import { Type } from "@sinclair/typebox";
+import amqp from "amqplib";
 import type { DetectionJob } from "../src/job.js";
 
 export const FILES_MIGRATIONS = fileURLToPath(new URL("../../files/migrations", import.meta.url));
@@ -93,6 +94,18 @@ export async function imageRows(db: SqlDatabase, ids: readonly string[]): Promis
 export const startS3 = (): Promise<TestS3> => testS3([BUCKET]);
 
 export const AMQP_URL = process.env.AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+
+/** Deletes test queues with their dead-letter queue and exchange (the port has no delete: the broker's client does). */
+export async function deleteQueues(names: readonly string[]): Promise<void> {
+  const connection = await amqp.connect(AMQP_URL);
+  const ch = await connection.createChannel();
+  for (const name of names) {
+    await ch.deleteQueue(name).catch(() => undefined);
+    await ch.deleteQueue(`${name}.dlq`).catch(() => undefined);
+    await ch.deleteExchange(`${name}.dlx`).catch(() => undefined);
+  }
+  await connection.close();
+}
 
 /** kit's RabbitMQ adapter of the JobQueue port. */
 export function amqpQueue(): JobQueue {

@@ -15,7 +15,6 @@ import {
   QueueConfigSchema,
 } from "@ndt/kit";
 import type { TestS3 } from "@ndt/kit/testing";
-import amqp from "amqplib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
@@ -27,6 +26,7 @@ import { Detector } from "../src/inference/detector.js";
 import type { DetectionJob } from "../src/job.js";
 import {
   AMQP_URL,
+  deleteQueues,
   amqpQueue,
   BUCKET,
   type Db,
@@ -46,18 +46,6 @@ const BACKENDS = [
   { backend: "amqp" as const, ready: Boolean(db && queueName) },
   { backend: "postgres" as const, ready: Boolean(db) },
 ];
-
-/** Deletes the test's queues (the port has no delete: the broker's own client does it). */
-async function deleteQueues(names: string[]) {
-  const connection = await amqp.connect(AMQP_URL);
-  const ch = await connection.createChannel();
-  for (const name of names) {
-    await ch.deleteQueue(name).catch(() => undefined);
-    await ch.deleteQueue(`${name}.dlq`).catch(() => undefined);
-    await ch.deleteExchange(`${name}.dlx`).catch(() => undefined);
-  }
-  await connection.close();
-}
 
 function config(
   env: { db: Db; s3: TestS3; queue: string; backend: "amqp" | "postgres" },
