@@ -299,10 +299,19 @@ export class PgQueue implements JobQueue {
 }
 
 interface Held {
-  seq: string;
   lease: string;
   settled: boolean;
 }
+
+/** A message as CLAIM returns it. */
+type ClaimedRow = {
+  seq: string;
+  id: string;
+  body: Buffer;
+  deliveries: number;
+  lease: string;
+  published_ms: number;
+};
 
 class PgConsumer implements Subscription {
   private stopped = false;
@@ -361,14 +370,11 @@ class PgConsumer implements Subscription {
       let claimed = 0;
       try {
         if (this.limit !== null) await this.owner.db.query(EXPIRE_OVER_LIMIT, [this.queue, this.limit]);
-        const rows = await this.owner.db.query<{
-          seq: string;
-          id: string;
-          body: Buffer;
-          deliveries: number;
-          lease: string;
-          published_ms: number;
-        }>(CLAIM, [this.queue, free, this.owner.settings.QUEUE_LEASE_MS]);
+        const rows = await this.owner.db.query<ClaimedRow>(CLAIM, [
+          this.queue,
+          free,
+          this.owner.settings.QUEUE_LEASE_MS,
+        ]);
         failures = 0;
         claimed = rows.rows.length;
         for (const row of rows.rows) {
@@ -389,15 +395,8 @@ class PgConsumer implements Subscription {
     }
   }
 
-  private deliver(row: {
-    seq: string;
-    id: string;
-    body: Buffer;
-    deliveries: number;
-    lease: string;
-    published_ms: number;
-  }) {
-    const held: Held = { seq: row.seq, lease: row.lease, settled: false };
+  private deliver(row: ClaimedRow) {
+    const held: Held = { lease: row.lease, settled: false };
     this.held.set(row.lease, held);
     const settle = (what: string, run: () => Promise<unknown>) => async () => {
       if (held.settled) {
