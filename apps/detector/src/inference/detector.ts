@@ -2,7 +2,6 @@
  * The in-process inference facade (evaluation, tests, tools): decode + letterbox with sharp, then one `ModelRunner`
  * runs what it is given as one batch. The worker does the same across threads (src/inference/pool.ts).
  */
-import { type LetterboxGeometry, rgbToChw } from "./geometry.js";
 import { letterboxImage } from "./letterbox.js";
 import { type Detection, ModelRunner, type RunnerOptions } from "./runner.js";
 
@@ -11,11 +10,6 @@ export type { Detection } from "./runner.js";
 export interface DetectorOptions extends Omit<RunnerOptions, "executionProviders"> {
   /** @default ["cpu"] */
   executionProviders?: string[];
-}
-
-export interface PreparedImage {
-  tensor: Float32Array;
-  geometry: LetterboxGeometry;
 }
 
 export class Detector {
@@ -42,29 +36,12 @@ export class Detector {
     return new Detector(await ModelRunner.load(path, opts));
   }
 
-  /** Decodes and letterboxes one image (PNG/JPEG bytes) to this model's input. */
-  async prepare(bytes: Uint8Array): Promise<PreparedImage> {
-    const [h, w] = this.imgsz;
-    const { rgb, geometry } = await letterboxImage(bytes, w, h);
-    return { tensor: rgbToChw(rgb, w, h), geometry };
-  }
-
-  /** Runs prepared images as one batch; returns detections per image in original pixels. */
-  async run(images: readonly PreparedImage[]): Promise<Detection[][]> {
-    if (images.length === 0) return [];
-    const plane = this.#runner.planeSize;
-    const batch = new Float32Array(images.length * plane);
-    images.forEach((img, i) => batch.set(img.tensor, i * plane));
-    const { detections } = await this.#runner.runChw(
-      batch,
-      images.map((img) => img.geometry),
-    );
-    return detections;
-  }
-
-  /** prepare + run for a list of encoded images. */
+  /** Decodes and letterboxes each image (PNG/JPEG bytes), runs them as one batch: detections in original pixels. */
   async detect(images: readonly Uint8Array[]): Promise<Detection[][]> {
-    return this.run(await Promise.all(images.map((b) => this.prepare(b))));
+    if (images.length === 0) return [];
+    const [h, w] = this.imgsz;
+    const letterboxed = await Promise.all(images.map((bytes) => letterboxImage(bytes, w, h)));
+    return (await this.#runner.runRgb(letterboxed)).detections;
   }
 
   async release(): Promise<void> {

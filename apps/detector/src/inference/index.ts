@@ -1,5 +1,5 @@
 export { type Box, type DecodeOptions, decodeOutput, iou, nms, type RawDetection } from "./decode.js";
-export { Detector, type DetectorOptions, type PreparedImage } from "./detector.js";
+export { Detector, type DetectorOptions } from "./detector.js";
 export { type LetterboxGeometry, letterboxGeometry, PAD_VALUE, rgbToChw, unletterboxBox } from "./geometry.js";
 export { ImageDecodeError, type LetterboxedImage, letterboxImage } from "./letterbox.js";
 export { describeModel, type ModelDescription, onnxMetadata, parseImgsz, parseNames } from "./metadata.js";
