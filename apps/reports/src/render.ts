@@ -11,6 +11,7 @@
  * file depends on the clock or randomness, so the bytes can be cached under the data's content hash.
  */
 import type { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import PDFDocument from "pdfkit";
 import sharp from "sharp";
 import {
@@ -133,9 +134,7 @@ export function renderReport(report: ReportData, opts: RenderOptions): Readable 
 
 /** Render the whole report into memory (tests, small reports). */
 export async function renderReportToBuffer(data: ReportData, opts: RenderOptions): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of renderReport(data, opts)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return buffer(renderReport(data, opts));
 }
 
 type Doc = PDFKit.PDFDocument;

@@ -9,6 +9,7 @@
  * share one render, and at most `maxConcurrentRenders` run at once.
  */
 import type { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import { conflict, notFound, type ObjectInfo, type ObjectStore } from "@ndt/kit";
 import { pendingImages, type RenderSettings, type ReportData, reportHash } from "./model.js";
 import { renderReport } from "./render.js";
@@ -45,12 +46,6 @@ export interface ReportBody {
   body: Readable;
   /** Served from the bucket as it was, or rendered for this request. */
   cache: "hit" | "miss";
-}
-
-async function readAll(body: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** A counting semaphore: renders past the limit wait for a slot instead of piling images into memory. */
@@ -129,7 +124,7 @@ export class ReportService {
       settings: this.opts.settings,
       loadImage: async (image) => {
         const object = await this.opts.uploads.get(image.objectKey);
-        return object ? readAll(object.body) : null;
+        return object ? buffer(object.body) : null;
       },
     });
     // a failed render aborts the upload: no partial PDF is ever cached under the hash
