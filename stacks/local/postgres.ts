@@ -18,6 +18,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import pg from "pg";
 import { LocalStackError } from "./errors.js";
 import { processRuns } from "./launcher-lock.js";
+import { tail } from "./processes.js";
 
 export interface PostgresBinaries {
   initdb: string;
@@ -374,13 +375,4 @@ function run(
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, text }));
   });
-}
-
-function tail(text: string, lines = 12): string {
-  return text
-    .trim()
-    .split("\n")
-    .slice(-lines)
-    .map((line) => `  | ${line}`)
-    .join("\n");
 }

@@ -25,14 +25,19 @@ export class ChildExited extends Error {
   }
 }
 
+/** The last `lines` lines of `text`, indented and marked as quoted output. */
+export function tail(text: string, lines = 12): string {
+  return text
+    .trim()
+    .split("\n")
+    .slice(-lines)
+    .map((line) => `  | ${line}`)
+    .join("\n");
+}
+
 export function logTail(file: string, lines = 15): string {
   try {
-    return readFileSync(file, "utf8")
-      .trimEnd()
-      .split("\n")
-      .slice(-lines)
-      .map((line) => `  | ${line}`)
-      .join("\n");
+    return tail(readFileSync(file, "utf8"), lines);
   } catch {
     return "  | (no log)";
   }
@@ -74,12 +79,6 @@ export class AppProcess {
 
   get expectedExit(): boolean {
     return this.stopping;
-  }
-
-  /** Resolves when the process has exited with code 0; rejects with its log's tail otherwise. */
-  async completion(): Promise<void> {
-    const { code, signal } = await this.exited;
-    if (code !== 0) throw new ChildExited(this.app, code, signal, this.logFile);
   }
 
   /** Polls `origin/readyz` until 200; rejects when the process exits first or after `timeoutMs`. */
