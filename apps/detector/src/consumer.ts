@@ -18,19 +18,20 @@
  */
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
-import { jitteredDelay, type Delivery, type JobQueue, type ObjectStore, type Subscription } from "@ndt/kit";
+import {
+  jitteredDelay,
+  type Delivery,
+  type JobQueue,
+  type Logger,
+  type ObjectStore,
+  type Subscription,
+} from "@ndt/kit";
 import { Batcher } from "./batcher.js";
 import { ImageDecodeError, letterboxImage } from "./inference/letterbox.js";
 import type { BatchResult, Detection, RgbImage } from "./inference/runner.js";
 import { InvalidJobError, parseJob, type DetectionJob } from "./job.js";
 import type { DetectorMetrics, FailureReason } from "./metrics.js";
 import type { ResultStore } from "./results.js";
-
-type Logger = {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-};
 
 /** What the consumer needs from the inference pool (InferencePool implements it). */
 export interface BatchRunner {

@@ -9,10 +9,8 @@
  * replayed: a client reconnecting reads GET /inspections/:id for the current state).
  */
 import { EventEmitter } from "node:events";
-import { jitteredDelay } from "@ndt/kit";
+import { jitteredDelay, type WarnLogger } from "@ndt/kit";
 import pg from "pg";
-
-type Logger = { warn(obj: object, msg?: string): void };
 
 export interface StatusChange {
   inspectionId: string;
@@ -29,7 +27,7 @@ export class ImageStatusListener {
   constructor(
     private readonly url: string,
     private readonly ssl: pg.ClientConfig["ssl"],
-    private readonly log: Logger,
+    private readonly log: WarnLogger,
   ) {
     this.emitter.setMaxListeners(0);
   }

@@ -9,7 +9,7 @@
  * rows unsent, and they are read and published again; the message id is the job id, so the consumer drops
  * duplicates. Queue and database failures back off with jitter.
  */
-import { type JobQueue, jitteredDelay, type SqlDatabase } from "@ndt/kit";
+import { type JobQueue, jitteredDelay, type Logger, type SqlDatabase } from "@ndt/kit";
 
 export interface DetectionJob {
   jobId: string;
@@ -20,12 +20,6 @@ export interface DetectionJob {
   key: string;
   contentType: string;
 }
-
-type Logger = {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-};
 
 export interface RelayOptions {
   db: SqlDatabase;

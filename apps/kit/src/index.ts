@@ -35,6 +35,7 @@ export {
   type VerifierOptions,
 } from "./auth/verifier.js";
 export { jitteredDelay, sleep } from "./backoff.js";
+export type { Logger, WarnLogger } from "./logger.js";
 export { ConfigError, csv, HttpConfig, loadConfig } from "./config.js";
 export {
   badRequest,

@@ -76,7 +76,7 @@ export function pendingImages(data: ReportData): number {
 }
 
 /** Detections in a canonical order (best first, then by class and box), so row ids never change the hash. */
-export function sortDetections(detections: ReportDetection[]): ReportDetection[] {
+function sortDetections(detections: ReportDetection[]): ReportDetection[] {
   return [...detections].sort(
     (a, b) =>
       b.score - a.score ||

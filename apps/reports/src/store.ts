@@ -9,7 +9,6 @@ import {
   type ReportData,
   type ReportDetection,
   type ReportImage,
-  sortDetections,
 } from "./model.js";
 
 interface InspectionRow extends Record<string, unknown> {
@@ -107,7 +106,8 @@ export class ReportsStore {
         contentType: r.content_type,
         size: Number(r.size_bytes),
         objectKey: r.object_key,
-        detections: sortDetections(byImage.get(r.id) ?? []),
+        // in row order: the hash and the render put detections in their canonical order (normalizeReport)
+        detections: byImage.get(r.id) ?? [],
       })),
     };
   }

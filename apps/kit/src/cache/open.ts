@@ -9,6 +9,7 @@ import type { SqlDatabase } from "../postgres/port.js";
 import type { KeyValueStore } from "../redis/port.js";
 import { RedisConfig, RedisStore } from "../redis/redis.js";
 import { PgKeyValueStore } from "./postgres.js";
+import type { WarnLogger } from "../logger.js";
 
 export const CacheConfig = {
   CACHE_BACKEND: Type.Union([Type.Literal("redis"), Type.Literal("postgres")], { default: "redis" }),
@@ -18,10 +19,11 @@ export const CacheConfig = {
 export const CacheConfigSchema = Type.Object(CacheConfig);
 export type CacheSettings = Static<typeof CacheConfigSchema>;
 
-type Logger = { warn(obj: object, msg?: string): void };
-
 /** The adapter `config` names; REDIS_KEY_PREFIX prefixes keys on both. The caller closes it. */
-export function openKeyValueStore(config: CacheSettings, deps: { db?: SqlDatabase; log?: Logger } = {}): KeyValueStore {
+export function openKeyValueStore(
+  config: CacheSettings,
+  deps: { db?: SqlDatabase; log?: WarnLogger } = {},
+): KeyValueStore {
   if (config.CACHE_BACKEND === "redis") {
     const url = config.REDIS_URL;
     if (!url) throw new ConfigError([{ variable: "REDIS_URL", reason: "is required when CACHE_BACKEND=redis" }]);

@@ -18,6 +18,7 @@ import { runner } from "node-pg-migrate";
 import pg from "pg";
 import { jitteredDelay, sleep } from "../backoff.js";
 import type { SqlDatabase, SqlExecutor, SqlResult, SqlRow } from "./port.js";
+import type { Logger } from "../logger.js";
 
 /** Env variables of the adapter; spread into a service's config schema. */
 export const PostgresConfig = {
@@ -45,7 +46,7 @@ export function migrationsTableFor(dir: string): string {
   return `pgmigrations_${owner}`.slice(0, 63);
 }
 
-type Logger = { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+type PgLogger = Pick<Logger, "info" | "warn">;
 
 const statementNames = new Map<string, string>();
 
@@ -64,7 +65,7 @@ export class PgDatabase implements SqlDatabase {
 
   constructor(
     private readonly settings: PostgresSettings,
-    private readonly log?: Logger,
+    private readonly log?: PgLogger,
   ) {
     this.pool = new pg.Pool({
       connectionString: settings.DATABASE_URL,

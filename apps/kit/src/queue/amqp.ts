@@ -15,6 +15,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
 import { jitteredDelay } from "../backoff.js";
 import type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./port.js";
+import type { WarnLogger } from "../logger.js";
 
 export const AmqpConfig = {
   AMQP_URL: Type.String({
@@ -30,8 +31,6 @@ export const AmqpConfig = {
 };
 export const AmqpConfigSchema = Type.Object(AmqpConfig);
 export type AmqpSettings = Static<typeof AmqpConfigSchema>;
-
-type Logger = { warn(obj: object, msg?: string): void };
 
 /** The names and arguments of a job queue's topology; every service that declares `<queue>` uses exactly these. */
 export function quorumQueueTopology(queue: string, deliveryLimit: number) {
@@ -74,7 +73,7 @@ export class AmqpQueue implements JobQueue {
 
   constructor(
     private readonly settings: AmqpSettings,
-    readonly log?: Logger,
+    readonly log?: WarnLogger,
   ) {
     const url = new URL(settings.AMQP_URL);
     if (settings.AMQP_USERNAME) url.username = encodeURIComponent(settings.AMQP_USERNAME);

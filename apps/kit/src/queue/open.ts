@@ -9,6 +9,7 @@ import type { SqlDatabase } from "../postgres/port.js";
 import { AmqpConfig, AmqpQueue } from "./amqp.js";
 import type { JobQueue } from "./port.js";
 import { PgQueue, PgQueueConfig } from "./postgres.js";
+import type { WarnLogger } from "../logger.js";
 
 export const QueueConfig = {
   QUEUE_BACKEND: Type.Union([Type.Literal("amqp"), Type.Literal("postgres")], { default: "amqp" }),
@@ -18,10 +19,8 @@ export const QueueConfig = {
 export const QueueConfigSchema = Type.Object(QueueConfig);
 export type QueueSettings = Static<typeof QueueConfigSchema>;
 
-type Logger = { warn(obj: object, msg?: string): void };
-
 /** The adapter `config` names. The caller closes it (the postgres queue leaves `db` open: the caller owns it). */
-export function openJobQueue(config: QueueSettings, deps: { db?: SqlDatabase; log?: Logger } = {}): JobQueue {
+export function openJobQueue(config: QueueSettings, deps: { db?: SqlDatabase; log?: WarnLogger } = {}): JobQueue {
   if (config.QUEUE_BACKEND === "amqp") return new AmqpQueue(config, deps.log);
   if (!(deps.db instanceof PgDatabase)) {
     throw new ConfigError([

@@ -16,6 +16,7 @@ import pg from "pg";
 import { jitteredDelay, sleep } from "../backoff.js";
 import type { PgDatabase } from "../postgres/pg.js";
 import type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./port.js";
+import type { WarnLogger } from "../logger.js";
 
 export const PgQueueConfig = {
   /** Consumers look for messages this often even without a notification. */
@@ -25,8 +26,6 @@ export const PgQueueConfig = {
 };
 export const PgQueueConfigSchema = Type.Object(PgQueueConfig);
 export type PgQueueSettings = Static<typeof PgQueueConfigSchema>;
-
-type Logger = { warn(obj: object, msg?: string): void };
 
 const CHANNEL = "ndt_queue";
 
@@ -122,7 +121,7 @@ export class PgQueue implements JobQueue {
   constructor(
     readonly db: PgDatabase,
     readonly settings: PgQueueSettings,
-    readonly log?: Logger,
+    readonly log?: WarnLogger,
   ) {}
 
   /** Create the schema once (idempotent; concurrent processes serialise on an advisory lock). */

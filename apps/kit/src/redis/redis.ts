@@ -14,6 +14,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { Redis } from "ioredis";
 import { jitteredDelay } from "../backoff.js";
 import type { CounterHit, KeyValueStore } from "./port.js";
+import type { WarnLogger } from "../logger.js";
 
 export const RedisConfig = {
   REDIS_URL: Type.String({ pattern: "^rediss?://", description: "redis://host:6379/0 or rediss:// for TLS" }),
@@ -26,8 +27,6 @@ export const RedisConfig = {
 };
 export const RedisConfigSchema = Type.Object(RedisConfig);
 export type RedisSettings = Static<typeof RedisConfigSchema>;
-
-type Logger = { warn(obj: object, msg?: string): void };
 
 // INCR, start the window on the first hit, answer count and remaining window
 const HIT = `local c = redis.call('INCR', KEYS[1])
@@ -56,7 +55,7 @@ export class RedisStore implements KeyValueStore {
   readonly client: Redis;
   private readonly prefix: string;
 
-  constructor(settings: RedisSettings, log?: Logger) {
+  constructor(settings: RedisSettings, log?: WarnLogger) {
     this.prefix = settings.REDIS_KEY_PREFIX;
     const tls = settings.REDIS_TLS || settings.REDIS_URL.startsWith("rediss://");
     this.client = new Redis(settings.REDIS_URL, {
