@@ -11,7 +11,7 @@
  * Redis (DATABASE_URL, REDIS_URL).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { loadavg, setPriority } from "node:os";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
 import {
@@ -23,28 +23,23 @@ import {
   verificationKey,
 } from "@ndt/kit";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
-import { type Benchmark, cpuSecondsOf, machine, repoRoot, stopProcess, waitReady } from "./lib.js";
+import {
+  type Benchmark,
+  benchPriority,
+  cpuSecondsOf,
+  machine,
+  metricValue,
+  prioritise,
+  priorityPrefix,
+  repoRoot,
+  stopProcess,
+  waitReady,
+} from "./lib.js";
 
 const DURATION = Number(process.env.BENCH_DURATION_SEC ?? 10);
 /** Hashes at once in auth: 1 on this 2-core machine leaves a core to the event loops (and autocannon). */
 const ARGON2_CONCURRENCY = process.env.BENCH_ARGON2_CONCURRENCY ?? "1";
 const load = () => loadavg()[0]!.toFixed(1);
-/**
- * BENCH_PRIORITY=-10 (root): every process of the benchmark (servers, autocannon, this one) runs at that priority,
- * so unrelated work on a shared machine does not take the cores in the middle of a measurement. Every process of
- * the benchmark gets the same priority (the ratios stay fair); PostgreSQL and Redis keep theirs. Reported in the
- * section when used.
- */
-const PRIORITY = process.env.BENCH_PRIORITY === undefined ? undefined : Number(process.env.BENCH_PRIORITY);
-function prioritise(pid: number | undefined) {
-  if (PRIORITY === undefined || pid === undefined) return;
-  try {
-    setPriority(pid, PRIORITY);
-  } catch (err) {
-    throw new Error(`BENCH_PRIORITY=${PRIORITY} could not be applied (needs root for < 0): ${String(err)}`);
-  }
-}
-
 function start(script: string, env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: repoRoot,
@@ -98,11 +93,10 @@ function cannon(opts: CannonOptions): Promise<CannonResult> {
 /** Event-loop delay since the previous scrape (prom-client resets its histogram on every scrape), in ms. */
 async function eventLoopDelay(metricsUrl: string): Promise<{ max: number; p99: number }> {
   const text = await (await fetch(metricsUrl)).text();
-  const read = (name: string) => {
-    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, "m").exec(text);
-    return m ? Number(m[1]) * 1000 : Number.NaN;
+  return {
+    max: metricValue(text, "nodejs_eventloop_lag_max_seconds") * 1000,
+    p99: metricValue(text, "nodejs_eventloop_lag_p99_seconds") * 1000,
   };
-  return { max: read("nodejs_eventloop_lag_max_seconds"), p99: read("nodejs_eventloop_lag_p99_seconds") };
 }
 
 async function verification(): Promise<{ coldUs: number; coldCpuUs: number; warmUs: number; signatureUs: number }> {
@@ -159,7 +153,7 @@ const bench: Benchmark = {
   id: "auth-gateway",
   title: "Issue 4 — service kernel, auth and gateway",
   async run() {
-    prioritise(process.pid);
+    prioritise();
     // (b) first, while no server of the benchmark runs yet: a microbenchmark on this process alone
     const verify = await verification();
     const db = await testDatabase("bench_auth");
@@ -297,13 +291,13 @@ const bench: Benchmark = {
         ],
       ];
       return [
-        `Machine: ${machine()}. Run: ${new Date().toISOString().slice(0, 16)}Z. Command: \`${PRIORITY === undefined ? "" : `BENCH_PRIORITY=${PRIORITY} `}npm run bench -- auth-gateway\``,
+        `Machine: ${machine()}. Run: ${new Date().toISOString().slice(0, 16)}Z. Command: \`${priorityPrefix}npm run bench -- auth-gateway\``,
         `(hello, gateway and auth each their own process, autocannon its own process too, all on the same 2 cores as`,
         `PostgreSQL and Redis; ${DURATION} s per measurement after a 2 s warm-up; argon2id m=19456 KiB, t=2, p=1,`,
         `${ARGON2_CONCURRENCY} hash(es) at a time; 1-min load average ${loadBefore} before (a), ${loadAfter} after (c)` +
-          (PRIORITY === undefined
+          (benchPriority === undefined
             ? ")."
-            : `; every benchmark process at priority ${PRIORITY}, other work on the machine kept running).`),
+            : `; every benchmark process at priority ${benchPriority}, other work on the machine kept running).`),
         "",
         "| measurement | figure | latency | notes |",
         "|---|---|---|---|",

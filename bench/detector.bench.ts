@@ -16,9 +16,8 @@
  * the intra-op threads of the worker and of its baseline alike (default 2).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
-import { cpus, loadavg, setPriority, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Readable } from "node:stream";
@@ -42,10 +41,14 @@ import {
 } from "../apps/detector/test/helpers.js";
 import {
   type Benchmark,
+  benchPriority,
   cpuSecondsOf,
   machine,
   machineBusySeconds,
+  metricValue,
   minorFaultsOf,
+  prioritise,
+  priorityPrefix,
   repoRoot,
   stopProcess,
   waitReady,
@@ -55,23 +58,6 @@ const IMAGES = Number(process.env.BENCH_IMAGES ?? 160);
 const DISTINCT = 16;
 const BATCH = 8;
 const INTRA_OP_THREADS = Number(process.env.BENCH_INTRA_OP_THREADS ?? 2);
-
-/**
- * BENCH_PRIORITY=-10 (root): every thread of this process (the worker's event loop, its inference and libuv threads,
- * the bare runs, the idle control it spawns) runs at that priority, so unrelated work on a shared machine does not
- * take the cores in the middle of a measurement; the worker and its baseline get the same priority, so the ratio
- * stays fair. PostgreSQL, RabbitMQ keep theirs. Reported in the section when used.
- */
-const PRIORITY = process.env.BENCH_PRIORITY === undefined ? undefined : Number(process.env.BENCH_PRIORITY);
-/** Linux's nice value is per thread: every thread running now, and the threads they start later inherit it. */
-function prioritiseThreads() {
-  if (PRIORITY === undefined) return;
-  try {
-    for (const tid of readdirSync("/proc/self/task")) setPriority(Number(tid), PRIORITY);
-  } catch (err) {
-    throw new Error(`BENCH_PRIORITY=${PRIORITY} could not be applied (needs root for < 0): ${String(err)}`);
-  }
-}
 
 const fmt = (n: number, digits = 1) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -131,18 +117,14 @@ function idleControl(): { stop: () => Promise<{ max: number; p99: number }> } {
 }
 
 function histogramMean(text: string, name: string): { sum: number; count: number } {
-  const read = (suffix: string) => {
-    const m = new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, "m").exec(text);
-    return m ? Number(m[1]) : Number.NaN;
-  };
-  return { sum: read("sum"), count: read("count") };
+  return { sum: metricValue(text, `${name}_sum`), count: metricValue(text, `${name}_count`) };
 }
 
 const bench: Benchmark = {
   id: "detector",
   title: "Issue 5 — detection worker",
   async run() {
-    prioritiseThreads();
+    prioritise();
     const db = await filesDatabase("bench_detector");
     const queueName = await testQueueName("bench");
     if (!db || !queueName) throw new Error("the detector benchmark needs PostgreSQL and RabbitMQ");
@@ -182,20 +164,16 @@ const bench: Benchmark = {
         await store.put(`bench/${i}`, Readable.from([images[i]!]), { contentType: "image/png" });
       }
       const published = jobs.map((j, i) => ({ ...j, key: `bench/${i % DISTINCT}` }));
-      const command = [
+      // spawned by a thread at the benchmark priority: the worker inherits it, and its inference threads go below it
+      worker = spawn(
         process.execPath,
-        "--import",
-        "tsx",
-        "--import",
-        "./bench/event-loop-probe.ts",
-        "apps/detector/src/server.ts",
-      ];
-      const niced = PRIORITY === undefined ? command : ["nice", "-n", String(PRIORITY), ...command];
-      worker = spawn(niced[0]!, niced.slice(1), {
-        cwd: repoRoot,
-        env: { ...process.env, ...env, BENCH_LOOP_FILE: loopFile },
-        stdio: ["ignore", "ignore", "inherit"],
-      });
+        ["--import", "tsx", "--import", "./bench/event-loop-probe.ts", "apps/detector/src/server.ts"],
+        {
+          cwd: repoRoot,
+          env: { ...process.env, ...env, BENCH_LOOP_FILE: loopFile },
+          stdio: ["ignore", "ignore", "inherit"],
+        },
+      );
       const workerPid = worker.pid!;
       const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
       await waitReady(`http://127.0.0.1:${metricsPort}/readyz`);
@@ -353,14 +331,14 @@ const bench: Benchmark = {
         ],
       ];
       return [
-        `Machine: ${machine()}. Run: ${new Date().toISOString().slice(0, 16)}Z. Command: \`${PRIORITY === undefined ? "" : `BENCH_PRIORITY=${PRIORITY} `}npx tsx bench/run.ts detector\``,
+        `Machine: ${machine()}. Run: ${new Date().toISOString().slice(0, 16)}Z. Command: \`${priorityPrefix}npx tsx bench/run.ts detector\``,
         `(bundled model, 640×640 input, conf ${BUNDLED_MODEL_OPTIONS.confThreshold}, class-agnostic NMS IoU ${BUNDLED_MODEL_OPTIONS.iouThreshold};`,
         `worker as its own process: 1 inference thread × ${INTRA_OP_THREADS} intra-op threads, batches of up to ${BATCH} or 10 ms, prefetch ${BATCH * 4};`,
         `RabbitMQ, PostgreSQL and s3rver (its own process) on the same machine; ${DISTINCT} distinct §5 images, PNG and JPEG, 320–1024 px;`,
         `1-minute load average ${fmt(load0, 1)} → ${fmt(load1, 1)} during (a) on ${cpus().length} cores` +
-          (PRIORITY === undefined
+          (benchPriority === undefined
             ? ")."
-            : `; every thread of the benchmark at priority ${PRIORITY}, other work on the machine kept running).`),
+            : `; every thread of the benchmark at priority ${benchPriority}, other work on the machine kept running).`),
         "",
         "| measurement | figure | notes |",
         "|---|---|---|",

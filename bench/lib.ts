@@ -1,7 +1,7 @@
 /** What every `bench/*.bench.ts` exports, and helpers they share. */
 import type { ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
+import { cpus, setPriority, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -80,4 +80,36 @@ export async function stopProcess(child: ChildProcess | undefined): Promise<void
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
+}
+
+/**
+ * BENCH_PRIORITY=-10 (root): every process and thread of a benchmark (servers, workers, load generators, this
+ * process) runs at that priority, so unrelated work on a shared machine does not take the cores in the middle of a
+ * measurement. Every process of a benchmark gets the same priority, so its ratios stay fair; PostgreSQL, Redis and
+ * RabbitMQ keep theirs. Each section reports it when used.
+ */
+export const benchPriority: number | undefined =
+  process.env.BENCH_PRIORITY === undefined ? undefined : Number(process.env.BENCH_PRIORITY);
+
+/** "BENCH_PRIORITY=-10 " when set, for the command line a section prints. */
+export const priorityPrefix = benchPriority === undefined ? "" : `BENCH_PRIORITY=${benchPriority} `;
+
+/**
+ * Gives a process (a child just spawned: the threads it starts later inherit it) the benchmark priority, or, with
+ * no argument, every thread of this process (Linux's nice value is per thread). Absolute, so never applied twice.
+ */
+export function prioritise(pid?: number): void {
+  if (benchPriority === undefined) return;
+  try {
+    if (pid !== undefined) setPriority(pid, benchPriority);
+    else for (const tid of readdirSync("/proc/self/task")) setPriority(Number(tid), benchPriority);
+  } catch (err) {
+    throw new Error(`BENCH_PRIORITY=${benchPriority} could not be applied (needs root for < 0): ${String(err)}`);
+  }
+}
+
+/** The value of a sample in a Prometheus text exposition (`name{labels} value`, the first one); NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, "m").exec(text);
+  return m ? Number(m[1]) : Number.NaN;
 }

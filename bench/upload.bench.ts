@@ -19,7 +19,17 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { s3Client } from "@ndt/kit";
 import amqp from "amqplib";
 import { testDatabase, testIssuer, testRedis, testS3Process } from "@ndt/kit/testing";
-import { type Benchmark, cpuSecondsOf, machine, repoRoot, stopProcess, waitReady } from "./lib.js";
+import {
+  type Benchmark,
+  benchPriority,
+  cpuSecondsOf,
+  machine,
+  prioritise,
+  priorityPrefix,
+  repoRoot,
+  stopProcess,
+  waitReady,
+} from "./lib.js";
 
 const MiB = 1024 ** 2;
 /** The memory run's size. */
@@ -87,6 +97,8 @@ const bench: Benchmark = {
   id: "upload",
   title: "Image upload through files vs raw S3 upload (issue 5 d)",
   async run() {
+    // before anything is spawned: s3rver and files inherit it
+    prioritise();
     const db = await testDatabase("bench_upload");
     const kv = await testRedis("bench_upload");
     if (!db || !kv) throw new Error("PostgreSQL and Redis are needed");
@@ -211,7 +223,7 @@ const bench: Benchmark = {
         } / ${r.cpu.s3.toFixed(1)} |`;
       const growth = (peak - baseline) / MiB;
       const lines = [
-        `Machine: ${machine()}. Generated PNG-headed bodies, S3 parts of ${PART_BYTES / MiB} MiB × ${QUEUE_SIZE} in flight, s3rver in its own process on loopback (its disk writes bound both paths: little CPU is spent anywhere).`,
+        `Machine: ${machine()}. Generated PNG-headed bodies, S3 parts of ${PART_BYTES / MiB} MiB × ${QUEUE_SIZE} in flight, s3rver in its own process on loopback (its disk writes bound both paths: little CPU is spent anywhere). Command: \`${priorityPrefix}npm run bench -- upload\`${benchPriority === undefined ? "" : `; every process of the benchmark at priority ${benchPriority}`}.`,
         "",
         "| upload | MB/s | time | CPU s: client / files / s3rver |",
         "|---|---:|---:|---:|",
