@@ -2,38 +2,12 @@
 import { randomUUID } from "node:crypto";
 import { badRequest, type SqlDatabase, type SqlExecutor } from "@ndt/kit";
 import type { DetectionJob } from "./relay.js";
-import type { DefectClass, Image, Inspection, InspectionDetail } from "./schemas.js";
+import type { DetectionRow, ImageRow, InspectionRow } from "./rows.js";
+import type { Image, Inspection, InspectionDetail } from "./schemas.js";
 
-interface InspectionRow extends Record<string, unknown> {
-  id: string;
-  title: string;
-  site: string | null;
-  notes: string | null;
-  status: "open" | "closed";
-  created_at: Date;
+/** An inspection row with its keyset-cursor position (to the microsecond, as text: a JS Date keeps milliseconds). */
+interface ListedInspectionRow extends InspectionRow {
   cursor_at: string;
-}
-
-interface ImageRow extends Record<string, unknown> {
-  id: string;
-  filename: string;
-  status: Image["status"];
-  width: number | null;
-  height: number | null;
-  error: string | null;
-  content_type: string;
-  size_bytes: string;
-  object_key: string;
-}
-
-interface DetectionRow extends Record<string, unknown> {
-  image_id: string;
-  class: DefectClass;
-  score: number;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
 }
 
 const INSPECTION_COLUMNS = `id, title, site, notes, status, created_at,
@@ -62,7 +36,7 @@ function toImage(r: ImageRow, detections: DetectionRow[]): Image {
 }
 
 /** Opaque keyset cursor: the last row's (created_at to the microsecond, id). */
-function encodeCursor(r: InspectionRow): string {
+function encodeCursor(r: ListedInspectionRow): string {
   return Buffer.from(JSON.stringify([r.cursor_at, r.id])).toString("base64url");
 }
 
@@ -96,7 +70,7 @@ export class FilesStore {
     userId: string,
     body: { title: string; site?: string; notes?: string },
   ): Promise<Inspection> {
-    const { rows } = await this.db.query<InspectionRow>(
+    const { rows } = await this.db.query<ListedInspectionRow>(
       `INSERT INTO inspections (organization_id, created_by, title, site, notes) VALUES ($1, $2, $3, $4, $5)
        RETURNING ${INSPECTION_COLUMNS}`,
       [org, userId, body.title, body.site ?? null, body.notes ?? null],
@@ -106,7 +80,7 @@ export class FilesStore {
 
   async listInspections(org: string, limit: number, cursor?: string) {
     const after = cursor ? decodeCursor(cursor) : null;
-    const { rows } = await this.db.query<InspectionRow>(
+    const { rows } = await this.db.query<ListedInspectionRow>(
       `SELECT ${INSPECTION_COLUMNS} FROM inspections
        WHERE organization_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))
        ORDER BY created_at DESC, id DESC LIMIT $4`,
@@ -118,7 +92,7 @@ export class FilesStore {
   }
 
   async findInspection(org: string, id: string): Promise<Inspection | undefined> {
-    const { rows } = await this.db.query<InspectionRow>(
+    const { rows } = await this.db.query<ListedInspectionRow>(
       `SELECT ${INSPECTION_COLUMNS} FROM inspections WHERE id = $1 AND organization_id = $2`,
       [id, org],
     );

@@ -3,44 +3,11 @@
  * is scoped by the caller's organisation (P6): another organisation's inspection reads as absent.
  */
 import type { SqlDatabase, SqlExecutor } from "@ndt/kit";
-import {
-  type DefectClass,
-  type ImageStatus,
-  type ReportData,
-  type ReportDetection,
-  type ReportImage,
-} from "./model.js";
+import type { DetectionRow, ImageRow, InspectionRow } from "@ndt/files/rows";
+import type { ReportData, ReportDetection, ReportImage } from "./model.js";
 
-interface InspectionRow extends Record<string, unknown> {
-  id: string;
+interface OwnedInspectionRow extends InspectionRow {
   organization_id: string;
-  title: string;
-  site: string | null;
-  notes: string | null;
-  status: "open" | "closed";
-  created_at: Date;
-}
-
-interface ImageRow extends Record<string, unknown> {
-  id: string;
-  filename: string;
-  status: ImageStatus;
-  width: number | null;
-  height: number | null;
-  error: string | null;
-  content_type: string;
-  size_bytes: string;
-  object_key: string;
-}
-
-interface DetectionRow extends Record<string, unknown> {
-  image_id: string;
-  class: DefectClass;
-  score: number;
-  x1: number;
-  y1: number;
-  x2: number;
-  y2: number;
 }
 
 export class ReportsStore {
@@ -59,7 +26,7 @@ export class ReportsStore {
   }
 
   private async read(db: SqlExecutor, org: string, inspectionId: string): Promise<ReportData | undefined> {
-    const { rows: inspections } = await db.query<InspectionRow>(
+    const { rows: inspections } = await db.query<OwnedInspectionRow>(
       `SELECT id, organization_id, title, site, notes, status, created_at
        FROM inspections WHERE id = $1 AND organization_id = $2`,
       [inspectionId, org],
