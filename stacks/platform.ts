@@ -1,6 +1,7 @@
 import type * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { AppSecrets } from "../infra/aws/app-secrets.js";
 import { Broker } from "../infra/aws/broker.js";
 import { Cache } from "../infra/aws/cache.js";
 import { Cluster } from "../infra/aws/cluster.js";
@@ -91,6 +92,13 @@ export function definePlatform(
     deploymentMode: config.broker.deploymentMode,
   });
 
+  // The services' own secrets (auth's signing-key secret), generated once, where their ExternalSecrets read them.
+  const appSecrets = new AppSecrets("app-secrets", {
+    environment: config.environment,
+    secrets: topology.services.flatMap((service) => Object.values(service.secrets ?? {})),
+    kmsKeyArn: keys.keys.data.arn,
+  });
+
   // Buckets and the media CDN: private, SSE-KMS with the storage key; logging and WAF switched on by stack config.
   const storage = new Storage("storage", {
     keys,
@@ -174,7 +182,7 @@ export function definePlatform(
         cluster.serviceAccountRole(serviceAccount, namespace, serviceAccount),
     },
     // CRDs (ExternalSecret, ServiceMonitor, ScaledObject), the ingress class and issuers come with the add-ons.
-    { providers: [kubernetes], dependsOn: [addons] },
+    { providers: [kubernetes], dependsOn: [addons, appSecrets] },
   );
 
   return {

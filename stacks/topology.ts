@@ -70,7 +70,12 @@ export const ServiceSpecSchema = Type.Object(
     /** Other services this one calls in the cluster (NetworkPolicy: egress from it, ingress to them). */
     calls: Type.Array(Type.String(), { uniqueItems: true }),
     /** Extra secrets: env variable → Secrets Manager secret name under `ndt/<environment>/`. */
-    secrets: Type.Optional(Type.Record(Type.String({ pattern: "^[A-Z][A-Z0-9_]*$" }), Type.String())),
+    secrets: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: "^[A-Z][A-Z0-9_]*$" }),
+        Type.String({ pattern: "^[a-z0-9-]+(/[a-z0-9-]+)*$" }),
+      ),
+    ),
     /** The queue a worker consumes; KEDA scales it on this queue's depth. */
     queue: Type.Optional(DnsLabel),
     scaling: Type.Object({ dev: Bounds, prod: Bounds }, strict),

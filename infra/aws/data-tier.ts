@@ -57,10 +57,14 @@ export function createDataTierSecurityGroup(
 }
 
 export interface StoredSecretArgs {
+  /** The secret's name in Secrets Manager. @default generated from the resource name */
+  name?: string;
   description: string;
   kmsKeyArn: pulumi.Input<string>;
   /** The JSON document stored; it reaches the plan and state only as a secret. */
   value: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Days a deleted secret stays recoverable (0: deleted at once). @default 7 */
+  recoveryWindowInDays?: number;
   transform?: Transform<aws.secretsmanager.SecretArgs>;
 }
 
@@ -69,7 +73,12 @@ export function storeSecret(parent: pulumi.Resource, name: string, args: StoredS
   const secret = new aws.secretsmanager.Secret(
     name,
     applyTransform<aws.secretsmanager.SecretArgs>(
-      { description: args.description, kmsKeyId: args.kmsKeyArn, recoveryWindowInDays: 7 },
+      {
+        ...(args.name ? { name: args.name } : {}),
+        description: args.description,
+        kmsKeyId: args.kmsKeyArn,
+        recoveryWindowInDays: args.recoveryWindowInDays ?? 7,
+      },
       args.transform,
     ),
     { parent },

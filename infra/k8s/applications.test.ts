@@ -168,6 +168,34 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     ]);
   });
 
+  it("creates every secret the services' ExternalSecrets read by name, under the data key", async () => {
+    const plan = await planOf(stack);
+    const byName = plan.resources
+      .filter((resource: PlanResource) => resource.inputs.kind === "ExternalSecret")
+      .filter((resource: PlanResource) => (resource.inputs.metadata as Json).namespace === APP_NAMESPACE)
+      .flatMap((resource: PlanResource) => get(resource.inputs, "spec.data") as Json[])
+      .map((entry) => entry.remoteRef as Json)
+      .filter((ref) => typeof ref.key === "string" && ref.key.startsWith("ndt/"));
+    // the data tiers' secrets are read by ARN; the services' own secrets by their path, auth's signing key among them
+    expect(byName).toContainEqual({ key: `ndt/${stack}/auth/signing-key`, property: "value" });
+    for (const ref of byName) {
+      const created = plan.resources.find(
+        (resource: PlanResource) =>
+          resource.type === "aws:secretsmanager/secret:Secret" && resource.inputs.name === ref.key,
+      );
+      expect(created, String(ref.key)).toBeDefined();
+      expect(created?.inputs.kmsKeyId).toBe("arn:aws:kms:eu-west-1:123456789012:key/keys-data");
+      expect(created?.inputs.recoveryWindowInDays).toBe(stack === "prod" ? 7 : 0);
+    }
+    // generated (a random value), never a literal in the plan
+    const version = plan.resources.find(
+      (resource: PlanResource) =>
+        resource.type === "aws:secretsmanager/secretVersion:SecretVersion" &&
+        resource.name === "app-secrets-auth-signing-key",
+    );
+    expect(version?.inputs.secretString).toBe("[secret]");
+  });
+
   it("runs the migrations as a Job under the same restricted security context", async () => {
     const plan = await planOf(stack);
     const job = object(plan, "Job", "migrations");

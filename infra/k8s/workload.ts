@@ -9,6 +9,7 @@ import type {
   DatabaseConnection,
   Grant,
 } from "../aws/connections.js";
+import { APP_SECRET_PROPERTY, appSecretPath } from "../aws/app-secrets.js";
 import { CLUSTER_SECRET_STORE, MONITORING_NAMESPACE, SERVICE_MONITOR_LABELS } from "./names.js";
 
 /**
@@ -169,7 +170,10 @@ export function wireConnections(
   }
   for (const [variable, secret] of Object.entries(spec.secrets ?? {})) {
     env.push(fromSecret(variable));
-    secretData.push({ secretKey: variable, remoteRef: { key: `ndt/${options.environment}/${secret}` } });
+    secretData.push({
+      secretKey: variable,
+      remoteRef: { key: appSecretPath(options.environment, secret), property: APP_SECRET_PROPERTY },
+    });
   }
   return { env, secretData, egress, grants };
 }

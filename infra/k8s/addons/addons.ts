@@ -81,7 +81,7 @@ export interface AddonsArgs {
   /** Key of CloudWatch log groups (Keys `logs`). */
   logsKmsKeyArn: pulumi.Input<string>;
   /**
-   * Secrets outside `ndt/<stack>/*` that External Secrets may read, e.g. the RDS-managed master secret.
+   * Secrets outside `ndt/<environment>/*` that External Secrets may read, e.g. the RDS-managed master secret.
    * @default []
    */
   extraSecretArns?: pulumi.Input<string>[];
@@ -112,7 +112,6 @@ export class Addons extends pulumi.ComponentResource {
     super("ndt:k8s:Addons", name, {}, opts);
     const replicas = args.controllerReplicas ?? 1;
     const prod = args.environment === "prod";
-    const stack = pulumi.getStack();
     const parent = this;
     const releases = this.releases;
     const k8sOpts = { parent, provider: args.provider };
@@ -310,7 +309,13 @@ export class Addons extends pulumi.ComponentResource {
       const policy = pulumi
         .all([account, pulumi.output(args.secretsKmsKeyArn), pulumi.all(args.extraSecretArns ?? [])])
         .apply(([accountId, kmsKeyArn, secretArns]) =>
-          externalSecretsPolicy({ region: args.region, accountId, stack, secretArns, kmsKeyArn }),
+          externalSecretsPolicy({
+            region: args.region,
+            accountId,
+            environment: args.environment,
+            secretArns,
+            kmsKeyArn,
+          }),
         );
       const role = irsa("external-secrets", namespace, serviceAccount, policy);
       const values: ExternalSecretsValues = {

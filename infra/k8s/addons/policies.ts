@@ -61,17 +61,18 @@ export function externalDnsPolicy(zoneId: string): PolicyDocument {
 }
 
 /**
- * External Secrets: read the platform's secrets only (`ndt/<stack>/*`, plus the few whose names AWS chooses, such as
+ * External Secrets: read the platform's secrets only (`ndt/<environment>/*`, the one prefix the services' secrets and
+ * the alert receiver's live under, plus the few whose names AWS chooses, such as
  * the RDS-managed master secret), and decrypt them only through Secrets Manager.
  */
 export function externalSecretsPolicy(args: {
   region: string;
   accountId: string;
-  stack: string;
+  environment: string;
   secretArns: string[];
   kmsKeyArn: string;
 }): PolicyDocument {
-  const prefix = `arn:aws:secretsmanager:${args.region}:${args.accountId}:secret:ndt/${args.stack}/*`;
+  const prefix = `arn:aws:secretsmanager:${args.region}:${args.accountId}:secret:ndt/${args.environment}/*`;
   return document(
     {
       Sid: "ReadPlatformSecrets",
