@@ -5,6 +5,7 @@ import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isUniqueViolation, loadConfig, PgDatabase, PostgresConfig } from "../src/index.js";
 import { migrationsTableFor } from "../src/postgres/pg.js";
+import { createSchemaOnce } from "../src/postgres/schema.js";
 import { testDatabase } from "../src/testing/index.js";
 
 const db = await testDatabase("kit_pg");
@@ -66,6 +67,18 @@ describe.skipIf(!db)("PgDatabase", () => {
     expect(rows).toEqual([{ name: evil }]);
     const dup = await pg.query("INSERT INTO items (name) VALUES ($1)", [evil]).catch((e: unknown) => e);
     expect(isUniqueViolation(dup)).toBe(true);
+  });
+
+  it("creates an adapter's schema once for concurrent callers, and tries again after a failed attempt", async () => {
+    const lock = 0x6e_64_74_74; // "ndtt"
+    // the INSERT shows how many times the statements ran; the first attempt fails on the missing table
+    const create = createSchemaOnce(pg, lock, ["INSERT INTO schema_probe VALUES (1)"]);
+    await expect(create()).rejects.toThrow(/schema_probe/);
+    await pg.query("CREATE TABLE schema_probe (n int)");
+    await Promise.all([create(), create(), create()]);
+    await create();
+    const { rows } = await pg.query<{ n: string }>("SELECT count(*) AS n FROM schema_probe");
+    expect(Number(rows[0]!.n)).toBe(1);
   });
 
   it("bounds statements with the configured timeout", async () => {

@@ -112,11 +112,9 @@ export class TokenVerifier {
     const now = Math.floor(Date.now() / 1000);
     const cached = this.cache.get(token);
     if (cached) {
-      if (cached.exp + this.tolerance <= now) {
-        this.cache.delete(token);
-        throw new TokenError("expired");
-      }
-      if (cached.nbf - this.tolerance > now) throw new TokenError("not yet valid");
+      const invalid = this.lifetimeProblem(cached.exp, cached.nbf, now);
+      if (invalid === "expired") this.cache.delete(token); // it never becomes valid again
+      if (invalid) throw new TokenError(invalid);
       return cached;
     }
 
@@ -170,6 +168,16 @@ export class TokenVerifier {
     return claims;
   }
 
+  /**
+   * Why a token with these `exp`/`nbf` is not valid at `now` (seconds, with the clock tolerance), or undefined when
+   * it is. Checked on first verification and on every cache hit: a cached token may outlive its validity.
+   */
+  private lifetimeProblem(exp: number, nbf: number, now: number): "expired" | "not yet valid" | undefined {
+    if (exp + this.tolerance <= now) return "expired";
+    if (nbf - this.tolerance > now) return "not yet valid";
+    return undefined;
+  }
+
   private checkClaims(p: unknown, now: number): AccessClaims {
     if (!isObject(p)) throw new TokenError("malformed payload");
     if (p.iss !== this.opts.issuer) throw new TokenError("unexpected iss");
@@ -180,8 +188,8 @@ export class TokenVerifier {
     const { sub, jti, iat, exp, nbf, org, role, sid } = p;
     if (typeof exp !== "number" || !Number.isFinite(exp)) throw new TokenError("missing or malformed claims");
     if (typeof nbf !== "number" || !Number.isFinite(nbf)) throw new TokenError("missing or malformed claims");
-    if (exp + this.tolerance <= now) throw new TokenError("expired");
-    if (nbf - this.tolerance > now) throw new TokenError("not yet valid");
+    const invalid = this.lifetimeProblem(exp, nbf, now);
+    if (invalid) throw new TokenError(invalid);
     if (
       typeof sub !== "string" ||
       typeof jti !== "string" ||

@@ -9,6 +9,7 @@
  * replaced by writes, and deleted by a periodic sweep.
  */
 import type { SqlDatabase, SqlExecutor } from "../postgres/port.js";
+import { createSchemaOnce } from "../postgres/schema.js";
 import type { CounterHit, KeyValueStore } from "../redis/port.js";
 
 const SCHEMA = [
@@ -49,7 +50,7 @@ export interface PgKeyValueOptions {
 }
 
 export class PgKeyValueStore implements KeyValueStore {
-  private schema: Promise<void> | undefined;
+  private readonly ready: () => Promise<void>;
   private readonly prefix: string;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -58,25 +59,13 @@ export class PgKeyValueStore implements KeyValueStore {
     opts: PgKeyValueOptions = {},
   ) {
     this.prefix = opts.prefix ?? "";
+    this.ready = createSchemaOnce(db, SCHEMA_LOCK, SCHEMA);
     this.sweeper = setInterval(() => void this.sweep().catch(() => undefined), opts.sweepMs ?? 60_000);
     this.sweeper.unref();
   }
 
   private k(key: string) {
     return this.prefix + key;
-  }
-
-  private ready(): Promise<void> {
-    this.schema ??= this.db
-      .transaction(async (tx) => {
-        await tx.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
-        for (const statement of SCHEMA) await tx.query(statement);
-      })
-      .catch((err) => {
-        this.schema = undefined;
-        throw err;
-      });
-    return this.schema;
   }
 
   /** Delete expired rows (reads already ignore them). Returns how many went. */
@@ -99,7 +88,12 @@ export class PgKeyValueStore implements KeyValueStore {
   async getMany(keys: readonly string[]): Promise<(string | null)[]> {
     if (keys.length === 0) return [];
     await this.ready();
-    const { rows } = await this.db.query<{ key: string; value: string }>(
+    return this.getManyOn(this.db, keys);
+  }
+
+  /** The live values of `keys`, in order, read through `db` (the store itself or the transaction of `hitAndGet`). */
+  private async getManyOn(db: SqlExecutor, keys: readonly string[]): Promise<(string | null)[]> {
+    const { rows } = await db.query<{ key: string; value: string }>(
       `SELECT key, value FROM ndt_kv.entries WHERE key = ANY($1::text[]) AND ${LIVE}`,
       [keys.map((k) => this.k(k))],
     );
@@ -175,12 +169,7 @@ export class PgKeyValueStore implements KeyValueStore {
       const counted: CounterHit[] = [];
       for (const h of hits) counted.push(await this.hitOn(tx, h.key, h.windowMs));
       if (reads.length === 0) return { hits: counted, values: [] };
-      const { rows } = await tx.query<{ key: string; value: string }>(
-        `SELECT key, value FROM ndt_kv.entries WHERE key = ANY($1::text[]) AND ${LIVE}`,
-        [reads.map((k) => this.k(k))],
-      );
-      const byKey = new Map(rows.map((r) => [r.key, r.value]));
-      return { hits: counted, values: reads.map((k) => byKey.get(this.k(k)) ?? null) };
+      return { hits: counted, values: await this.getManyOn(tx, reads) };
     });
   }
 

@@ -14,6 +14,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from "amqplib";
 import { jitteredDelay } from "../backoff.js";
+import { checkPrefetch, handOver } from "./consuming.js";
 import type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./port.js";
 import type { WarnLogger } from "../logger.js";
 
@@ -200,7 +201,7 @@ export class AmqpQueue implements JobQueue {
   }
 
   async consume(queue: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void): Promise<Subscription> {
-    if (!Number.isInteger(opts.prefetch) || opts.prefetch < 1) throw new RangeError("prefetch must be an integer ≥ 1");
+    checkPrefetch(opts.prefetch);
     const consumer = new AmqpConsumer(this, queue, opts.prefetch, onDelivery, () => this.consumers.delete(consumer));
     this.consumers.add(consumer);
     try {
@@ -349,12 +350,7 @@ class AmqpConsumer implements Subscription {
         })();
       },
     };
-    try {
-      this.onDelivery(delivery);
-    } catch (err) {
-      this.owner.log?.warn({ err, queue: this.queue }, "delivery handler threw; the message goes back to the queue");
-      void delivery.retry().catch(() => undefined);
-    }
+    handOver(delivery, this.onDelivery, this.queue, this.owner.log);
   }
 
   private async release(ch: Channel, consumerTag: string | undefined) {

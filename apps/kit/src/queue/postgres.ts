@@ -15,6 +15,8 @@ import { type Static, Type } from "@sinclair/typebox";
 import pg from "pg";
 import { jitteredDelay, sleep } from "../backoff.js";
 import type { PgDatabase } from "../postgres/pg.js";
+import { createSchemaOnce } from "../postgres/schema.js";
+import { checkPrefetch, handOver } from "./consuming.js";
 import type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./port.js";
 import type { WarnLogger } from "../logger.js";
 
@@ -29,27 +31,28 @@ export type PgQueueSettings = Static<typeof PgQueueConfigSchema>;
 
 const CHANNEL = "ndt_queue";
 
-const SCHEMA = `
-CREATE SCHEMA IF NOT EXISTS ndt_queue;
-CREATE TABLE IF NOT EXISTS ndt_queue.queues (
-  name text PRIMARY KEY,
-  -- NULL: no limit (dead-letter queues)
-  delivery_limit integer
-);
-CREATE TABLE IF NOT EXISTS ndt_queue.messages (
-  seq bigserial PRIMARY KEY,
-  queue text NOT NULL,
-  id text NOT NULL,
-  body bytea NOT NULL,
-  published_at timestamptz NOT NULL,
-  deliveries integer NOT NULL DEFAULT 0,
-  -- ready when visible_at has passed: a claimed row is invisible until its lease expires
-  visible_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-  lease uuid,
-  dead_reason text
-);
-CREATE INDEX IF NOT EXISTS messages_ready_idx ON ndt_queue.messages (queue, visible_at, seq);
-CREATE INDEX IF NOT EXISTS messages_lease_idx ON ndt_queue.messages (lease) WHERE lease IS NOT NULL;`;
+const SCHEMA = [
+  "CREATE SCHEMA IF NOT EXISTS ndt_queue",
+  `CREATE TABLE IF NOT EXISTS ndt_queue.queues (
+     name text PRIMARY KEY,
+     -- NULL: no limit (dead-letter queues)
+     delivery_limit integer
+   )`,
+  `CREATE TABLE IF NOT EXISTS ndt_queue.messages (
+     seq bigserial PRIMARY KEY,
+     queue text NOT NULL,
+     id text NOT NULL,
+     body bytea NOT NULL,
+     published_at timestamptz NOT NULL,
+     deliveries integer NOT NULL DEFAULT 0,
+     -- ready when visible_at has passed: a claimed row is invisible until its lease expires
+     visible_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+     lease uuid,
+     dead_reason text
+   )`,
+  "CREATE INDEX IF NOT EXISTS messages_ready_idx ON ndt_queue.messages (queue, visible_at, seq)",
+  "CREATE INDEX IF NOT EXISTS messages_lease_idx ON ndt_queue.messages (lease) WHERE lease IS NOT NULL",
+];
 
 /** One advisory-lock key for the schema's creation, so concurrent processes do not race on CREATE. */
 const SCHEMA_LOCK = 0x6e_64_74_71; // "ndtq"
@@ -110,7 +113,7 @@ const connectionLost = (err: unknown) => {
 };
 
 export class PgQueue implements JobQueue {
-  private schema: Promise<void> | undefined;
+  private readonly createSchema: () => Promise<void>;
   private readonly consumers = new Set<PgConsumer>();
   private listener: pg.Client | undefined;
   private listening = false;
@@ -122,21 +125,13 @@ export class PgQueue implements JobQueue {
     readonly db: PgDatabase,
     readonly settings: PgQueueSettings,
     readonly log?: WarnLogger,
-  ) {}
+  ) {
+    this.createSchema = createSchemaOnce(db, SCHEMA_LOCK, SCHEMA);
+  }
 
   /** Create the schema once (idempotent; concurrent processes serialise on an advisory lock). */
   ready(): Promise<void> {
-    this.schema ??= this.db
-      .transaction(async (tx) => {
-        await tx.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
-        // statement by statement: a prepared statement holds one command
-        for (const statement of SCHEMA.split(";\n")) if (statement.trim()) await tx.query(statement);
-      })
-      .catch((err) => {
-        this.schema = undefined;
-        throw err;
-      });
-    return this.schema;
+    return this.createSchema();
   }
 
   /** Run an idempotent statement, again when the connection was lost under it. */
@@ -200,7 +195,7 @@ export class PgQueue implements JobQueue {
   }
 
   async consume(queue: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void): Promise<Subscription> {
-    if (!Number.isInteger(opts.prefetch) || opts.prefetch < 1) throw new RangeError("prefetch must be an integer ≥ 1");
+    checkPrefetch(opts.prefetch);
     if (this.closed) throw new Error("the job queue is closed");
     const limit = await this.limitOf(queue);
     const consumer = new PgConsumer(this, queue, limit, opts.prefetch, onDelivery, () =>
@@ -426,12 +421,7 @@ class PgConsumer implements Subscription {
       deadLetter: (reason: string) =>
         settle("deadLetter", () => this.owner.query(DEAD_LETTER, [row.seq, row.lease, reason]))(),
     };
-    try {
-      this.onDelivery(delivery);
-    } catch (err) {
-      this.owner.log?.warn({ err, queue: this.queue }, "delivery handler threw; the message goes back to the queue");
-      void delivery.retry().catch(() => undefined);
-    }
+    handOver(delivery, this.onDelivery, this.queue, this.owner.log);
   }
 
   private async renew() {

@@ -134,6 +134,38 @@ export function jobQueueContract(name: string, harness: JobQueueHarness | undefi
     );
 
     it(
+      "a handler that throws puts the message back: it is delivered again, its deliveries count grown",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await q.declare(name, { deliveryLimit: 10 });
+        await q.publish(name, [message("t1")]);
+        const counts: number[] = [];
+        const sub = await q.consume(name, { prefetch: 1 }, (d) => {
+          counts.push(d.deliveries);
+          if (d.deliveries === 1) throw new Error("handler bug");
+          void d.ack();
+        });
+        await waitUntil("a second delivery", () => counts.length >= 2);
+        await waitUntil("empty queue", async () => (await q.depth(name)) === 0);
+        await sub.stop();
+        expect(counts).toEqual([1, 2]);
+      }),
+    );
+
+    it(
+      "consume refuses a prefetch that is not an integer ≥ 1",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await q.declare(name, { deliveryLimit: 3 });
+        for (const prefetch of [0, -1, 1.5, Number.NaN]) {
+          await expect(q.consume(name, { prefetch }, () => undefined)).rejects.toThrow(RangeError);
+        }
+      }),
+    );
+
+    it(
       "past the delivery limit a retried message goes to <queue>.dlq, and no longer to consumers",
       withQueues(async () => {
         const q = await open();
