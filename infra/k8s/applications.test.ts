@@ -152,6 +152,17 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     expect(envOf("auth").JWKS_URL).toBeUndefined();
   });
 
+  it("connects every database user over TLS verified against Amazon's RDS and RDS Proxy roots", async () => {
+    const plan = await planOf(stack);
+    const users = topology.services.filter((service) => service.connections.includes("database"));
+    expect(users.length).toBeGreaterThan(0);
+    for (const { name } of users) {
+      const env = containerOf(object(plan, "Deployment", name)).env as Json[];
+      expect(env, name).toContainEqual({ name: "DATABASE_TLS", value: "verify-full" });
+      expect(env, name).toContainEqual({ name: "DATABASE_CA", value: "aws-rds" });
+    }
+  });
+
   it("passes credentials only through the ExternalSecret of each service", async () => {
     const plan = await planOf(stack);
     const env = containerOf(object(plan, "Deployment", "auth")).env as Json[];

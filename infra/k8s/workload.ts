@@ -130,7 +130,12 @@ export function wireConnections(
     if (has("database")) env.push({ name: "DATABASE_URL", value: url(database.host) });
     if (has("database-reader")) env.push({ name: "DATABASE_READER_URL", value: url(database.readerHost) });
     // node-postgres reads PGPASSWORD when the URL carries no password.
-    env.push({ name: "DATABASE_TLS", value: database.sslMode }, fromSecret("PGPASSWORD"));
+    // Aurora's and RDS Proxy's certificates chain to Amazon roots that Node's default store lacks
+    env.push(
+      { name: "DATABASE_TLS", value: database.sslMode },
+      { name: "DATABASE_CA", value: "aws-rds" },
+      fromSecret("PGPASSWORD"),
+    );
     secretData.push({ secretKey: "PGPASSWORD", remoteRef: { key: database.secretArn, property: "password" } });
     egress.push(vpcEgress(database.port));
   }

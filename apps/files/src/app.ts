@@ -2,7 +2,6 @@
  * Builds the files service: inspections, image uploads to object storage, the detection-job outbox and its relay,
  * image content and status events (CONTRACTS.md §3). `server.ts` listens; tests call `buildApp` and `app.inject()`.
  */
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   createService,
@@ -14,6 +13,7 @@ import {
   openKeyValueStore,
   openObjectStore,
   PgDatabase,
+  postgresTls,
   registerTokenAuth,
   type ServiceApp,
   type SqlDatabase,
@@ -85,16 +85,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   // after the listener closed (in-flight uploads have committed their rows), before the pool closes
   app.addHook("onClose", () => relay.stop());
 
-  const ssl =
-    config.DATABASE_TLS === "disable"
-      ? false
-      : config.DATABASE_TLS === "require"
-        ? { rejectUnauthorized: false }
-        : {
-            rejectUnauthorized: true,
-            ...(config.DATABASE_CA_FILE ? { ca: readFileSync(config.DATABASE_CA_FILE, "utf8") } : {}),
-          };
-  const events = new ImageStatusListener(config.DATABASE_URL, ssl, app.log);
+  const events = new ImageStatusListener(config.DATABASE_URL, postgresTls(config), app.log);
   await events.start();
   app.addHook("onClose", () => events.stop());
 

@@ -1,9 +1,10 @@
+import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isUniqueViolation, loadConfig, PgDatabase, PostgresConfig } from "../src/index.js";
+import { isUniqueViolation, loadConfig, PgDatabase, PostgresConfig, postgresTls } from "../src/index.js";
 import { migrationsTableFor } from "../src/postgres/pg.js";
 import { createSchemaOnce } from "../src/postgres/schema.js";
 import { testDatabase } from "../src/testing/index.js";
@@ -115,5 +116,31 @@ describe.skipIf(!db)("PgDatabase", () => {
     expect((require.pool.options as { ssl?: unknown }).ssl).toEqual({ rejectUnauthorized: false });
     expect((verify.pool.options as { ssl?: unknown }).ssl).toEqual({ rejectUnauthorized: true });
     return Promise.all([require.close(), verify.close()]);
+  });
+
+  it("verifies Aurora and RDS Proxy endpoints against Amazon's roots with DATABASE_CA=aws-rds", () => {
+    const ssl = postgresTls(
+      settings({ DATABASE_URL: "postgres://a@b/c", DATABASE_TLS: "verify-full", DATABASE_CA: "aws-rds" }),
+    );
+    const ca = (ssl as { ca?: string[] }).ca ?? [];
+    const subjects = ca.map((pem) => new X509Certificate(pem).subject);
+    // Aurora presents a chain to its region's RDS root; RDS Proxy an ACM certificate under Amazon Trust Services
+    expect(subjects.some((s) => s.includes("CN=Amazon RDS eu-west-1 Root CA RSA2048 G1"))).toBe(true);
+    expect(subjects.some((s) => s.includes("CN=Amazon Root CA 1"))).toBe(true);
+    expect((ssl as { rejectUnauthorized?: boolean }).rejectUnauthorized).toBe(true);
+    // a file given explicitly wins; "system" adds nothing to Node's own store
+    const dir = mkdtempSync(join(tmpdir(), "ndt-ca-"));
+    writeFileSync(join(dir, "ca.pem"), ca[0]!);
+    expect(
+      postgresTls(
+        settings({
+          DATABASE_URL: "postgres://a@b/c",
+          DATABASE_TLS: "verify-full",
+          DATABASE_CA: "aws-rds",
+          DATABASE_CA_FILE: join(dir, "ca.pem"),
+        }),
+      ),
+    ).toEqual({ rejectUnauthorized: true, ca: ca[0] });
+    expect(() => settings({ DATABASE_URL: "postgres://a@b/c", DATABASE_CA: "rds" })).toThrow(/DATABASE_CA/);
   });
 });

