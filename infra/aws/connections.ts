@@ -18,6 +18,11 @@ export interface DatabaseConnection {
   secretArn: pulumi.Output<string>;
   /** Every client must use TLS: the cluster enforces rds.force_ssl. */
   sslMode: "verify-full";
+  /**
+   * Set when clients authenticate with IAM instead of the password (an RDS Proxy with IAM auth required fronts the
+   * cluster): tokens are signed for `region`, and `grantConnect` lets a role connect as the database user.
+   */
+  iamAuth?: { region: pulumi.Output<string>; grantConnect: (role: aws.iam.Role) => aws.iam.RolePolicy };
 }
 
 export interface CacheConnection {

@@ -157,6 +157,7 @@ export class Database extends pulumi.ComponentResource {
       username: settings.masterUsername,
       secretArn: this.masterSecretArn,
       sslMode: "verify-full",
+      ...(proxy ? { iamAuth: proxy.iamAuth } : {}),
     };
     this.registerOutputs({
       endpoint: this.endpoint,
@@ -316,7 +317,11 @@ export class Database extends pulumi.ComponentResource {
       });
     }
 
-    function createProxy(): { writer: pulumi.Output<string>; reader: pulumi.Output<string> } {
+    function createProxy(): {
+      writer: pulumi.Output<string>;
+      reader: pulumi.Output<string>;
+      iamAuth: NonNullable<DatabaseConnection["iamAuth"]>;
+    } {
       const proxyName = parent.clusterIdentifier;
       const region = aws.getRegionOutput({}, { parent }).region;
       const proxySecurityGroup = new aws.ec2.SecurityGroup(
@@ -447,7 +452,9 @@ export class Database extends pulumi.ComponentResource {
         { dbProxyName: proxy.name, targetGroupName: targetGroup.name, dbClusterIdentifier: cluster.clusterIdentifier },
         { parent, dependsOn: instances },
       );
-      if (settings.instances < 2) return { writer: proxy.endpoint, reader: cluster.readerEndpoint };
+      const iamAuth = { region, grantConnect: (role: aws.iam.Role) => grantConnect(proxy, role) };
+      // one instance: reads go through the proxy's writer endpoint too, so every client authenticates the same way
+      if (settings.instances < 2) return { writer: proxy.endpoint, reader: proxy.endpoint, iamAuth };
       const readerEndpoint = new aws.rds.ProxyEndpoint(
         `${name}-proxy-reader`,
         {
@@ -459,7 +466,38 @@ export class Database extends pulumi.ComponentResource {
         },
         { parent },
       );
-      return { writer: proxy.endpoint, reader: readerEndpoint.endpoint };
+      return { writer: proxy.endpoint, reader: readerEndpoint.endpoint, iamAuth };
+    }
+
+    /**
+     * `rds-db:connect` as the database user through the proxy, and nothing else: the resource is the proxy's id
+     * (`prx-…`, the last field of its ARN) and the user (A14).
+     */
+    function grantConnect(proxy: aws.rds.Proxy, role: aws.iam.Role): aws.iam.RolePolicy {
+      const roleName = (role as unknown as { __name?: unknown }).__name;
+      if (typeof roleName !== "string") throw new Error(`${name}: cannot read the logical name of the role granted`);
+      const user = settings.masterUsername;
+      return new aws.iam.RolePolicy(
+        `${name}-connect-${roleName}`,
+        {
+          role: role.id,
+          policy: proxy.arn.apply((arn) => {
+            const [, partition, , proxyRegion, account, , proxyId] = arn.split(":");
+            return JSON.stringify({
+              Version: "2012-10-17",
+              Statement: [
+                {
+                  Sid: "ConnectThroughProxy",
+                  Effect: "Allow",
+                  Action: "rds-db:connect",
+                  Resource: `arn:${partition}:rds-db:${proxyRegion}:${account}:dbuser:${proxyId}/${user}`,
+                },
+              ],
+            });
+          }),
+        },
+        { parent },
+      );
     }
   }
 }

@@ -106,14 +106,62 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     expect(paths.some((path) => String(path.path).startsWith("/metrics") || path.path === "/")).toBe(false);
   });
 
-  it("gives IRSA roles only to services with buckets, and no service account a token", async () => {
+  it("gives IRSA roles only to services with buckets or (prod, RDS Proxy) IAM database auth, and no service account a token", async () => {
     const plan = await planOf(stack);
-    for (const service of topology.services) {
+    // prod's RDS Proxy takes IAM auth: every database user (the migrations Job too) connects with its role
+    const iamDatabase = stack === "prod";
+    const accounts = [...topology.services, { name: "migrations", buckets: [], connections: ["database"] }];
+    for (const service of accounts) {
       const account = object(plan, "ServiceAccount", service.name);
       expect(account.automountServiceAccountToken).toBe(false);
       const annotation = (get(account, "metadata.annotations") as Json | undefined)?.["eks.amazonaws.com/role-arn"];
-      if (service.buckets.length > 0) expect(annotation).toMatch(/:role\/cluster-irsa-/);
-      else expect(annotation).toBeUndefined();
+      const needsRole = service.buckets.length > 0 || (iamDatabase && service.connections.includes("database"));
+      if (needsRole) expect(annotation, service.name).toMatch(/:role\/cluster-irsa-/);
+      else expect(annotation, service.name).toBeUndefined();
+    }
+  });
+
+  it("lets a role connect to the database only as the database user through the proxy (prod), with no password in the pod", async () => {
+    const plan = await planOf(stack);
+    const connects = plan.resources.filter(
+      (resource: PlanResource) =>
+        resource.type === "aws:iam/rolePolicy:RolePolicy" && resource.name.startsWith("database-connect-"),
+    );
+    const users = [
+      ...topology.services.filter((s) => s.connections.includes("database")).map((s) => s.name),
+      "migrations",
+    ];
+    if (stack === "dev") {
+      expect(connects).toEqual([]);
+      return;
+    }
+    expect(connects.map((resource) => resource.name).sort()).toEqual(
+      users.map((user) => `database-connect-cluster-irsa-${user}`).sort(),
+    );
+    for (const resource of connects) {
+      const policy = JSON.parse(String(resource.inputs.policy)) as { Statement: Json[] };
+      expect(policy.Statement).toEqual([
+        {
+          Sid: "ConnectThroughProxy",
+          Effect: "Allow",
+          Action: "rds-db:connect",
+          Resource: "arn:aws:rds-db:eu-west-1:123456789012:dbuser:prx-database-proxy/ndt_admin",
+        },
+      ]);
+    }
+    for (const user of users) {
+      const workload = user === "migrations" ? object(plan, "Job", user) : object(plan, "Deployment", user);
+      const env = get(workload, "spec.template.spec.containers.0.env") as Json[];
+      expect(env, user).toContainEqual({ name: "DATABASE_IAM_AUTH", value: "true" });
+      expect(env, user).toContainEqual({ name: "AWS_REGION", value: "eu-west-1" });
+      expect(
+        env.filter((variable) => variable.name === "AWS_REGION"),
+        user,
+      ).toHaveLength(1);
+      expect(
+        env.map((variable) => variable.name),
+        user,
+      ).not.toContain("PGPASSWORD");
     }
   });
 
@@ -129,9 +177,9 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     // files and reports verify tokens themselves: they fetch auth's JWKS
     const auth = object(plan, "NetworkPolicy", "auth");
     expect(get(auth, "spec.ingress.0.from")).toEqual(from("gateway", "files", "reports"));
-    // auth reaches PostgreSQL and Redis by port inside the VPC, nothing else.
+    // auth reaches PostgreSQL and Redis by port inside the VPC, and in prod STS (443) for its IAM database auth
     const ports = (get(auth, "spec.egress") as Json[]).map((rule) => get(rule, "ports.0.port"));
-    expect(ports).toEqual([5432, 6379]);
+    expect(ports).toEqual(stack === "prod" ? [5432, 6379, 443] : [5432, 6379]);
   });
 
   it("gives each service the in-cluster origin of every service it calls, and auth's JWKS to token verifiers", async () => {
@@ -166,17 +214,20 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
   it("passes credentials only through the ExternalSecret of each service", async () => {
     const plan = await planOf(stack);
     const env = containerOf(object(plan, "Deployment", "auth")).env as Json[];
-    expect(env).toContainEqual({
-      name: "PGPASSWORD",
-      valueFrom: { secretKeyRef: { name: "auth-env", key: "PGPASSWORD" } },
-    });
     const secret = object(plan, "ExternalSecret", "auth-env");
     expect(get(secret, "spec.secretStoreRef")).toEqual({ kind: "ClusterSecretStore", name: "aws-secrets-manager" });
-    expect((get(secret, "spec.data") as Json[]).map((entry) => entry.secretKey)).toEqual([
-      "PGPASSWORD",
-      "REDIS_PASSWORD",
-      "SIGNING_KEY_SECRET",
-    ]);
+    const synced = (get(secret, "spec.data") as Json[]).map((entry) => entry.secretKey);
+    // prod connects to its RDS Proxy with IAM tokens: no database password there
+    expect(synced).toEqual(
+      stack === "prod"
+        ? ["REDIS_PASSWORD", "SIGNING_KEY_SECRET"]
+        : ["PGPASSWORD", "REDIS_PASSWORD", "SIGNING_KEY_SECRET"],
+    );
+    for (const key of synced)
+      expect(env).toContainEqual({ name: key, valueFrom: { secretKeyRef: { name: "auth-env", key } } });
+    // every other variable is a plain setting: nothing secret-shaped is set literally
+    for (const variable of env.filter((entry) => entry.value !== undefined))
+      expect(String(variable.name)).not.toMatch(/PASSWORD|SECRET|TOKEN/);
   });
 
   it("creates every secret the services' ExternalSecrets read by name, under the data key", async () => {

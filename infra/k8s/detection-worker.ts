@@ -5,7 +5,7 @@ import { GPU_TAINT, NODE_POOL_LABEL } from "../aws/cluster.js";
 import { applyTransform, type Transform } from "../aws/transform.js";
 import { labelsFor } from "./names.js";
 import {
-  bucketRole,
+  serviceRole,
   type Connections,
   containerSecurityContext,
   externalSecret,
@@ -115,7 +115,7 @@ export class DetectionWorker extends pulumi.ComponentResource {
     this.registerOutputs({});
 
     function createServiceAccount(parent: DetectionWorker): k8s.core.v1.ServiceAccount {
-      const role = bucketRole(wiring, args.serviceAccountRole, namespace, spec.name);
+      const role = serviceRole(wiring, args.serviceAccountRole, namespace, spec.name);
       return new k8s.core.v1.ServiceAccount(
         `${name}-sa`,
         {

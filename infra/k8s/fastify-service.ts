@@ -4,7 +4,7 @@ import type { ServiceSpec } from "../../stacks/topology.js";
 import { applyTransform, type Transform } from "../aws/transform.js";
 import { INGRESS_NAMESPACE, labelsFor } from "./names.js";
 import {
-  bucketRole,
+  serviceRole,
   type Connections,
   containerSecurityContext,
   externalSecret,
@@ -96,7 +96,7 @@ export class FastifyService extends pulumi.ComponentResource {
     this.registerOutputs({ serviceName: this.serviceName });
 
     function createServiceAccount(parent: FastifyService): k8s.core.v1.ServiceAccount {
-      const role = bucketRole(wiring, args.serviceAccountRole, namespace, spec.name);
+      const role = serviceRole(wiring, args.serviceAccountRole, namespace, spec.name);
       return new k8s.core.v1.ServiceAccount(
         `${name}-sa`,
         {

@@ -2,7 +2,15 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { DatabaseConnection } from "../aws/connections.js";
 import { labelsFor } from "./names.js";
-import { containerSecurityContext, externalSecret, imageRef, podSecurityContext, wireConnections } from "./workload.js";
+import {
+  containerSecurityContext,
+  externalSecret,
+  imageRef,
+  podSecurityContext,
+  type ServiceAccountRoleFactory,
+  serviceRole,
+  wireConnections,
+} from "./workload.js";
 
 export interface MigrationsArgs {
   environment: "dev" | "prod";
@@ -13,6 +21,8 @@ export interface MigrationsArgs {
   imageTag: string;
   database: DatabaseConnection;
   vpcCidr: string;
+  /** Creates the Job's IRSA role, needed when the database takes IAM auth. */
+  serviceAccountRole?: ServiceAccountRoleFactory;
 }
 
 /**
@@ -40,12 +50,26 @@ export class Migrations extends pulumi.ComponentResource {
       { secretName, vpcCidr: args.vpcCidr, environment: args.environment },
     );
 
+    const role = serviceRole(wiring, args.serviceAccountRole, namespace, app);
+    if (wiring.databaseGrant && !role) throw new Error("migrations: the database takes IAM auth, but no IRSA role");
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
-      { metadata: { name: app, namespace, labels }, automountServiceAccountToken: false },
+      {
+        metadata: {
+          name: app,
+          namespace,
+          labels,
+          ...(role ? { annotations: { "eks.amazonaws.com/role-arn": role.arn } } : {}),
+        },
+        automountServiceAccountToken: false,
+      },
       child,
     );
-    const secret = externalSecret(secretName, namespace, labels, wiring.secretData, child);
+    // with IAM auth the Job holds no credential at all
+    const secret =
+      wiring.secretData.length > 0
+        ? externalSecret(secretName, namespace, labels, wiring.secretData, child)
+        : undefined;
     const policy = new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
       {
@@ -86,7 +110,7 @@ export class Migrations extends pulumi.ComponentResource {
         },
       },
       // The template is immutable: a new release deletes the finished Job and runs a new one.
-      { ...child, dependsOn: [serviceAccount, secret, policy], deleteBeforeReplace: true },
+      { ...child, dependsOn: [serviceAccount, ...(secret ? [secret] : []), policy], deleteBeforeReplace: true },
     );
     this.registerOutputs({});
   }

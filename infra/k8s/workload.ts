@@ -92,6 +92,8 @@ export interface ConnectionWiring {
   egress: NetworkPolicyEgressRule[];
   /** Buckets with their prefix and access: one grant each on the service's IRSA role. */
   grants: { bucket: BucketName; access: BucketAccess; prefix: string; mode: "read" | "readwrite" }[];
+  /** Set when the database takes IAM auth: lets the service's IRSA role connect. */
+  databaseGrant?: (role: aws.iam.Role) => aws.iam.RolePolicy;
 }
 
 /**
@@ -108,6 +110,7 @@ export function wireConnections(
   const secretData: ConnectionWiring["secretData"] = [];
   const egress: NetworkPolicyEgressRule[] = [];
   const grants: ConnectionWiring["grants"] = [];
+  let databaseGrant: ConnectionWiring["databaseGrant"];
   const need = <T>(value: T | undefined, what: string): T => {
     if (value === undefined)
       throw new Error(`${spec.name} needs the ${what} connection, which the platform did not pass`);
@@ -129,14 +132,17 @@ export function wireConnections(
       host.apply((resolved) => `postgres://${database.username}@${resolved}:${database.port}/${database.database}`);
     if (has("database")) env.push({ name: "DATABASE_URL", value: url(database.host) });
     if (has("database-reader")) env.push({ name: "DATABASE_READER_URL", value: url(database.readerHost) });
-    // node-postgres reads PGPASSWORD when the URL carries no password.
     // Aurora's and RDS Proxy's certificates chain to Amazon roots that Node's default store lacks
-    env.push(
-      { name: "DATABASE_TLS", value: database.sslMode },
-      { name: "DATABASE_CA", value: "aws-rds" },
-      fromSecret("PGPASSWORD"),
-    );
-    secretData.push({ secretKey: "PGPASSWORD", remoteRef: { key: database.secretArn, property: "password" } });
+    env.push({ name: "DATABASE_TLS", value: database.sslMode }, { name: "DATABASE_CA", value: "aws-rds" });
+    if (database.iamAuth) {
+      // an IAM token per connection, signed with the pod's IRSA credentials: no database password reaches the pod
+      env.push({ name: "DATABASE_IAM_AUTH", value: "true" }, { name: "AWS_REGION", value: database.iamAuth.region });
+      databaseGrant = database.iamAuth.grantConnect;
+    } else {
+      // node-postgres reads PGPASSWORD when the URL carries no password.
+      env.push(fromSecret("PGPASSWORD"));
+      secretData.push({ secretKey: "PGPASSWORD", remoteRef: { key: database.secretArn, property: "password" } });
+    }
     egress.push(vpcEgress(database.port));
   }
   if (has("cache")) {
@@ -168,8 +174,10 @@ export function wireConnections(
     grants.push({ bucket, access: granted, prefix, mode: access });
   }
   const firstBucket = spec.buckets[0] && connections.buckets?.[spec.buckets[0].bucket];
-  if (firstBucket) {
+  if (firstBucket && !env.some((variable) => variable.name === "AWS_REGION")) {
     env.push({ name: "AWS_REGION", value: firstBucket.connection.region });
+  }
+  if (firstBucket || databaseGrant) {
     // S3 (gateway endpoint prefixes) and STS for IRSA answer on public addresses: HTTPS only.
     egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [{ protocol: "TCP", port: HTTPS_PORT }] });
   }
@@ -180,7 +188,7 @@ export function wireConnections(
       remoteRef: { key: appSecretPath(options.environment, secret), property: APP_SECRET_PROPERTY },
     });
   }
-  return { env, secretData, egress, grants };
+  return { env, secretData, egress, grants, ...(databaseGrant ? { databaseGrant } : {}) };
 }
 
 /**
@@ -271,18 +279,22 @@ export function topologySpread(
   ];
 }
 
-/** The IRSA role for a service's buckets, one grant per bucket and prefix; none when the service needs no AWS API. */
-export function bucketRole(
+/**
+ * The IRSA role for what a service reaches through AWS APIs: one grant per bucket and prefix, and `rds-db:connect`
+ * when the database takes IAM auth. None when the service needs no AWS API.
+ */
+export function serviceRole(
   wiring: ConnectionWiring,
   createRole: ServiceAccountRoleFactory | undefined,
   namespace: string,
   serviceAccount: string,
 ): aws.iam.Role | undefined {
-  if (wiring.grants.length === 0 || !createRole) return undefined;
+  if ((wiring.grants.length === 0 && !wiring.databaseGrant) || !createRole) return undefined;
   const role = createRole(namespace, serviceAccount);
   for (const grant of wiring.grants) {
     if (grant.mode === "readwrite") grant.access.grantReadWrite(role, grant.prefix);
     else grant.access.grantRead(role, grant.prefix);
   }
+  wiring.databaseGrant?.(role);
   return role;
 }

@@ -54,7 +54,10 @@ const outputsByType: Record<string, StateBuilder> = {
     port: 5432,
     masterUserSecrets: [{ secretArn: arnFor("secretsmanager", region, `secret:rds!${name}`), secretStatus: "active" }],
   }),
-  "aws:rds/proxy:Proxy": (name, _inputs, region) => ({ endpoint: `${name}.proxy-mock.${region}.rds.amazonaws.com` }),
+  "aws:rds/proxy:Proxy": (name, _inputs, region) => ({
+    endpoint: `${name}.proxy-mock.${region}.rds.amazonaws.com`,
+    arn: arnFor("rds", region, `db-proxy:prx-${name}`),
+  }),
   "aws:rds/proxyEndpoint:ProxyEndpoint": (name, _inputs, region) => ({
     endpoint: `${name}.endpoint.proxy-mock.${region}.rds.amazonaws.com`,
   }),

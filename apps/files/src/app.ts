@@ -13,7 +13,7 @@ import {
   openKeyValueStore,
   openObjectStore,
   PgDatabase,
-  postgresTls,
+  postgresConnection,
   registerTokenAuth,
   type ServiceApp,
   type SqlDatabase,
@@ -85,7 +85,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   // after the listener closed (in-flight uploads have committed their rows), before the pool closes
   app.addHook("onClose", () => relay.stop());
 
-  const events = new ImageStatusListener(config.DATABASE_URL, postgresTls(config), app.log);
+  const events = new ImageStatusListener(postgresConnection(config), app.log);
   await events.start();
   app.addHook("onClose", () => events.stop());
 

@@ -25,8 +25,8 @@ export class ImageStatusListener {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly url: string,
-    private readonly ssl: pg.ClientConfig["ssl"],
+    /** Where and how to connect (kit's `postgresConnection`): the listener holds its own connection. */
+    private readonly connection: pg.ClientConfig,
     private readonly log: WarnLogger,
   ) {
     this.emitter.setMaxListeners(0);
@@ -39,7 +39,7 @@ export class ImageStatusListener {
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.url, ssl: this.ssl, connectionTimeoutMillis: 5_000 });
+    const client = new pg.Client({ ...this.connection, connectionTimeoutMillis: 5_000 });
     client.on("error", (err) => this.log.warn({ err }, "image status listener error"));
     client.on("end", () => {
       if (this.client === client) {

@@ -62,7 +62,7 @@ export {
   type ServiceOptions,
   StrictObject,
 } from "./http/service.js";
-export { PgDatabase, PostgresConfig, type PostgresSettings, postgresTls } from "./postgres/pg.js";
+export { PgDatabase, PostgresConfig, type PostgresSettings, postgresConnection, postgresTls } from "./postgres/pg.js";
 export {
   isUniqueViolation,
   PgErrorCode,

@@ -118,6 +118,38 @@ describe.skipIf(!db)("PgDatabase", () => {
     return Promise.all([require.close(), verify.close()]);
   });
 
+  it("with DATABASE_IAM_AUTH, connects with an RDS IAM token signed for each connection instead of a password", async () => {
+    // static credentials and a region, as IRSA's would resolve in a pod; the token is signed locally
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ACCESS_KEY_ID: "AKIDNDTTEST",
+      AWS_SECRET_ACCESS_KEY: "ndt-test-secret",
+      AWS_REGION: "eu-west-1",
+    });
+    try {
+      const iam = new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_IAM_AUTH: "true" }));
+      const target = new URL(db!.url);
+      const password = iam.pool.options.password as () => Promise<string>;
+      const token = await password();
+      // RDS's auth token: a presigned rds-db:connect URL for this host, port and user, valid 15 minutes
+      expect(token.startsWith(`${target.hostname}:${target.port || 5432}/?`)).toBe(true);
+      const query = new URLSearchParams(token.slice(token.indexOf("?") + 1));
+      expect(query.get("Action")).toBe("connect");
+      expect(query.get("DBUser")).toBe(decodeURIComponent(target.username));
+      expect(query.get("X-Amz-Expires")).toBe("900");
+      expect(query.get("X-Amz-Credential")).toMatch(/^AKIDNDTTEST\/\d{8}\/eu-west-1\/rds-db\/aws4_request$/);
+      expect(await password()).toMatch(/X-Amz-Signature=[0-9a-f]{64}/);
+      // the real server accepts the connection (it trusts this host, so the token is not checked here)
+      expect((await iam.query<{ one: number }>("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      await iam.close();
+    } finally {
+      process.env = saved;
+    }
+    const bad = (url: string) => () => new PgDatabase(settings({ DATABASE_URL: url, DATABASE_IAM_AUTH: "true" }));
+    expect(bad("postgres://app:secret@db.example.com:5432/ndt")).toThrow(/DATABASE_URL: carries a password/);
+    expect(bad("postgres://db.example.com:5432/ndt")).toThrow(/DATABASE_URL: names no user/);
+  });
+
   it("verifies Aurora and RDS Proxy endpoints against Amazon's roots with DATABASE_CA=aws-rds", () => {
     const ssl = postgresTls(
       settings({ DATABASE_URL: "postgres://a@b/c", DATABASE_TLS: "verify-full", DATABASE_CA: "aws-rds" }),

