@@ -211,6 +211,26 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     }
   });
 
+  it("lets each service list under the prefix its env names: the listing its readiness check makes", async () => {
+    const plan = await planOf(stack);
+    for (const service of topology.services) {
+      const env = containerOf(object(plan, "Deployment", service.name)).env as Json[];
+      for (const { bucket, prefix } of service.buckets) {
+        expect(env, service.name).toContainEqual({ name: `S3_PREFIX_${bucket.toUpperCase()}`, value: prefix });
+        const grant = plan.resources.find(
+          (resource: PlanResource) =>
+            resource.type === "aws:iam/rolePolicy:RolePolicy" &&
+            resource.name.startsWith(`storage-${bucket}-`) &&
+            resource.name.includes(`-cluster-irsa-${service.name}-`),
+        );
+        expect(grant, `${service.name} ${bucket}`).toBeDefined();
+        const policy = JSON.parse(String(grant?.inputs.policy)) as { Statement: Json[] };
+        const list = policy.Statement.find((statement) => statement.Action === "s3:ListBucket");
+        expect(list?.Condition, `${service.name} ${bucket}`).toEqual({ StringLike: { "s3:prefix": [`${prefix}*`] } });
+      }
+    }
+  });
+
   it("passes credentials only through the ExternalSecret of each service", async () => {
     const plan = await planOf(stack);
     const env = containerOf(object(plan, "Deployment", "auth")).env as Json[];

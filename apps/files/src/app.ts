@@ -66,7 +66,8 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
   if (!opts.kv) app.addHook("onClose", () => kv.close());
   if (opts.migrate ?? true) await db.migrate(MIGRATIONS_DIR);
 
-  const objects = opts.objects ?? openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS });
+  const objects =
+    opts.objects ?? openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS, prefix: config.S3_PREFIX_UPLOADS });
   if (!opts.objects) app.addHook("onClose", () => objects.close());
   const queue = opts.queue ?? openJobQueue(config, { db, log: app.log });
   if (!opts.queue) app.addHook("onClose", () => queue.close());

@@ -2,6 +2,7 @@
 import { mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { DirectoryObjectStore } from "../src/objects/directory.js";
 import { S3ObjectStore } from "../src/objects/s3.js";
@@ -25,6 +26,35 @@ async function s3rverStore() {
 objectStoreContract("S3ObjectStore (s3rver)", await s3rverStore());
 
 describe("S3ObjectStore", () => {
+  it("checks readiness by listing under its prefix, which a prefix-scoped grant allows (HeadBucket it would deny)", async () => {
+    const s3 = await testS3([BUCKET]);
+    const store = new S3ObjectStore(s3.settings, BUCKET, { prefix: "uploads/" });
+    const sent: { command: string; input: unknown }[] = [];
+    store.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push({ command: String(context.commandName), input: args.input });
+        return next(args);
+      },
+      { step: "initialize", name: "recordCommands" },
+    );
+    try {
+      // more keys than the listing asks for: a truncated listing must work too
+      for (const key of ["uploads/a.png", "uploads/b.png"])
+        await store.put(key, Readable.from([Buffer.from(key)]), { contentType: "image/png" });
+      sent.length = 0;
+      await store.ping();
+      expect(sent).toEqual([
+        { command: "ListObjectsCommand", input: { Bucket: BUCKET, Prefix: "uploads/", MaxKeys: 1 } },
+      ]);
+      const missing = new S3ObjectStore(s3.settings, "no-such-bucket", { prefix: "uploads/" });
+      await expect(missing.ping()).rejects.toThrow(/bucket/i);
+      await missing.close();
+    } finally {
+      await store.close();
+      await s3.stop();
+    }
+  });
+
   it("fails loudly on a bucket that does not exist: a missing bucket is not a missing object", async () => {
     const { store, settings, cleanup } = await s3rverStore();
     const wrong = new S3ObjectStore(settings, "no-such-bucket");

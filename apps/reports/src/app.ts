@@ -69,8 +69,8 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp & { deps:
     kv = store;
   }
 
-  const uploads = openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS });
-  const reportsBucket = openObjectStore(config, { bucket: config.S3_BUCKET_REPORTS });
+  const uploads = openObjectStore(config, { bucket: config.S3_BUCKET_UPLOADS, prefix: config.S3_PREFIX_UPLOADS });
+  const reportsBucket = openObjectStore(config, { bucket: config.S3_BUCKET_REPORTS, prefix: config.S3_PREFIX_REPORTS });
   app.addHook("onClose", () => uploads.close());
   app.addHook("onClose", () => reportsBucket.close());
 

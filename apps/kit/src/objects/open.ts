@@ -21,11 +21,18 @@ export const ObjectStoreConfig = {
 export const ObjectStoreConfigSchema = Type.Object(ObjectStoreConfig);
 export type ObjectStoreSettings = Static<typeof ObjectStoreConfigSchema>;
 
-/** The store of `bucket` (default: S3_BUCKET). The caller closes it. */
-export function openObjectStore(config: ObjectStoreSettings, opts: { bucket?: string } = {}): ObjectStore {
+/**
+ * The store of `bucket` (default: S3_BUCKET); `prefix` is the key prefix the service may list (its readiness check
+ * lists there). The caller closes it.
+ */
+export function openObjectStore(
+  config: ObjectStoreSettings,
+  opts: { bucket?: string; prefix?: string } = {},
+): ObjectStore {
   const bucket = opts.bucket ?? config.S3_BUCKET;
   if (!bucket) throw new ConfigError([{ variable: "S3_BUCKET", reason: "is required" }]);
-  if (config.OBJECT_STORE === "s3") return new S3ObjectStore(config, bucket);
+  if (config.OBJECT_STORE === "s3")
+    return new S3ObjectStore(config, bucket, opts.prefix ? { prefix: opts.prefix } : {});
   if (!config.OBJECT_STORE_DIR) {
     throw new ConfigError([{ variable: "OBJECT_STORE_DIR", reason: "is required when OBJECT_STORE=directory" }]);
   }

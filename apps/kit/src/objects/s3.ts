@@ -12,8 +12,8 @@ import { Readable } from "node:stream";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
   S3Client,
   S3ServiceException,
 } from "@aws-sdk/client-s3";
@@ -64,9 +64,14 @@ const notFound = (err: unknown) =>
 export class S3ObjectStore implements ObjectStore {
   readonly client: S3Client;
 
+  /**
+   * @param opts.prefix the key prefix this service's grant covers: readiness lists under it. (HeadBucket is
+   *   authorised as s3:ListBucket with no prefix, so a grant scoped by `s3:prefix` would deny it.)
+   */
   constructor(
     private readonly settings: S3Settings,
     readonly bucket: string,
+    private readonly opts: { prefix?: string } = {},
   ) {
     this.client = s3Client(settings);
   }
@@ -143,7 +148,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async ping(): Promise<void> {
-    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: AbortSignal.timeout(2_000) });
+    // One key at most under the service's prefix: what its grant allows, and a missing bucket still fails. ListObjects
+    // (v1): both versions are authorised alike, and s3rver answers a truncated v2 listing with a 500 (its continuation
+    // token uses DES, which Node's OpenSSL 3 no longer offers).
+    await this.client.send(
+      new ListObjectsCommand({ Bucket: this.bucket, Prefix: this.opts.prefix ?? "", MaxKeys: 1 }),
+      {
+        abortSignal: AbortSignal.timeout(2_000),
+      },
+    );
   }
 
   async close(): Promise<void> {
