@@ -17,6 +17,9 @@ import { Images } from "../infra/aws/images.js";
 import type { StackConfig } from "./config.js";
 import { imagesOf, topology as platformTopology, validateTopology } from "./topology.js";
 
+/** The model file `pulumi up` uploads, relative to the project directory (where Pulumi runs the program). */
+export const DETECTOR_MODEL_FILE = "apps/detector/model/defects.onnx";
+
 /**
  * One cloud environment, composed from the typed stack config: the AWS foundation first, then what runs on it.
  * Returns the stack outputs.
@@ -153,6 +156,15 @@ export function definePlatform(
     { dependsOn: addons.ready },
   );
 
+  // The released detector model, uploaded from this commit under the key the stack file names: the worker's init
+  // container fetches it and checks the sha256 the stack file pins (stacks/config.test.ts ties both to the file).
+  const detectorModel = storage.publishFile(
+    "models",
+    config.services.detectorModel.key,
+    DETECTOR_MODEL_FILE,
+    "application/octet-stream",
+  );
+
   // The services of the topology, wired to the data tiers through their typed connections.
   const bucket = (purpose: "uploads" | "reports" | "models") => ({
     connection: storage.buckets[purpose],
@@ -182,7 +194,7 @@ export function definePlatform(
         cluster.serviceAccountRole(serviceAccount, namespace, serviceAccount),
     },
     // CRDs (ExternalSecret, ServiceMonitor, ScaledObject), the ingress class and issuers come with the add-ons.
-    { providers: [kubernetes], dependsOn: [addons, appSecrets] },
+    { providers: [kubernetes], dependsOn: [addons, appSecrets, detectorModel] },
   );
 
   return {

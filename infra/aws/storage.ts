@@ -517,6 +517,18 @@ export class Storage extends pulumi.ComponentResource {
     return this.grant("readwrite", bucket, role, prefix);
   }
 
+  /**
+   * Uploads a file of this repository as one object (the released detector model): replaced when the file's
+   * content changes, encrypted by the bucket's default (the storage key).
+   */
+  publishFile(bucket: BucketPurpose, key: string, path: string, contentType: string): aws.s3.BucketObjectv2 {
+    return new aws.s3.BucketObjectv2(
+      `${this.componentName}-${bucket}-${slug(key)}`,
+      { bucket: this.buckets[bucket].name, key, source: new pulumi.asset.FileAsset(path), contentType },
+      { parent: this },
+    );
+  }
+
   /** Lets an IRSA role read objects under `prefix` of one bucket (A14). Returns the inline policy it attaches. */
   grantRead(bucket: BucketPurpose, role: aws.iam.Role, prefix: string): aws.iam.RolePolicy {
     return this.grant("read", bucket, role, prefix);

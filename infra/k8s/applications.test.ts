@@ -1,4 +1,9 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { DETECTOR_MODEL_FILE } from "../../stacks/platform.js";
+import { REPOSITORY_ROOT } from "../../stacks/plan/stack-file.js";
 import type { PlanDocument, PlanResource } from "../../stacks/plan/document.js";
 import { planOf } from "../../stacks/plan/testing.js";
 import { topology } from "../../stacks/topology.js";
@@ -229,6 +234,31 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
         expect(list?.Condition, `${service.name} ${bucket}`).toEqual({ StringLike: { "s3:prefix": [`${prefix}*`] } });
       }
     }
+  });
+
+  it("uploads the released model from this commit to where the detector's init container fetches it", async () => {
+    const plan = await planOf(stack);
+    const deployment = object(plan, "Deployment", "detector");
+    const fetch = (get(deployment, "spec.template.spec.initContainers") as Json[]).find(
+      (c) => c.name === "fetch-model",
+    );
+    const env = Object.fromEntries((fetch?.env as Json[]).map((variable) => [variable.name, variable.value]));
+    const uploaded = plan.resources.filter(
+      (resource: PlanResource) => resource.type === "aws:s3/bucketObjectv2:BucketObjectv2",
+    );
+    expect(uploaded.map((resource) => resource.inputs)).toEqual([
+      {
+        bucket: env.MODEL_BUCKET,
+        key: env.MODEL_KEY,
+        source: { fileAsset: DETECTOR_MODEL_FILE },
+        contentType: "application/octet-stream",
+      },
+    ]);
+    // the file the object is made from is the one whose sha256 the init container checks
+    const shipped = createHash("sha256")
+      .update(readFileSync(join(REPOSITORY_ROOT, DETECTOR_MODEL_FILE)))
+      .digest("hex");
+    expect(env.MODEL_SHA256).toBe(shipped);
   });
 
   it("passes credentials only through the ExternalSecret of each service", async () => {

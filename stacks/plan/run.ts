@@ -13,6 +13,7 @@ const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
 const OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
+const ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17";
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export interface PlanOptions {
@@ -112,7 +113,7 @@ function parentKey(urn: string): string | null {
   return `${type}::${parts.slice(3).join("::")}`;
 }
 
-/** Secrets become "[secret]", unknowns "[unknown]", resource references their `"type::name"`. */
+/** Secrets become "[secret]", unknowns "[unknown]", resource references their `"type::name"`, file assets `{fileAsset}`. */
 function redact(value: unknown): PlanValue {
   if (value === UNKNOWN) return "[unknown]";
   if (value === null || value === undefined) return null;
@@ -122,6 +123,8 @@ function redact(value: unknown): PlanValue {
     const signature = record[SIG_KEY];
     if (signature === SECRET_SIG) return "[secret]";
     if (signature === RESOURCE_SIG) return parentKey(String(record.urn ?? "")) ?? "[resource]";
+    // a file asset is its path (relative to the project): its bytes are not part of the plan
+    if (signature === ASSET_SIG) return typeof record.path === "string" ? { fileAsset: record.path } : "[asset]";
     if (signature === OUTPUT_SIG) {
       if (record.secret === true) return "[secret]";
       return "value" in record ? redact(record.value) : "[unknown]";
