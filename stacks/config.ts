@@ -68,7 +68,11 @@ export const ProjectConfigSchema = Type.Object(
         }),
         /** Empty: the API endpoint is private only. Otherwise the public endpoint answers these CIDRs alone. */
         publicAccessCidrs: Type.Array(Cidr),
-        /** IAM roles granted cluster admin through access entries (the deploying CI role, break-glass). */
+        /**
+         * IAM roles granted cluster admin through access entries (break-glass). Not the role that creates the cluster
+         * (the deploy role): EKS gives its creator an entry itself (@pulumi/eks always asks it to), and a second entry
+         * for the same role fails with 409 ResourceInUseException.
+         */
         adminRoleArns: Type.Array(Type.String({ pattern: "^arn:aws:iam::\\d{12}:role/.+$" })),
         systemNodes: NodeGroupConfig(
           Type.String({ pattern: "^[a-z][a-z0-9]*\\.[a-z0-9]+$" }),
