@@ -47,6 +47,7 @@ export function definePlatform(
     kubernetesVersion: config.cluster.kubernetesVersion,
     publicAccessCidrs: config.cluster.publicAccessCidrs,
     adminRoleArns: config.cluster.adminRoleArns,
+    privateEndpointClientCidr: config.network.cidrBlock,
     kmsKeyArn: keys.keys.cluster.arn,
     logsKmsKeyArn: keys.keys.logs.arn,
     logRetentionDays: config.cluster.logRetentionDays,

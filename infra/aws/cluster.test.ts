@@ -53,6 +53,14 @@ describe("Cluster", () => {
     expect(entries.map((entry) => entry.principalArn)).toEqual(["arn:aws:iam::123456789012:role/ndt-break-glass"]);
   });
 
+  it("admits the VPC (the deploying runner) to the private API endpoint on 443, and nothing wider", async () => {
+    const plan = await planOf("prod");
+    const rule = resourceOf(plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "cluster-api-from-vpc");
+    expect(rule.inputs).toMatchObject({ cidrIpv4: "10.40.0.0/16", ipProtocol: "tcp", fromPort: 443, toPort: 443 });
+    // on the EKS-made cluster security group (the mock names it after the eks.Cluster), the endpoint's own
+    expect(rule.inputs.securityGroupId).toBe("sg-cluster-eks-cluster");
+  });
+
   it("dev: public endpoint only to the listed CIDRs", async () => {
     const eks = resourceOf(await planOf("dev"), "eks:index:Cluster", "cluster-eks");
     expect(eks.inputs).toMatchObject({

@@ -38,8 +38,16 @@ export interface ClusterArgs {
    * @default []
    */
   publicAccessCidrs?: string[];
-  /** IAM roles given cluster-admin through access entries (the deploying role, break-glass). */
+  /**
+   * IAM roles given cluster-admin through access entries (break-glass); not the role creating the cluster, which EKS
+   * gives its own entry.
+   */
   adminRoleArns: string[];
+  /**
+   * CIDR (the VPC's) allowed to reach the private API endpoint on 443: the in-VPC runner or SSM host that deploys.
+   * The EKS-made cluster security group on the endpoint admits only itself otherwise.
+   */
+  privateEndpointClientCidr: string;
   /** Customer-managed key for Kubernetes secrets and node volumes (A2, A4). */
   kmsKeyArn: pulumi.Input<string>;
   /** Key for the control-plane log group. */
@@ -89,6 +97,18 @@ export class Cluster extends pulumi.ComponentResource {
     this.kubeconfig = eksCluster.kubeconfig;
     this.kubeconfigJson = eksCluster.kubeconfigJson;
     this.clusterSecurityGroupId = eksCluster.clusterSecurityGroupId;
+    new aws.vpc.SecurityGroupIngressRule(
+      `${name}-api-from-vpc`,
+      {
+        securityGroupId: eksCluster.clusterSecurityGroupId,
+        cidrIpv4: args.privateEndpointClientCidr,
+        ipProtocol: "tcp",
+        fromPort: 443,
+        toPort: 443,
+        description: "Kubernetes API (private endpoint) from inside the VPC: the deploying runner or SSM host",
+      },
+      { parent: this },
+    );
     this.oidcProviderArn = eksCluster.oidcProviderArn;
     this.oidcIssuer = eksCluster.oidcIssuer;
     createEbsCsiAddon(this);
