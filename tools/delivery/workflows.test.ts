@@ -206,6 +206,19 @@ describe("deploy.yml", () => {
     }
   });
 
+  it("sets each deploy's own image tag before pulumi up (ECR tags are immutable): the commit for dev, the release for prod", () => {
+    for (const [job, stack, tag] of [
+      [dev, "dev", '"git-${GITHUB_SHA::7}"'],
+      [prod, "prod", '"${GITHUB_REF_NAME}"'],
+    ] as const) {
+      const steps = job.steps ?? [];
+      const setTag = steps.findIndex((step) => step.run?.includes("tools/delivery/image-tag.ts"));
+      const up = steps.findIndex((step) => step.uses?.startsWith("pulumi/actions@"));
+      expect(steps[setTag]?.run, stack).toBe(`npx tsx tools/delivery/image-tag.ts --stack ${stack} --tag ${tag}`);
+      expect(setTag, stack).toBeLessThan(up);
+    }
+  });
+
   it("never runs two updates of one stack at once and never cancels a running one", () => {
     expect(dev.concurrency).toEqual({ group: "pulumi-dev", "cancel-in-progress": false });
     expect(prod.concurrency).toEqual({ group: "pulumi-prod", "cancel-in-progress": false });
