@@ -271,12 +271,27 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     expect(synced).toEqual(
       stack === "prod"
         ? ["REDIS_PASSWORD", "SIGNING_KEY_SECRET"]
-        : ["PGPASSWORD", "REDIS_PASSWORD", "SIGNING_KEY_SECRET"],
+        : ["DATABASE_PASSWORD", "REDIS_PASSWORD", "SIGNING_KEY_SECRET"],
     );
-    for (const key of synced)
+    for (const key of synced.filter((key) => key !== "DATABASE_PASSWORD"))
       expect(env).toContainEqual({ name: key, valueFrom: { secretKeyRef: { name: "auth-env", key } } });
+    if (stack === "dev") {
+      // the database password as a mounted file, read per connection: RDS's weekly rotation needs no restart
+      const pod = get(object(plan, "Deployment", "auth"), "spec.template.spec") as Json;
+      expect(pod.volumes).toContainEqual({
+        name: "database-password",
+        secret: { secretName: "auth-env", items: [{ key: "DATABASE_PASSWORD", path: "password" }] },
+      });
+      expect(containerOf(object(plan, "Deployment", "auth")).volumeMounts).toContainEqual({
+        name: "database-password",
+        mountPath: "/var/run/secrets/ndt/database",
+        readOnly: true,
+      });
+      expect(env).toContainEqual({ name: "DATABASE_PASSWORD_FILE", value: "/var/run/secrets/ndt/database/password" });
+    }
+    expect(get(secret, "spec.refreshInterval")).toBe("5m");
     // every other variable is a plain setting: nothing secret-shaped is set literally
-    for (const variable of env.filter((entry) => entry.value !== undefined))
+    for (const variable of env.filter((entry) => entry.value !== undefined && !String(entry.name).endsWith("_FILE")))
       expect(String(variable.name)).not.toMatch(/PASSWORD|SECRET|TOKEN/);
   });
 

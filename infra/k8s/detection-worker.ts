@@ -238,12 +238,14 @@ export class DetectionWorker extends pulumi.ComponentResource {
                   volumeMounts: [
                     { name: "models", mountPath: "/models", readOnly: true },
                     { name: "tmp", mountPath: "/tmp" },
+                    ...wiring.volumeMounts,
                   ],
                 },
               ],
               volumes: [
                 { name: "models", emptyDir: { sizeLimit: "2Gi" } },
                 { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+                ...wiring.volumes,
               ],
             },
           },

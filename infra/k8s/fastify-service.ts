@@ -180,10 +180,10 @@ export class FastifyService extends pulumi.ComponentResource {
                   // The sleep action needs no shell in the image (distroless).
                   lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
                   securityContext: containerSecurityContext(),
-                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...wiring.volumeMounts],
                 },
               ],
-              volumes: [{ name: "tmp", emptyDir: { sizeLimit: "256Mi" } }],
+              volumes: [{ name: "tmp", emptyDir: { sizeLimit: "256Mi" } }, ...wiring.volumes],
             },
           },
         },

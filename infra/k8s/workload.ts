@@ -94,7 +94,13 @@ export interface ConnectionWiring {
   grants: { bucket: BucketName; access: BucketAccess; prefix: string; mode: "read" | "readwrite" }[];
   /** Set when the database takes IAM auth: lets the service's IRSA role connect. */
   databaseGrant?: (role: aws.iam.Role) => aws.iam.RolePolicy;
+  /** Files from the synced Secret (the database password): the pod's volumes and the container's mounts. */
+  volumes: k8sInput.core.v1.Volume[];
+  volumeMounts: k8sInput.core.v1.VolumeMount[];
 }
+
+/** Where the database password is mounted; read again for each new connection (DATABASE_PASSWORD_FILE). */
+export const DATABASE_PASSWORD_DIR = "/var/run/secrets/ndt/database";
 
 /**
  * Turns a service's connections into env settings (non-secret), the Secret keys External Secrets fills from AWS
@@ -111,6 +117,8 @@ export function wireConnections(
   const egress: NetworkPolicyEgressRule[] = [];
   const grants: ConnectionWiring["grants"] = [];
   let databaseGrant: ConnectionWiring["databaseGrant"];
+  const volumes: ConnectionWiring["volumes"] = [];
+  const volumeMounts: ConnectionWiring["volumeMounts"] = [];
   const need = <T>(value: T | undefined, what: string): T => {
     if (value === undefined)
       throw new Error(`${spec.name} needs the ${what} connection, which the platform did not pass`);
@@ -139,9 +147,15 @@ export function wireConnections(
       env.push({ name: "DATABASE_IAM_AUTH", value: "true" }, { name: "AWS_REGION", value: database.iamAuth.region });
       databaseGrant = database.iamAuth.grantConnect;
     } else {
-      // node-postgres reads PGPASSWORD when the URL carries no password.
-      env.push(fromSecret("PGPASSWORD"));
-      secretData.push({ secretKey: "PGPASSWORD", remoteRef: { key: database.secretArn, property: "password" } });
+      // A file, not an env variable: RDS rotates the managed master password every week, External Secrets updates
+      // the Secret and the kubelet the mounted file; each new connection reads it again, no restart needed.
+      secretData.push({ secretKey: "DATABASE_PASSWORD", remoteRef: { key: database.secretArn, property: "password" } });
+      volumes.push({
+        name: "database-password",
+        secret: { secretName: options.secretName, items: [{ key: "DATABASE_PASSWORD", path: "password" }] },
+      });
+      volumeMounts.push({ name: "database-password", mountPath: DATABASE_PASSWORD_DIR, readOnly: true });
+      env.push({ name: "DATABASE_PASSWORD_FILE", value: `${DATABASE_PASSWORD_DIR}/password` });
     }
     egress.push(vpcEgress(database.port));
   }
@@ -188,7 +202,7 @@ export function wireConnections(
       remoteRef: { key: appSecretPath(options.environment, secret), property: APP_SECRET_PROPERTY },
     });
   }
-  return { env, secretData, egress, grants, ...(databaseGrant ? { databaseGrant } : {}) };
+  return { env, secretData, egress, grants, volumes, volumeMounts, ...(databaseGrant ? { databaseGrant } : {}) };
 }
 
 /**
@@ -210,7 +224,8 @@ export function externalSecret(
       kind: "ExternalSecret",
       metadata: { name, namespace, labels },
       spec: {
-        refreshInterval: "1h",
+        // a rotated credential (the weekly database password) reaches the pods within minutes
+        refreshInterval: "5m",
         secretStoreRef: { kind: "ClusterSecretStore", name: CLUSTER_SECRET_STORE },
         target: {
           name,

@@ -150,6 +150,26 @@ describe.skipIf(!db)("PgDatabase", () => {
     expect(bad("postgres://db.example.com:5432/ndt")).toThrow(/DATABASE_URL: names no user/);
   });
 
+  it("with DATABASE_PASSWORD_FILE, reads the password again for each new connection (a rotated secret is followed)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ndt-pgpass-"));
+    const file = join(dir, "password");
+    writeFileSync(file, "first\n");
+    const withFile = new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_PASSWORD_FILE: file }));
+    try {
+      const password = withFile.pool.options.password as () => Promise<string>;
+      expect(await password()).toBe("first");
+      writeFileSync(file, "rotated");
+      expect(await password()).toBe("rotated");
+      // the real server accepts the connection (it trusts this host, so the password is not checked here)
+      expect((await withFile.query<{ one: number }>("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await withFile.close();
+    }
+    const both = () =>
+      new PgDatabase(settings({ DATABASE_URL: db!.url, DATABASE_PASSWORD_FILE: file, DATABASE_IAM_AUTH: "true" }));
+    expect(both).toThrow(/DATABASE_PASSWORD_FILE: is set, but DATABASE_IAM_AUTH=true/);
+  });
+
   it("verifies Aurora and RDS Proxy endpoints against Amazon's roots with DATABASE_CA=aws-rds", () => {
     const ssl = postgresTls(
       settings({ DATABASE_URL: "postgres://a@b/c", DATABASE_TLS: "verify-full", DATABASE_CA: "aws-rds" }),

@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { type Static, Type } from "@sinclair/typebox";
 import { runner } from "node-pg-migrate";
@@ -43,6 +44,11 @@ export const PostgresConfig = {
    * password. The region comes from AWS_REGION.
    */
   DATABASE_IAM_AUTH: Type.Boolean({ default: false }),
+  /**
+   * A file holding the password, read again for every new connection: a mounted Kubernetes Secret follows a rotated
+   * password (RDS rotates its managed master secret weekly) without a restart, where an env variable would not.
+   */
+  DATABASE_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5_000 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10_000 }),
@@ -64,34 +70,49 @@ export function migrationsTableFor(dir: string): string {
 
 type ConnectionSettings = Pick<
   PostgresSettings,
-  "DATABASE_URL" | "DATABASE_TLS" | "DATABASE_CA" | "DATABASE_CA_FILE" | "DATABASE_IAM_AUTH"
+  "DATABASE_URL" | "DATABASE_TLS" | "DATABASE_CA" | "DATABASE_CA_FILE" | "DATABASE_IAM_AUTH" | "DATABASE_PASSWORD_FILE"
 >;
 
 /**
- * Where and how a node-postgres client connects: the URL, TLS, and with DATABASE_IAM_AUTH a password function that
- * signs a fresh IAM token for each connection (node-postgres calls it per connection; tokens last 15 minutes).
- * @throws ConfigError when DATABASE_IAM_AUTH is set and the URL carries a password or names no user
+ * Where and how a node-postgres client connects: the URL, TLS, and a password function node-postgres calls for each
+ * new connection — with DATABASE_IAM_AUTH it signs a fresh IAM token (tokens last 15 minutes), with
+ * DATABASE_PASSWORD_FILE it reads the file again.
+ * @throws ConfigError when both are set, or either is and the URL carries a password or names no user
  */
 export function postgresConnection(s: ConnectionSettings): pg.ClientConfig {
   const ssl = postgresTls(s);
+  if (s.DATABASE_IAM_AUTH && s.DATABASE_PASSWORD_FILE) {
+    throw new ConfigError([
+      { variable: "DATABASE_PASSWORD_FILE", reason: "is set, but DATABASE_IAM_AUTH=true signs the password" },
+    ]);
+  }
+  if (s.DATABASE_PASSWORD_FILE) {
+    const file = s.DATABASE_PASSWORD_FILE;
+    return { ...urlTarget(s.DATABASE_URL), password: async () => (await readFile(file, "utf8")).trim(), ssl };
+  }
   if (!s.DATABASE_IAM_AUTH) return { connectionString: s.DATABASE_URL, ssl };
-  const url = new URL(s.DATABASE_URL);
+  const target = urlTarget(s.DATABASE_URL);
+  const signer = new Signer({ hostname: target.host, port: target.port, username: target.user });
+  return { ...target, password: () => signer.getAuthToken(), ssl };
+}
+
+/**
+ * Host, port, user and database of a URL whose password comes from elsewhere (node-postgres would let the URL's
+ * empty password override a password function, so the URL is not passed on).
+ * @throws ConfigError when the URL carries a password or names no user
+ */
+function urlTarget(databaseUrl: string): { host: string; port: number; user: string; database: string } {
+  const url = new URL(databaseUrl);
   const problems: { variable: string; reason: string }[] = [];
-  if (url.password)
-    problems.push({ variable: "DATABASE_URL", reason: "carries a password; DATABASE_IAM_AUTH signs one" });
-  if (!url.username) problems.push({ variable: "DATABASE_URL", reason: "names no user to sign an IAM token for" });
+  if (url.password) problems.push({ variable: "DATABASE_URL", reason: "carries a password; it comes from elsewhere" });
+  if (!url.username) problems.push({ variable: "DATABASE_URL", reason: "names no user" });
   if (problems.length > 0) throw new ConfigError(problems);
-  const host = url.hostname;
-  const port = url.port ? Number(url.port) : 5432;
   const user = decodeURIComponent(url.username);
-  const signer = new Signer({ hostname: host, port, username: user });
   return {
-    host,
-    port,
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 5432,
     user,
     database: decodeURIComponent(url.pathname.slice(1)) || user,
-    password: () => signer.getAuthToken(),
-    ssl,
   };
 }
 
