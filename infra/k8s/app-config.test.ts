@@ -46,8 +46,8 @@ function containerEnv(plan: PlanDocument, kind: string, name: string): EnvVar[] 
   return containers[0]?.env ?? [];
 }
 
-/** Read by libraries, not by the app's schema: node-postgres, the AWS SDK, Node and libuv. */
-const READ_BY_LIBRARIES = new Set(["PGPASSWORD", "AWS_REGION", "NODE_ENV", "UV_THREADPOOL_SIZE"]);
+/** Read by libraries, not by the app's schema: the AWS SDK, Node and libuv. */
+const READ_BY_LIBRARIES = new Set(["AWS_REGION", "NODE_ENV", "UV_THREADPOOL_SIZE"]);
 
 /**
  * Offered by the platform to every service the topology grants a bucket or a call (the IAM grant and the
