@@ -1,4 +1,3 @@
-import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { storeSecret } from "./data-tier.js";
@@ -27,14 +26,12 @@ export interface AppSecretsArgs {
  * deleted at once, so a destroyed dev stack can be brought up again under the same names.
  */
 export class AppSecrets extends pulumi.ComponentResource {
-  readonly secrets: Record<string, aws.secretsmanager.Secret> = {};
-
   constructor(name: string, args: AppSecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ndt:aws:AppSecrets", name, {}, opts);
     for (const secret of new Set(args.secrets)) {
       const id = `${name}-${secret.replaceAll("/", "-")}`;
       const value = new random.RandomPassword(id, { length: 64, special: false }, { parent: this });
-      this.secrets[secret] = storeSecret(this, id, {
+      storeSecret(this, id, {
         name: appSecretPath(args.environment, secret),
         description: `${secret} of the ${args.environment} platform, synced into Kubernetes by External Secrets`,
         kmsKeyArn: args.kmsKeyArn,

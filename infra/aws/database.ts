@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { DatabaseConnection } from "./connections.js";
 import { createDataTierSecurityGroup } from "./data-tier.js";
 import { applyTransform, type Transform } from "./transform.js";
+import { logicalNameOf } from "./logical-name.js";
 
 /** PostgreSQL's port; clients, proxy and security groups all use it. */
 export const POSTGRES_PORT = 5432;
@@ -474,11 +475,9 @@ export class Database extends pulumi.ComponentResource {
      * (`prx-…`, the last field of its ARN) and the user (A14).
      */
     function grantConnect(proxy: aws.rds.Proxy, role: aws.iam.Role): aws.iam.RolePolicy {
-      const roleName = (role as unknown as { __name?: unknown }).__name;
-      if (typeof roleName !== "string") throw new Error(`${name}: cannot read the logical name of the role granted`);
       const user = settings.masterUsername;
       return new aws.iam.RolePolicy(
-        `${name}-connect-${roleName}`,
+        `${name}-connect-${logicalNameOf(role)}`,
         {
           role: role.id,
           policy: proxy.arn.apply((arn) => {

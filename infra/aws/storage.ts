@@ -4,6 +4,7 @@ import * as tls from "@pulumi/tls";
 import type { BucketConnection } from "./connections.js";
 import type { Keys } from "./keys.js";
 import { applyTransform, type Transform } from "./transform.js";
+import { logicalNameOf } from "./logical-name.js";
 
 /** The buckets services read and write; `logs` is internal to the component. */
 export type BucketPurpose = "uploads" | "reports" | "models";
@@ -599,14 +600,4 @@ function slug(text: string): string {
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-|-$/g, "");
-}
-
-/**
- * The role's Pulumi logical name, so each grant's policy is named after its grantee and stays the same name from one
- * deployment to the next. Pulumi keeps it on the resource (`__name`) without typing it.
- */
-function logicalNameOf(resource: pulumi.Resource): string {
-  const name = (resource as unknown as { __name?: unknown }).__name;
-  if (typeof name !== "string") throw new Error("storage: cannot read the logical name of the role being granted");
-  return name;
 }

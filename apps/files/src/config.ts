@@ -2,6 +2,7 @@ import {
   CacheConfig,
   HttpConfig,
   loadConfig,
+  ObjectKeyPrefix,
   ObjectStoreConfig,
   PostgresConfig,
   QueueConfig,
@@ -24,8 +25,7 @@ export const FilesConfigSchema = Type.Object({
   ...TokenAuthConfig,
   /** The uploads bucket (its folder under OBJECT_STORE_DIR on the directory store). */
   S3_BUCKET_UPLOADS: Type.String({ minLength: 3 }),
-  /** Key prefix inside the bucket: the service's IAM grant covers only this prefix. Empty or ending in "/". */
-  S3_PREFIX_UPLOADS: Type.String({ pattern: "^([A-Za-z0-9_][A-Za-z0-9._=+@-]*/)*$", default: "" }),
+  S3_PREFIX_UPLOADS: ObjectKeyPrefix("key prefix inside the bucket: the service's IAM grant covers only this prefix"),
   /** Largest accepted image, bytes (enforced while streaming). */
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
   /** Quorum queue of detection jobs; its dead-letter queue is `<name>.dlq`. */

@@ -4,9 +4,6 @@
  */
 import type { DefectClass, Image } from "./schemas.js";
 
-export type { DefectClass };
-export type ImageStatus = Image["status"];
-
 /** `inspections`, the columns both services read. */
 export interface InspectionRow extends Record<string, unknown> {
   id: string;
@@ -21,7 +18,7 @@ export interface InspectionRow extends Record<string, unknown> {
 export interface ImageRow extends Record<string, unknown> {
   id: string;
   filename: string;
-  status: ImageStatus;
+  status: Image["status"];
   width: number | null;
   height: number | null;
   error: string | null;

@@ -77,7 +77,7 @@ export { RedisConfig, type RedisSettings, RedisStore } from "./redis/redis.js";
 export { AmqpConfig, AmqpQueue, type AmqpSettings, assertQuorumQueue, quorumQueueTopology } from "./queue/amqp.js";
 export { openJobQueue, QueueConfig, QueueConfigSchema, type QueueSettings } from "./queue/open.js";
 export type { Delivery, JobQueue, OutgoingMessage, QueueOptions, Subscription } from "./queue/port.js";
-export { assertObjectKey, InvalidObjectKeyError, MAX_OBJECT_KEY_LENGTH } from "./objects/keys.js";
+export { assertObjectKey, InvalidObjectKeyError, MAX_OBJECT_KEY_LENGTH, ObjectKeyPrefix } from "./objects/keys.js";
 export {
   ObjectStoreConfig,
   ObjectStoreConfigSchema,

@@ -1,4 +1,12 @@
-import { CacheConfig, HttpConfig, loadConfig, ObjectStoreConfig, PostgresConfig, TokenAuthConfig } from "@ndt/kit";
+import {
+  CacheConfig,
+  HttpConfig,
+  loadConfig,
+  ObjectKeyPrefix,
+  ObjectStoreConfig,
+  PostgresConfig,
+  TokenAuthConfig,
+} from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 // this service names its two buckets itself (below); the single-bucket variable would only mislead
@@ -17,8 +25,7 @@ export const ReportsConfigSchema = Type.Object({
   /** Bucket of the uploaded images (read only). The cluster sets the real name; the default is the local stack's
    * folder under OBJECT_STORE_DIR. */
   S3_BUCKET_UPLOADS: Type.String({ minLength: 3, default: "uploads" }),
-  /** Key prefix of the uploads this service's grant covers (readiness lists under it; keys come from the rows). */
-  S3_PREFIX_UPLOADS: Type.String({ pattern: "^([A-Za-z0-9_][A-Za-z0-9._=+@-]*/)*$", default: "" }),
+  S3_PREFIX_UPLOADS: ObjectKeyPrefix("key prefix of the uploads this service's grant covers (readiness lists there)"),
   /** Bucket the rendered PDFs are cached in. */
   S3_BUCKET_REPORTS: Type.String({ minLength: 3, default: "reports" }),
   /** Key prefix of the cached PDFs (the service's grant on the reports bucket covers this prefix only). */

@@ -1,3 +1,5 @@
+import { Type } from "@sinclair/typebox";
+
 /**
  * Object keys every adapter accepts: server-made paths of plain segments. The directory adapter maps keys to file
  * names, so a key must never be able to name anything outside its root; S3 checks the same rule so the two adapters
@@ -13,7 +15,8 @@ export class InvalidObjectKeyError extends Error {
   }
 }
 
-const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._=+@-]*$/;
+const SEGMENT_SOURCE = "[A-Za-z0-9_][A-Za-z0-9._=+@-]*";
+const SEGMENT = new RegExp(`^${SEGMENT_SOURCE}$`);
 /** Longest key: its encoded file name must fit the usual 255-byte limit with the adapter's suffixes. */
 export const MAX_OBJECT_KEY_LENGTH = 200;
 
@@ -31,3 +34,10 @@ export function assertObjectKey(key: string): void {
     }
   }
 }
+
+/**
+ * A key prefix as config: empty, or segments of object keys each ending in "/" (the part of a bucket a service's
+ * grant covers).
+ */
+export const ObjectKeyPrefix = (description: string) =>
+  Type.String({ pattern: `^(${SEGMENT_SOURCE}/)*$`, default: "", description });

@@ -86,12 +86,10 @@ export function postgresConnection(s: ConnectionSettings): pg.ClientConfig {
       { variable: "DATABASE_PASSWORD_FILE", reason: "is set, but DATABASE_IAM_AUTH=true signs the password" },
     ]);
   }
-  if (s.DATABASE_PASSWORD_FILE) {
-    const file = s.DATABASE_PASSWORD_FILE;
-    return { ...urlTarget(s.DATABASE_URL), password: async () => (await readFile(file, "utf8")).trim(), ssl };
-  }
-  if (!s.DATABASE_IAM_AUTH) return { connectionString: s.DATABASE_URL, ssl };
+  if (!s.DATABASE_IAM_AUTH && !s.DATABASE_PASSWORD_FILE) return { connectionString: s.DATABASE_URL, ssl };
   const target = urlTarget(s.DATABASE_URL);
+  const file = s.DATABASE_PASSWORD_FILE;
+  if (file) return { ...target, password: async () => (await readFile(file, "utf8")).trim(), ssl };
   const signer = new Signer({ hostname: target.host, port: target.port, username: target.user });
   return { ...target, password: () => signer.getAuthToken(), ssl };
 }

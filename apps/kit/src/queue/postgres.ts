@@ -113,7 +113,8 @@ const connectionLost = (err: unknown) => {
 };
 
 export class PgQueue implements JobQueue {
-  private readonly createSchema: () => Promise<void>;
+  /** Create the schema once (idempotent; concurrent processes serialise on an advisory lock). */
+  readonly ready: () => Promise<void>;
   private readonly consumers = new Set<PgConsumer>();
   private listener: pg.Client | undefined;
   private listening = false;
@@ -126,12 +127,7 @@ export class PgQueue implements JobQueue {
     readonly settings: PgQueueSettings,
     readonly log?: WarnLogger,
   ) {
-    this.createSchema = createSchemaOnce(db, SCHEMA_LOCK, SCHEMA);
-  }
-
-  /** Create the schema once (idempotent; concurrent processes serialise on an advisory lock). */
-  ready(): Promise<void> {
-    return this.createSchema();
+    this.ready = createSchemaOnce(db, SCHEMA_LOCK, SCHEMA);
   }
 
   /** Run an idempotent statement, again when the connection was lost under it. */
