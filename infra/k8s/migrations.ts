@@ -51,7 +51,6 @@ export class Migrations extends pulumi.ComponentResource {
     );
 
     const role = serviceRole(wiring, args.serviceAccountRole, namespace, app);
-    if (wiring.databaseGrant && !role) throw new Error("migrations: the database takes IAM auth, but no IRSA role");
     const serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       {

@@ -100,7 +100,7 @@ export interface ConnectionWiring {
 }
 
 /** Where the database password is mounted; read again for each new connection (DATABASE_PASSWORD_FILE). */
-export const DATABASE_PASSWORD_DIR = "/var/run/secrets/ndt/database";
+const DATABASE_PASSWORD_DIR = "/var/run/secrets/ndt/database";
 
 /**
  * Turns a service's connections into env settings (non-secret), the Secret keys External Secrets fills from AWS
@@ -117,6 +117,8 @@ export function wireConnections(
   const egress: NetworkPolicyEgressRule[] = [];
   const grants: ConnectionWiring["grants"] = [];
   let databaseGrant: ConnectionWiring["databaseGrant"];
+  /** Set when the pod calls AWS APIs (S3, or STS for IAM database auth): the SDK's region, and HTTPS egress. */
+  let awsRegion: pulumi.Input<string> | undefined;
   const volumes: ConnectionWiring["volumes"] = [];
   const volumeMounts: ConnectionWiring["volumeMounts"] = [];
   const need = <T>(value: T | undefined, what: string): T => {
@@ -144,8 +146,9 @@ export function wireConnections(
     env.push({ name: "DATABASE_TLS", value: database.sslMode }, { name: "DATABASE_CA", value: "aws-rds" });
     if (database.iamAuth) {
       // an IAM token per connection, signed with the pod's IRSA credentials: no database password reaches the pod
-      env.push({ name: "DATABASE_IAM_AUTH", value: "true" }, { name: "AWS_REGION", value: database.iamAuth.region });
+      env.push({ name: "DATABASE_IAM_AUTH", value: "true" });
       databaseGrant = database.iamAuth.grantConnect;
+      awsRegion = database.iamAuth.region;
     } else {
       // A file, not an env variable: RDS rotates the managed master password every week, External Secrets updates
       // the Secret and the kubelet the mounted file; each new connection reads it again, no restart needed.
@@ -186,12 +189,10 @@ export function wireConnections(
       { name: `S3_PREFIX_${variable}`, value: prefix },
     );
     grants.push({ bucket, access: granted, prefix, mode: access });
+    awsRegion ??= granted.connection.region;
   }
-  const firstBucket = spec.buckets[0] && connections.buckets?.[spec.buckets[0].bucket];
-  if (firstBucket && !env.some((variable) => variable.name === "AWS_REGION")) {
-    env.push({ name: "AWS_REGION", value: firstBucket.connection.region });
-  }
-  if (firstBucket || databaseGrant) {
+  if (awsRegion !== undefined) {
+    env.push({ name: "AWS_REGION", value: awsRegion });
     // S3 (gateway endpoint prefixes) and STS for IRSA answer on public addresses: HTTPS only.
     egress.push({ to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [{ protocol: "TCP", port: HTTPS_PORT }] });
   }
@@ -296,7 +297,8 @@ export function topologySpread(
 
 /**
  * The IRSA role for what a service reaches through AWS APIs: one grant per bucket and prefix, and `rds-db:connect`
- * when the database takes IAM auth. None when the service needs no AWS API.
+ * when the database takes IAM auth. None when the service needs no AWS API; an error when it does and no role can be
+ * made.
  */
 export function serviceRole(
   wiring: ConnectionWiring,
@@ -304,7 +306,11 @@ export function serviceRole(
   namespace: string,
   serviceAccount: string,
 ): aws.iam.Role | undefined {
-  if ((wiring.grants.length === 0 && !wiring.databaseGrant) || !createRole) return undefined;
+  if (wiring.grants.length === 0 && !wiring.databaseGrant) return undefined;
+  if (!createRole) {
+    // without the role a bucket grant or IAM database auth needs, the pod could not reach its dependency
+    throw new Error(`${namespace}/${serviceAccount} needs an IRSA role, but no role factory was given`);
+  }
   const role = createRole(namespace, serviceAccount);
   for (const grant of wiring.grants) {
     if (grant.mode === "readwrite") grant.access.grantReadWrite(role, grant.prefix);
