@@ -25,11 +25,11 @@ import {
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import {
   type Benchmark,
-  benchPriority,
   cpuSecondsOf,
   machine,
   metricValue,
   prioritise,
+  priorityNote,
   priorityPrefix,
   repoRoot,
   stopProcess,
@@ -46,7 +46,6 @@ function start(script: string, env: Record<string, string>): ChildProcess {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
-  prioritise(child.pid);
   return child;
 }
 
@@ -74,7 +73,6 @@ function cannon(opts: CannonOptions): Promise<CannonResult> {
   args.push(opts.url);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "ignore"] });
-    prioritise(child.pid);
     let out = "";
     child.stdout.on("data", (chunk) => {
       out += chunk;
@@ -294,10 +292,7 @@ const bench: Benchmark = {
         `Machine: ${machine()}. Run: ${new Date().toISOString().slice(0, 16)}Z. Command: \`${priorityPrefix}npm run bench -- auth-gateway\``,
         `(hello, gateway and auth each their own process, autocannon its own process too, all on the same 2 cores as`,
         `PostgreSQL and Redis; ${DURATION} s per measurement after a 2 s warm-up; argon2id m=19456 KiB, t=2, p=1,`,
-        `${ARGON2_CONCURRENCY} hash(es) at a time; 1-min load average ${loadBefore} before (a), ${loadAfter} after (c)` +
-          (benchPriority === undefined
-            ? ")."
-            : `; every benchmark process at priority ${benchPriority}, other work on the machine kept running).`),
+        `${ARGON2_CONCURRENCY} hash(es) at a time; 1-min load average ${loadBefore} before (a), ${loadAfter} after (c)${priorityNote}).`,
         "",
         "| measurement | figure | latency | notes |",
         "|---|---|---|---|",

@@ -41,13 +41,13 @@ import {
 } from "../apps/detector/test/helpers.js";
 import {
   type Benchmark,
-  benchPriority,
   cpuSecondsOf,
   machine,
   machineBusySeconds,
   metricValue,
   minorFaultsOf,
   prioritise,
+  priorityNote,
   priorityPrefix,
   repoRoot,
   stopProcess,
@@ -335,10 +335,7 @@ const bench: Benchmark = {
         `(bundled model, 640×640 input, conf ${BUNDLED_MODEL_OPTIONS.confThreshold}, class-agnostic NMS IoU ${BUNDLED_MODEL_OPTIONS.iouThreshold};`,
         `worker as its own process: 1 inference thread × ${INTRA_OP_THREADS} intra-op threads, batches of up to ${BATCH} or 10 ms, prefetch ${BATCH * 4};`,
         `RabbitMQ, PostgreSQL and s3rver (its own process) on the same machine; ${DISTINCT} distinct §5 images, PNG and JPEG, 320–1024 px;`,
-        `1-minute load average ${fmt(load0, 1)} → ${fmt(load1, 1)} during (a) on ${cpus().length} cores` +
-          (benchPriority === undefined
-            ? ")."
-            : `; every thread of the benchmark at priority ${benchPriority}, other work on the machine kept running).`),
+        `1-minute load average ${fmt(load0, 1)} → ${fmt(load1, 1)} during (a) on ${cpus().length} cores${priorityNote}).`,
         "",
         "| measurement | figure | notes |",
         "|---|---|---|",

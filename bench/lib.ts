@@ -94,15 +94,20 @@ export const benchPriority: number | undefined =
 /** "BENCH_PRIORITY=-10 " when set, for the command line a section prints. */
 export const priorityPrefix = benchPriority === undefined ? "" : `BENCH_PRIORITY=${benchPriority} `;
 
+/** The clause a section's setup sentence ends with when BENCH_PRIORITY is set ("" otherwise). */
+export const priorityNote =
+  benchPriority === undefined
+    ? ""
+    : `; every process and thread of the benchmark at priority ${benchPriority}, other work on the machine kept running`;
+
 /**
- * Gives a process (a child just spawned: the threads it starts later inherit it) the benchmark priority, or, with
- * no argument, every thread of this process (Linux's nice value is per thread). Absolute, so never applied twice.
+ * Gives every thread of this process the benchmark priority (Linux's nice value is per thread). Called first in a
+ * benchmark: the threads and processes it starts afterwards inherit it. Absolute, so never applied twice.
  */
-export function prioritise(pid?: number): void {
+export function prioritise(): void {
   if (benchPriority === undefined) return;
   try {
-    if (pid !== undefined) setPriority(pid, benchPriority);
-    else for (const tid of readdirSync("/proc/self/task")) setPriority(Number(tid), benchPriority);
+    for (const tid of readdirSync("/proc/self/task")) setPriority(Number(tid), benchPriority);
   } catch (err) {
     throw new Error(`BENCH_PRIORITY=${benchPriority} could not be applied (needs root for < 0): ${String(err)}`);
   }

@@ -21,10 +21,10 @@ import amqp from "amqplib";
 import { testDatabase, testIssuer, testRedis, testS3Process } from "@ndt/kit/testing";
 import {
   type Benchmark,
-  benchPriority,
   cpuSecondsOf,
   machine,
   prioritise,
+  priorityNote,
   priorityPrefix,
   repoRoot,
   stopProcess,
@@ -223,7 +223,7 @@ const bench: Benchmark = {
         } / ${r.cpu.s3.toFixed(1)} |`;
       const growth = (peak - baseline) / MiB;
       const lines = [
-        `Machine: ${machine()}. Generated PNG-headed bodies, S3 parts of ${PART_BYTES / MiB} MiB × ${QUEUE_SIZE} in flight, s3rver in its own process on loopback (its disk writes bound both paths: little CPU is spent anywhere). Command: \`${priorityPrefix}npm run bench -- upload\`${benchPriority === undefined ? "" : `; every process of the benchmark at priority ${benchPriority}`}.`,
+        `Machine: ${machine()}. Generated PNG-headed bodies, S3 parts of ${PART_BYTES / MiB} MiB × ${QUEUE_SIZE} in flight, s3rver in its own process on loopback (its disk writes bound both paths: little CPU is spent anywhere). Command: \`${priorityPrefix}npm run bench -- upload\`${priorityNote}.`,
         "",
         "| upload | MB/s | time | CPU s: client / files / s3rver |",
         "|---|---:|---:|---:|",
