@@ -311,7 +311,7 @@ const bench: Benchmark = {
         "",
         "(c): argon2 runs on worker threads at nice 19, at most ARGON2_CONCURRENCY at a time (default cores − 1). The",
         "max-delay spikes are the main isolate's young-generation GC: `--trace-gc` on auth during logins shows",
-        "scavenges of 10–24 ms (while p99 stays ~3–4 ms); a scavenge copies into pages it may have to touch first, at",
+        "scavenges of 10–20 ms (while p99 stays ~3–4 ms); a scavenge copies into pages it may have to touch first, at",
         "the cost the machine line gives. The hashing threads do not block the loop.",
       ].join("\n");
     } finally {

@@ -345,10 +345,10 @@ const bench: Benchmark = {
           "take and ack deliveries in RabbitMQ and commit to PostgreSQL, all of which run here beside the worker. Once the " +
           "machine's CPU per image reaches what the cores offer, throughput follows CPU per image, and the ratio is bounded by " +
           "bare inference CPU / machine CPU per image. Page faults weigh here: the first touch of a page costs what the " +
-          "machine line says (a fraction of a µs on hardware-virtualised cloud nodes).",
+          "machine line says.",
         "",
-        "(c): the max is the largest single stall in the window; the idle control, a process doing nothing, sees stalls of " +
-          "the same order at the same time, so on this machine the max reflects the machine more than the worker. The p99 " +
+        "(c): the max is the largest single stall in the window; the idle control, a process doing nothing, shows what the " +
+          "shared cores alone cost any event loop at the same time, and the worker's stalls beyond it are its own. The p99 " +
           "is the worker's own figure: the inference threads run below the event loop's priority (INFERENCE_NICE_INCREMENT).",
       ].join("\n");
     } finally {
