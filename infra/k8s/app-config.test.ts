@@ -5,18 +5,15 @@
  * literal value passes that variable's schema. A renamed setting on
  * either side fails here, by name, instead of as a crash-looping pod after `pulumi up`.
  */
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import type { TObject, TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
 import type { PlanDocument } from "../../stacks/plan/document.js";
 import { planOf } from "../../stacks/plan/testing.js";
 import { topology } from "../../stacks/topology.js";
+import { appConfigSchemaOf } from "../../tools/delivery/app-config-schema.js";
 import { APP_NAMESPACE } from "./names.js";
 
-const APPS_DIR = fileURLToPath(new URL("../../apps/", import.meta.url));
 type Json = Record<string, unknown>;
 interface EnvVar {
   name: string;
@@ -24,14 +21,11 @@ interface EnvVar {
   valueFrom?: unknown;
 }
 
+/** Every deployed app validates its env: a workload without a schema is an error here, not a skip. */
 async function configSchemaOf(app: string): Promise<TObject> {
-  const file = path.join(APPS_DIR, app, "src", "config.ts");
-  // every deployed app validates its env: a workload without a schema is an error here, not a skip
-  if (!existsSync(file)) throw new Error(`${app}: no src/config.ts, so its env cannot be checked`);
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  const schemas = Object.entries(mod).filter(([name]) => name.endsWith("ConfigSchema"));
-  if (schemas.length !== 1) throw new Error(`${app}: expected one *ConfigSchema export in src/config.ts`);
-  return schemas[0]![1] as TObject;
+  const schema = await appConfigSchemaOf(app);
+  if (!schema) throw new Error(`${app}: no src/config.ts, so its env cannot be checked`);
+  return schema;
 }
 
 function containerEnv(plan: PlanDocument, kind: string, name: string): EnvVar[] {

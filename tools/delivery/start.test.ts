@@ -15,31 +15,15 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import type { TObject } from "@sinclair/typebox";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import { afterEach, describe, expect, it } from "vitest";
+import { appConfigSchemaOf } from "./app-config-schema.js";
 import { buildableApps, buildApp, REPO_ROOT } from "./build.js";
 
 /** Bound given to the service for its graceful shutdown (SHUTDOWN_TIMEOUT_MS); the exit must come within it. */
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const START_TIMEOUT_MS = 30_000;
-
-interface ConfigSchema {
-  properties: Record<string, { default?: unknown; pattern?: string }>;
-  required?: string[];
-}
-
-/** The app's env schema, or undefined when it has no config.ts (then only the HTTP defaults apply). */
-async function configSchemaOf(app: string): Promise<ConfigSchema | undefined> {
-  const file = path.join(REPO_ROOT, "apps", app, "src", "config.ts");
-  if (!existsSync(file)) return undefined;
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  const schemas = Object.entries(mod)
-    .filter(([name, value]) => name.endsWith("ConfigSchema") && typeof value === "object" && value !== null)
-    .map(([, value]) => value as ConfigSchema);
-  if (schemas.length !== 1) throw new Error(`${app}: expected one *ConfigSchema export in src/config.ts`);
-  return schemas[0];
-}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -47,7 +31,7 @@ afterEach(async () => {
 });
 
 /** The env the image would get from the pod spec, for the variables the schema requires. */
-async function envFor(app: string, schema: ConfigSchema | undefined): Promise<Record<string, string> | undefined> {
+async function envFor(app: string, schema: TObject | undefined): Promise<Record<string, string> | undefined> {
   const env: Record<string, string> = {};
   // REDIS_URL is optional in the schema (CACHE_BACKEND=postgres needs none) but the default backend needs it.
   const conditionallyRequired = ["REDIS_URL"].filter((name) => schema?.properties[name] !== undefined);
@@ -141,7 +125,7 @@ describe("production build: build step, then the image's command", () => {
     const appDir = path.join(REPO_ROOT, "apps", app);
     const distDir = path.join(appDir, "dist");
     cleanups.push(() => rmSync(distDir, { recursive: true, force: true }));
-    const env = await envFor(app, await configSchemaOf(app));
+    const env = await envFor(app, await appConfigSchemaOf(app));
     if (!env) return ctx.skip();
     await buildApp(app);
     expect(missingUrlTargets(distDir)).toEqual([]);
@@ -184,7 +168,7 @@ describe("production build: build step, then the image's command", () => {
       const appDir = path.join(REPO_ROOT, "apps", app);
       const distDir = path.join(appDir, "dist");
       cleanups.push(() => rmSync(distDir, { recursive: true, force: true }));
-      const env = await envFor(app, await configSchemaOf(app));
+      const env = await envFor(app, await appConfigSchemaOf(app));
       if (!env) return ctx.skip();
 
       const build = await buildApp(app);
