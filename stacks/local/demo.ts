@@ -10,10 +10,11 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { CLASS_NAMES, generateSample } from "../../apps/detector/model/dataset/synth.js";
 import { ApiClient } from "./client.js";
+import { dataDirOf } from "./paths.js";
 
 type DefectClass = (typeof CLASS_NAMES)[number];
 type Counts = Record<DefectClass, number>;
@@ -53,8 +54,6 @@ export interface DemoResult {
   reportFile: string;
   reportBytes: number;
 }
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 function counts(classes: readonly string[]): Counts {
   const out: Counts = { porosity: 0, crack: 0, inclusion: 0 };
@@ -247,7 +246,7 @@ export function findingsTable(images: readonly (DemoImage & { truth: Counts })[]
 }
 
 async function main(): Promise<number> {
-  const dataDir = resolve(ROOT, process.env.NDT_DATA_DIR || ".local");
+  const dataDir = dataDirOf(process.env);
   const caFile = process.env.NDT_CA_FILE || join(dataDir, "tls", "cert.pem");
   const baseUrl = process.env.NDT_URL || `https://localhost:${process.env.PORT || "8443"}`;
   let ca: string;

@@ -5,10 +5,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ApiClient } from "./client.js";
-
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+import { REPO_ROOT } from "./paths.js";
 
 export interface RunningStack {
   url: string;
@@ -56,7 +54,7 @@ function inheritedEnv(): NodeJS.ProcessEnv {
 /** Launches the stack; resolve `exited` for a run expected to fail. */
 export function launchStack(dataDir: string, env: Record<string, string> = {}): StackRun {
   const child = spawn(process.execPath, ["--import", "tsx", "stacks/local/main.ts"], {
-    cwd: ROOT,
+    cwd: REPO_ROOT,
     env: { ...inheritedEnv(), NDT_DATA_DIR: dataDir, PORT: "0", NDT_FREE_PORTS: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -15,7 +15,8 @@ import { generateSample } from "../../apps/detector/model/dataset/synth.js";
 import { topology } from "../topology.js";
 import type { ApiClient } from "./client.js";
 import { runDemo } from "./demo.js";
-import { launchStack, ROOT, type RunningStack, startStack, stopAllStacks } from "./harness.js";
+import { launchStack, type RunningStack, startStack, stopAllStacks } from "./harness.js";
+import { REPO_ROOT } from "./paths.js";
 import { LocalPostgres } from "./postgres.js";
 import { processRuns } from "./launcher-lock.js";
 import { freePort, portIsFree } from "./processes.js";
@@ -27,7 +28,7 @@ interface Image {
   detections?: { class: string; score: number; box: number[] }[];
 }
 
-const built = (app: string) => existsSync(join(ROOT, "apps", app, "src", "server.ts"));
+const built = (app: string) => existsSync(join(REPO_ROOT, "apps", app, "src", "server.ts"));
 
 async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `ndt-local-${label}-`));

@@ -5,11 +5,9 @@
  * Exit codes: 0 after a clean stop; 1 when something failed (the message says what and what to do); 2 when the
  * public port is taken or invalid.
  */
-import { fileURLToPath } from "node:url";
 import { LocalStackError } from "./errors.js";
+import { REPO_ROOT } from "./paths.js";
 import { LocalStack, type StartReport } from "./stack.js";
-
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 function printReport(report: StartReport): void {
   const width = Math.max(...report.dependencies.map((d) => d.name.length));
@@ -37,7 +35,7 @@ function printReport(report: StartReport): void {
 
 async function main(): Promise<number> {
   const stack = new LocalStack({
-    root: ROOT,
+    root: REPO_ROOT,
     env: process.env,
     // the live line only where it can be redrawn: a terminal, not a log file or CI
     ...(process.stdout.isTTY ? { live: (text: string) => process.stdout.write(`\r\x1b[K${text}`) } : {}),

@@ -94,8 +94,6 @@ export interface LocalPostgresOptions {
   password: string;
   /** Where the server's own log goes. */
   logFile: string;
-  user?: string;
-  database?: string;
   /**
    * An earlier `npm start` on this directory ended without stopping its stack (launcher-lock.ts): a server it left
    * running on the cluster is stopped before this one starts.
@@ -109,17 +107,15 @@ export class LocalPostgres {
   private server: ChildProcess | undefined;
   private log: WriteStream | undefined;
   private exited: Promise<number | null> | undefined;
-  readonly user: string;
-  readonly database: string;
+  /** The cluster's superuser and the database the services share. */
+  readonly user = "ndt";
+  readonly database = "ndt";
   /** True when this start created the cluster. */
   created = false;
   /** The pid of a server an earlier start left running, when this start stopped one. */
   stoppedLeftover: number | undefined;
 
-  constructor(private readonly options: LocalPostgresOptions) {
-    this.user = options.user ?? "ndt";
-    this.database = options.database ?? "ndt";
-  }
+  constructor(private readonly options: LocalPostgresOptions) {}
 
   get url(): string {
     const { port, password } = this.options;

@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadConfig, PgDatabase, PostgresConfig, type SqlDatabase } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
@@ -25,6 +25,7 @@ import { LocalStackError } from "./errors.js";
 import { claimDataDir, type LauncherLock } from "./launcher-lock.js";
 import { ensureBuckets } from "./objects.js";
 import { type Backends, bucketName, planServices, type ServicePlan } from "./plan.js";
+import { dataDirOf } from "./paths.js";
 import { LocalPostgres } from "./postgres.js";
 import { AppProcess, ChildExited, freePort, portIsFree } from "./processes.js";
 import { type ReadinessTarget, TlsProxy } from "./proxy.js";
@@ -36,8 +37,6 @@ export interface LocalStackOptions {
   root: string;
   env: Readonly<Record<string, string | undefined>>;
   topology?: Topology;
-  /** Progress and report lines. */
-  print?: (line: string) => void;
   /** Redraws one status line in place (a terminal); "" clears it. Absent: no live line. */
   live?: (text: string) => void;
 }
@@ -70,7 +69,6 @@ const CHILD_READY_TIMEOUT_MS = 90_000;
 
 export class LocalStack {
   private readonly topology: Topology;
-  private readonly print: (line: string) => void;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private proxy: TlsProxy | undefined;
   private postgres: LocalPostgres | undefined;
@@ -84,11 +82,15 @@ export class LocalStack {
 
   constructor(private readonly options: LocalStackOptions) {
     this.topology = options.topology ?? defaultTopology;
-    this.print = options.print ?? ((line) => console.log(line));
     this.env = options.env;
-    this.dataDir = resolve(options.root, this.env.NDT_DATA_DIR || ".local");
+    this.dataDir = dataDirOf(this.env, options.root);
     this.crashed = new Promise<never>((_, reject) => (this.crash = reject));
     this.crashed.catch(() => undefined);
+  }
+
+  /** Progress lines go to stdout, as the report does. */
+  private print(line: string): void {
+    console.log(line);
   }
 
   private step(what: string): () => void {
@@ -167,7 +169,6 @@ export class LocalStack {
       ports,
       secrets: secrets.services,
       stackId,
-      knownVariables: known,
       logLevel: env.NDT_LOG_LEVEL ?? "info",
     });
 
