@@ -320,3 +320,14 @@ function describe(message: string, schema: TSchema, value: unknown, path: string
 export function imagesOf(topology: Topology): string[] {
   return [...new Set([...topology.services.map((service) => service.image), topology.migrations.image])];
 }
+
+/**
+ * What a service gets for one service it calls, given that callee's origin: `<CALLEE>_URL`, and for auth also
+ * `JWKS_URL`: services verify tokens themselves against auth's published keys (GUARDRAILS P2), so calling auth is
+ * what gives a service those keys. The cloud (infra/k8s) and the local stack both wire callees through this.
+ */
+export function calleeVariables(callee: string, origin: string): Record<string, string> {
+  const variables: Record<string, string> = { [`${callee.toUpperCase().replace(/-/g, "_")}_URL`]: origin };
+  if (callee === "auth") variables.JWKS_URL = `${origin}/.well-known/jwks.json`;
+  return variables;
+}

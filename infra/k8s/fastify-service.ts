@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { ServiceSpec } from "../../stacks/topology.js";
+import { calleeVariables, type ServiceSpec } from "../../stacks/topology.js";
 import { applyTransform, type Transform } from "../aws/transform.js";
 import { INGRESS_NAMESPACE, labelsFor } from "./names.js";
 import {
@@ -284,8 +284,7 @@ export function calleeEnv(
   const env: { name: string; value: string }[] = [];
   for (const callee of callees) {
     const origin = `http://${callee.name}.${namespace}.svc.cluster.local:${callee.port}`;
-    env.push({ name: `${callee.name.toUpperCase().replace(/-/g, "_")}_URL`, value: origin });
-    if (callee.name === "auth") env.push({ name: "JWKS_URL", value: `${origin}/.well-known/jwks.json` });
+    for (const [name, value] of Object.entries(calleeVariables(callee.name, origin))) env.push({ name, value });
   }
   return env;
 }

@@ -6,7 +6,7 @@
  * DATABASE_READER_URL, REDIS_URL, AMQP_URL, S3_BUCKET_<BUCKET>, S3_PREFIX_<BUCKET>), with the local endpoints, plus
  * the switches of kit's embedded adapters (CACHE_BACKEND, QUEUE_BACKEND, OBJECT_STORE) where the service knows them.
  */
-import type { ServiceSpec, Topology } from "../topology.js";
+import { calleeVariables, type ServiceSpec, type Topology } from "../topology.js";
 
 /** What backs each port of the stack: the embedded default or a real server the user pointed at (CONTRACTS §1). */
 export interface Backends {
@@ -40,19 +40,12 @@ export interface PlanInput {
   secrets: Readonly<Record<string, string>>;
   /** Per data directory: keeps stacks that share a real Redis or RabbitMQ apart (`a1b2c3d4`). */
   stackId: string;
-  /** Env names each service's config schema declares (kit `loadConfig` reads only these); absent = unknown. */
-  knownVariables?: ReadonlyMap<string, ReadonlySet<string> | undefined>;
   logLevel?: string;
 }
 
 /** Bucket names of the local stack (one namespace: the object store is private to the stack). */
 export function bucketName(bucket: string): string {
   return `ndt-${bucket}`;
-}
-
-/** Env name for the URL of another service: `reports` → `REPORTS_URL`. */
-export function serviceUrlVariable(name: string): string {
-  return `${name.toUpperCase().replace(/-/g, "_")}_URL`;
 }
 
 /** The name of a worker queue on a shared real broker: isolated per stack so two local stacks never steal jobs. */
@@ -94,8 +87,6 @@ export function startWaves(topology: Topology): ServiceSpec[][] {
 /** The environment of one service, from its topology entry and the stack's backends. */
 export function serviceEnv(spec: ServiceSpec, input: PlanInput): Record<string, string> {
   const { backends, topology, ports, stackId } = input;
-  const known = input.knownVariables?.get(spec.name);
-  const accepts = (variable: string) => known === undefined || known.has(variable);
   const urlOf = (name: string) => `http://127.0.0.1:${ports.get(name)}`;
   const env: Record<string, string> = {
     HOST: "127.0.0.1",
@@ -160,13 +151,7 @@ export function serviceEnv(spec: ServiceSpec, input: PlanInput): Record<string, 
   }
 
   // a callee that is not running here (NDT_SKIP) gets no URL: the service says so itself if it needs one
-  for (const callee of spec.calls) if (ports.has(callee)) env[serviceUrlVariable(callee)] = urlOf(callee);
-  // tokens are verified in every service against auth's published keys (the topology does not list that as a
-  // call: it is one cached fetch, not a request path)
-  const auth = topology.services.find((service) => service.name === "auth");
-  if (auth && ports.has("auth") && spec.name !== "auth" && accepts("JWKS_URL")) {
-    env.JWKS_URL = `${urlOf("auth")}/.well-known/jwks.json`;
-  }
+  for (const callee of spec.calls) if (ports.has(callee)) Object.assign(env, calleeVariables(callee, urlOf(callee)));
   for (const variable of Object.keys(spec.secrets ?? {})) {
     const secret = input.secrets[variable];
     if (secret === undefined) throw new Error(`no local secret for ${spec.name}'s ${variable}`);
