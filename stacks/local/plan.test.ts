@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { type Topology, topology } from "../topology.js";
 import { type Backends, planServices, startWaves } from "./plan.js";
+import { checkBackendSwitches } from "./stack.js";
 
 const embedded: Backends = {
   databaseUrl: "postgres://ndt:pw@127.0.0.1:5999/ndt",
@@ -136,5 +137,19 @@ describe("the local stack's plan, derived from the topology", () => {
         expect(plans.get(service.name)?.env[variable]).toBe(`secret-${variable}`);
       }
     }
+  });
+
+  it("names, before anything starts, a service whose config schema lacks a switch the embedded defaults need", () => {
+    const switches = new Set(["CACHE_BACKEND", "QUEUE_BACKEND", "OBJECT_STORE"]);
+    const all = new Map<string, ReadonlySet<string> | undefined>(topology.services.map((s) => [s.name, switches]));
+    expect(() => checkBackendSwitches(topology.services, all)).not.toThrow();
+    const broker = topology.services.find((service) => service.connections.includes("broker"));
+    if (!broker) throw new Error("the topology has no broker user");
+    const lacking = new Map(all).set(broker.name, new Set(["CACHE_BACKEND", "OBJECT_STORE"]));
+    expect(() => checkBackendSwitches(topology.services, lacking)).toThrow(
+      `${broker.name}: no QUEUE_BACKEND in its config schema`,
+    );
+    const unknown = new Map(all).set(broker.name, undefined);
+    expect(() => checkBackendSwitches(topology.services, unknown)).toThrow(/no CACHE_BACKEND|no QUEUE_BACKEND/);
   });
 });

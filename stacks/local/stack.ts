@@ -152,11 +152,11 @@ export class LocalStack {
       }));
     for (const { name } of skipped) available.delete(name);
     const services = this.topology.services.filter((service) => available.has(service.name));
-    const known = new Map([...available].map(([name, app]) => [name, app.variables]));
+    checkBackendSwitches(services, new Map([...available].map(([name, app]) => [name, app.variables])));
 
     const dependencies: DependencyReport[] = [];
     const databaseUrl = await this.startDatabase(secrets, dependencies);
-    const backends = await this.chooseBackends(services, known, databaseUrl, dependencies);
+    const backends = await this.chooseBackends(services, databaseUrl, dependencies);
 
     const ports = new Map<string, number>();
     for (const service of services) {
@@ -413,24 +413,10 @@ export class LocalStack {
 
   private async chooseBackends(
     services: readonly ServiceSpec[],
-    known: ReadonlyMap<string, ReadonlySet<string> | undefined>,
     databaseUrl: string,
     report: DependencyReport[],
   ): Promise<Backends> {
     const { env } = this;
-    // every service takes kit's switches (CACHE_BACKEND, QUEUE_BACKEND, OBJECT_STORE); one that does not could not run
-    // on the embedded defaults, so it is named here instead of failing later in its own log
-    const lacking = (uses: (service: ServiceSpec) => boolean, variable: string) => {
-      const names = services.filter(uses).filter((service) => !known.get(service.name)?.has(variable));
-      if (names.length > 0)
-        throw new LocalStackError(`${names.map((s) => s.name).join(", ")}: no ${variable} in its config schema`);
-    };
-    const uses = (connection: string) => (service: ServiceSpec) =>
-      (service.connections as readonly string[]).includes(connection);
-    lacking(uses("cache"), "CACHE_BACKEND");
-    lacking(uses("broker"), "QUEUE_BACKEND");
-    lacking((service) => service.buckets.length > 0, "OBJECT_STORE");
-
     let cache: Backends["cache"];
     if (env.REDIS_URL) {
       cache = { kind: "real", url: env.REDIS_URL };
@@ -529,4 +515,24 @@ function redact(url: string): string {
   } catch {
     return "(unparsable URL)";
   }
+}
+
+/**
+ * Every service takes kit's switches (CACHE_BACKEND, QUEUE_BACKEND, OBJECT_STORE); one that does not could not run on
+ * the embedded defaults, so it is named here, before anything starts, instead of failing later in its own log.
+ */
+export function checkBackendSwitches(
+  services: readonly ServiceSpec[],
+  known: ReadonlyMap<string, ReadonlySet<string> | undefined>,
+): void {
+  const lacking = (uses: (service: ServiceSpec) => boolean, variable: string) => {
+    const names = services.filter(uses).filter((service) => !known.get(service.name)?.has(variable));
+    if (names.length > 0)
+      throw new LocalStackError(`${names.map((s) => s.name).join(", ")}: no ${variable} in its config schema`);
+  };
+  const uses = (connection: string) => (service: ServiceSpec) =>
+    (service.connections as readonly string[]).includes(connection);
+  lacking(uses("cache"), "CACHE_BACKEND");
+  lacking(uses("broker"), "QUEUE_BACKEND");
+  lacking((service) => service.buckets.length > 0, "OBJECT_STORE");
 }
