@@ -67,9 +67,14 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
 const SMALL_BODY_BYTES = 64 * 1024;
 
-/** Connection-level headers (RFC 9110 §7.6.1) plus host: never forwarded in either direction. */
+/**
+ * Connection-level headers (RFC 9110 §7.6.1) plus host: never forwarded in either direction. `expect` too: the
+ * gateway's own server answers `100-continue` and the body is already streaming when the upstream request starts
+ * (undici refuses the header, and curl sends it on every body over 1 MiB).
+ */
 const HOP_BY_HOP = new Set([
   "connection",
+  "expect",
   "keep-alive",
   "proxy-authenticate",
   "proxy-authorization",

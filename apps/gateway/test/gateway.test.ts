@@ -173,6 +173,24 @@ describe.skipIf(!db || !kv)("gateway", () => {
     expect(seen.at(-1)!.url).toBe("/api/v1/inspections?limit=5");
   });
 
+  it("answers a client's `Expect: 100-continue` itself and does not pass it upstream (curl sends it on large bodies)", async () => {
+    const expectContinue = { expect: "100-continue" };
+    const me = await gateway.inject({
+      method: "GET",
+      url: "/api/v1/auth/me",
+      headers: { ...bearer(token), ...expectContinue },
+    });
+    expect(me.statusCode).toBe(200);
+    const upload = await gateway.inject({
+      method: "POST",
+      url: "/api/v1/inspections/i1/images?filename=a.png",
+      headers: { ...bearer(token), "content-type": "image/png", ...expectContinue },
+      payload: Buffer.alloc(150_000, 2),
+    });
+    expect(upload.statusCode).toBe(200);
+    expect(upload.json()).toEqual({ bytes: 150_000 });
+  });
+
   it("answers 401 itself, without reaching the upstream, for a missing, forged or expired token", async () => {
     const before = seen.length;
     const claims = decodeJwt(token);
