@@ -187,6 +187,19 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
     expect(ports).toEqual(stack === "prod" ? [5432, 6379, 443] : [5432, 6379]);
   });
 
+  it("has every HTTP service trust x-forwarded-for from the VPC only: its proxies (ingress, gateway) live there", async () => {
+    const plan = await planOf(stack);
+    const vpc = plan.resources.find((resource) => resource.type === "awsx:ec2:Vpc");
+    const cidr = vpc?.inputs.cidrBlock;
+    expect(cidr).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
+    const http = topology.services.filter((service) => !service.queue);
+    expect(http.map((service) => service.name).sort()).toEqual(["auth", "files", "gateway", "reports"]);
+    for (const service of http) {
+      const env = containerOf(object(plan, "Deployment", service.name)).env as Json[];
+      expect(env.find((e) => e.name === "TRUST_PROXY")?.value, service.name).toBe(cidr);
+    }
+  });
+
   it("gives each service the in-cluster origin of every service it calls, and auth's JWKS to token verifiers", async () => {
     const plan = await planOf(stack);
     const envOf = (name: string) =>

@@ -152,6 +152,10 @@ export class FastifyService extends pulumi.ComponentResource {
                     { name: "PORT", value: String(spec.port) },
                     { name: "NODE_ENV", value: "production" },
                     { name: "SHUTDOWN_TIMEOUT_MS", value: String(DRAIN_SECONDS * 1000) },
+                    // Every service is reached through a proxy in the VPC (the ingress controller before the gateway,
+                    // the gateway before the rest), whose x-forwarded-for carries the client's address: per-IP limits
+                    // and logs need that address, not the proxy's. NetworkPolicy admits only those callers.
+                    { name: "TRUST_PROXY", value: args.vpcCidr },
                     ...plainEnv,
                     ...wiring.env,
                   ],

@@ -63,6 +63,8 @@ describe("the local stack's plan, derived from the topology", () => {
       const plan = plans.get(service.name);
       expect(plan?.env.PORT).toBe(String(service.port + 1000));
       expect(plan?.env.HOST).toBe("127.0.0.1");
+      // each is reached through a proxy on this machine (the TLS proxy, the gateway) whose x-forwarded-for it trusts
+      expect(plan?.env.TRUST_PROXY).toBe("127.0.0.1");
       for (const callee of service.calls) {
         expect(plan?.env[`${callee.toUpperCase()}_URL`]).toBe(`http://127.0.0.1:${ports.get(callee)}`);
       }

@@ -159,8 +159,9 @@ export function serviceEnv(spec: ServiceSpec, input: PlanInput): Record<string, 
   }
   // no GPU on a developer's machine: the bundled model runs on the CPU
   if (spec.gpu) env.ORT_PROVIDERS = "cpu";
-  // the TLS proxy in front of the public service is on this machine: trust its x-forwarded-for
-  if (spec.public) env.TRUST_PROXY = "127.0.0.1";
+  // every service is reached through a proxy on this machine (the TLS proxy before the gateway, the gateway before
+  // the rest): trust its x-forwarded-for, as the cloud trusts the VPC's
+  env.TRUST_PROXY = "127.0.0.1";
   return env;
 }
 

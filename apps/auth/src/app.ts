@@ -52,10 +52,8 @@ export interface BuildOptions {
 
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   const { config } = opts;
-  const trustProxy = config.TRUST_PROXY === "" ? false : config.TRUST_PROXY;
   const app = await createService({
     ...httpServiceOptions("auth", config, opts.logStream),
-    trustProxy,
     openapi: { description: "Organisations, users, sessions and signing keys" },
   });
 

@@ -25,8 +25,6 @@ export const AuthConfigSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
   /** Hashes computed at once (each on a libuv worker thread); the rest queue. @default cores - 1, at least 1 */
   ARGON2_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
-  /** Proxies whose x-forwarded-for is trusted (the gateway), Fastify `trustProxy` syntax; "" = none. */
-  TRUST_PROXY: Type.String({ default: "" }),
 });
 export type AuthConfig = Static<typeof AuthConfigSchema>;
 

@@ -30,7 +30,6 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   let merger: OpenApiMerger | undefined;
   const app = await createService({
     ...httpServiceOptions("gateway", config, opts.logStream),
-    trustProxy: config.TRUST_PROXY === "" ? false : config.TRUST_PROXY,
     openapi: {
       description: "NDT inspection platform API, through the gateway",
       jsonPath: OPENAPI_PATH,

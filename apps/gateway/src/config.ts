@@ -28,8 +28,6 @@ export const GatewayConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_SEC: Type.Integer({ minimum: 1, default: 60 }),
   RATE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 1200 }),
   RATE_LIMIT_PER_USER: Type.Integer({ minimum: 1, default: 1200 }),
-  /** Proxies in front of the gateway (the ingress) whose x-forwarded-for is trusted; Fastify `trustProxy` syntax. */
-  TRUST_PROXY: Type.String({ default: "" }),
   /** Upstream OpenAPI documents are refetched when older than this. */
   OPENAPI_CACHE_SEC: Type.Integer({ minimum: 0, default: 60 }),
 });

@@ -15,6 +15,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** An IPv4 or IPv6 address, optionally with a prefix length (the parser itself rejects a bad octet or group). */
+const TRUSTED_ADDRESS = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?:/\d{1,3})?`;
+
 /** Variables every HTTP service understands. Spread into a service's own schema. */
 export const HttpConfig = {
   HOST: Type.String({ default: "0.0.0.0", description: "interface to listen on" }),
@@ -34,6 +37,16 @@ export const HttpConfig = {
   EVENT_LOOP_RESOLUTION_MS: Type.Integer({ minimum: 1, default: 10 }),
   /** Pause between failing readiness and closing the listener, so load balancers stop routing first. */
   SHUTDOWN_DELAY_MS: Type.Integer({ minimum: 0, default: 0 }),
+  /**
+   * The proxies in front of this service whose x-forwarded-for is trusted (Fastify `trustProxy`): comma-separated
+   * addresses or CIDR blocks; "" trusts none. Every service sits behind one: the ingress before the gateway, the
+   * gateway before the rest. Without it a service sees its proxy's address as every client's (per-IP limits).
+   */
+  TRUST_PROXY: Type.String({
+    default: "",
+    pattern: `^(${TRUSTED_ADDRESS}(\\s*,\\s*${TRUSTED_ADDRESS})*)?$`,
+    description: "comma-separated IP addresses or CIDR blocks",
+  }),
 };
 
 /**
@@ -52,7 +65,11 @@ export function loadConfig<P extends TProperties>(
   const value = Value.Convert(schema, Value.Default(schema, picked));
   const problems = [...Value.Errors(schema, value)].map((e) => ({
     variable: e.path.replace(/^\//, "").split("/")[0] || "(root)",
-    reason: e.value === undefined ? "is required" : `${e.message} (got ${JSON.stringify(e.value)})`,
+    reason:
+      e.value === undefined
+        ? "is required"
+        : // a described variable says what it must be, not which regex it failed
+          `${typeof e.schema.description === "string" ? `must be ${e.schema.description}` : e.message} (got ${JSON.stringify(e.value)})`,
   }));
   if (problems.length > 0) {
     // one line per variable: the first reason is the useful one

@@ -34,6 +34,17 @@ describe("loadConfig", () => {
     expect((error as Error).message).toContain("PORT:");
   });
 
+  it("takes the trusted proxies as addresses or CIDR blocks, and names TRUST_PROXY when it is anything else", () => {
+    const base = { DATABASE_URL: "postgres://u@h/db", REDIS_URL: "redis://h", SECRET: "long-enough" };
+    expect(loadConfig(Schema, base).TRUST_PROXY).toBe("");
+    for (const good of ["127.0.0.1", "10.0.0.0/16", "10.0.0.0/16, 127.0.0.1", "::1", "fd00::/8"]) {
+      expect(loadConfig(Schema, { ...base, TRUST_PROXY: good }).TRUST_PROXY).toBe(good);
+    }
+    for (const bad of ["loopback", "10.0.0.0/16;10.1.0.0/16", "1.2.3", "*"]) {
+      expect(() => loadConfig(Schema, { ...base, TRUST_PROXY: bad })).toThrow(/TRUST_PROXY: .*IP addresses or CIDR/);
+    }
+  });
+
   it("csv splits and trims", () => {
     expect(csv(" a, b,,c ")).toEqual(["a", "b", "c"]);
     expect(csv("")).toEqual([]);

@@ -1,6 +1,15 @@
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createService, errorResponses, HttpError, type ServiceApp, StrictObject } from "../src/index.js";
+import {
+  createService,
+  errorResponses,
+  HttpConfig,
+  HttpError,
+  httpServiceOptions,
+  loadConfig,
+  type ServiceApp,
+  StrictObject,
+} from "../src/index.js";
 
 describe("createService", () => {
   let app: ServiceApp;
@@ -148,5 +157,36 @@ describe("createService", () => {
     expect(doc.paths["/things"].post.responses["400"]).toBeDefined();
     expect(doc.paths["/healthz"]).toBeUndefined();
     expect((await app.inject({ method: "GET", url: "/docs/" })).statusCode).toBe(200);
+  });
+});
+
+describe("httpServiceOptions: the client's address behind a trusted proxy (TRUST_PROXY)", () => {
+  it("takes x-forwarded-for only from a trusted peer, and only the address that peer saw", async () => {
+    const config = loadConfig(Type.Object(HttpConfig), { LOG_LEVEL: "silent", TRUST_PROXY: "127.0.0.1" });
+    const app = await createService(httpServiceOptions("demo", config));
+    app.get("/ip", async (request) => ({ ip: request.ip }));
+    try {
+      const ipOf = async (remoteAddress: string, forwardedFor: string) =>
+        (
+          await app.inject({ method: "GET", url: "/ip", remoteAddress, headers: { "x-forwarded-for": forwardedFor } })
+        ).json<{ ip: string }>().ip;
+      expect(await ipOf("127.0.0.1", "203.0.113.9")).toBe("203.0.113.9");
+      // an address the client wrote itself, left of the one the proxy saw, is not believed
+      expect(await ipOf("127.0.0.1", "198.51.100.1, 203.0.113.9")).toBe("203.0.113.9");
+      // a peer that is not a trusted proxy is the client, whatever it forwards
+      expect(await ipOf("192.0.2.10", "203.0.113.9")).toBe("192.0.2.10");
+    } finally {
+      await app.close();
+    }
+    const untrusting = await createService(httpServiceOptions("demo", { ...config, TRUST_PROXY: "" }));
+    untrusting.get("/ip", async (request) => ({ ip: request.ip }));
+    const res = await untrusting.inject({
+      method: "GET",
+      url: "/ip",
+      remoteAddress: "127.0.0.1",
+      headers: { "x-forwarded-for": "203.0.113.9" },
+    });
+    expect(res.json()).toEqual({ ip: "127.0.0.1" });
+    await untrusting.close();
   });
 });

@@ -75,6 +75,7 @@ export interface HttpServiceSettings {
   CORS_ORIGINS: string;
   BODY_LIMIT_BYTES: number;
   EVENT_LOOP_RESOLUTION_MS: number;
+  TRUST_PROXY: string;
 }
 
 /** The options every service takes from its HttpConfig variables; a service adds or overrides the rest. */
@@ -90,6 +91,7 @@ export function httpServiceOptions(
     corsOrigins: config.CORS_ORIGINS,
     eventLoopResolutionMs: config.EVENT_LOOP_RESOLUTION_MS,
     bodyLimit: config.BODY_LIMIT_BYTES,
+    trustProxy: config.TRUST_PROXY === "" ? false : config.TRUST_PROXY,
   };
 }
 
