@@ -89,6 +89,10 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     uploadLimit: { limit: config.UPLOAD_BODY_LIMIT_BYTES, match: /^\/api\/v1\/inspections\/[^/?]+\/images(\?|$)/ },
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    eventStreams: {
+      idleTimeoutMs: config.EVENTS_IDLE_TIMEOUT_MS,
+      match: /^\/api\/v1\/inspections\/[^/?]+\/events(\?|$)/,
+    },
     connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
   });
   return app;

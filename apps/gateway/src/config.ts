@@ -23,6 +23,8 @@ export const GatewayConfigSchema = Type.Object({
   /** An upstream must send its response headers (and then each body chunk) within this. */
   UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000 }),
   UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 2_000 }),
+  /** An inspection's event stream may be silent this long between chunks (files sends a heartbeat every 15 s). */
+  EVENTS_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 60_000 }),
   /** Image uploads (streamed through, not buffered). */
   UPLOAD_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
   RATE_LIMIT_WINDOW_SEC: Type.Integer({ minimum: 1, default: 60 }),

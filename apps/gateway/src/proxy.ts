@@ -53,6 +53,11 @@ export interface ProxyOptions {
   /** Larger limit for these path patterns (streamed uploads). */
   uploadLimit: { limit: number; match: RegExp };
   timeoutMs: number;
+  /**
+   * Server-sent event streams: the longest silence allowed between two chunks. An idle stream sends only its
+   * heartbeats, so this must exceed the upstream's heartbeat interval, not the ordinary response timeout.
+   */
+  eventStreams: { idleTimeoutMs: number; match: RegExp };
   connectTimeoutMs: number;
 }
 
@@ -216,6 +221,7 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
           method: request.method as "GET",
           headers,
           body: (request.body as Readable | undefined) ?? null,
+          ...(opts.eventStreams.match.test(request.url) ? { bodyTimeout: opts.eventStreams.idleTimeoutMs } : {}),
         });
         reply.code(res.statusCode);
         for (const k in res.headers) {

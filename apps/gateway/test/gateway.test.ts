@@ -47,6 +47,7 @@ describe.skipIf(!db || !kv)("gateway", () => {
       CORS_ORIGINS: "https://app.example.com",
       // long enough for an argon2 login on a busy 2-core machine, short enough for the 504 case (4 s upstream)
       UPSTREAM_TIMEOUT_MS: "1500",
+      EVENTS_IDLE_TIMEOUT_MS: "5000",
       BODY_LIMIT_BYTES: "65536",
       UPLOAD_BODY_LIMIT_BYTES: "200000",
       ...overrides,
@@ -85,6 +86,20 @@ describe.skipIf(!db || !kv)("gateway", () => {
     });
     files.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => done(null, body));
     files.post("/api/v1/inspections/:id/images", async (req) => ({ bytes: (req.body as Buffer).length }));
+    // an event stream whose heartbeats come further apart than the ordinary upstream timeout (1.5 s here)
+    files.get("/api/v1/inspections/:id/events", (_req, reply) => {
+      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
+      reply.raw.write(": connected\n\n"); // as files does: the headers go out at once
+      let sent = 0;
+      const beat = setInterval(() => {
+        reply.raw.write(": ping\n\n");
+        if (++sent === 2) {
+          clearInterval(beat);
+          reply.raw.end("data: done\n\n");
+        }
+      }, 2_000);
+      reply.raw.on("close", () => clearInterval(beat));
+    });
     files.get("/openapi.json", async () => ({
       openapi: "3.0.3",
       info: { title: "files", version: "0" },
@@ -323,6 +338,16 @@ describe.skipIf(!db || !kv)("gateway", () => {
     });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ bytes: 150_000 });
+  });
+
+  it("keeps an event stream open through silences longer than the response timeout, up to its own idle bound", async () => {
+    if (!gateway.server.listening) await gateway.listen({ host: "127.0.0.1", port: 0 });
+    const port = (gateway.server.address() as AddressInfo).port;
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/inspections/i1/events`, { headers: bearer(token) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    // two 2 s silences (each longer than UPSTREAM_TIMEOUT_MS = 1.5 s), then the stream's own end
+    expect(await res.text()).toBe(": connected\n\n: ping\n\n: ping\n\ndata: done\n\n");
   });
 
   it("a down, slow or broken upstream → 503 / 504 / 502 with the envelope, never a hang", async () => {
