@@ -6,9 +6,12 @@
  * schemas (`/openapi.json`, `/docs`) → the central error handler and the 404 handler, both answering the envelope.
  *
  * Validation uses the TypeBox type provider; unknown body fields are rejected (Ajv `removeAdditional: false` with
- * `additionalProperties: false` from `StrictObject`), never silently dropped.
+ * `additionalProperties: false` from `StrictObject`), never silently dropped. Bodies are JSON, so their types are
+ * taken as sent (`123` is not a string); only the query string, params and headers, which are text, are converted.
+ * No string anywhere may hold U+0000 (PostgreSQL text cannot store it): 400, before any handler runs.
  */
 import { randomUUID } from "node:crypto";
+import { AjvCompiler } from "@fastify/ajv-compiler";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import cors from "@fastify/cors";
 import swagger from "@fastify/swagger";
@@ -18,6 +21,9 @@ import { type Static, type TProperties, type TSchema, Type } from "@sinclair/typ
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchemaValidationError,
   type FastifyInstance,
   type FastifyServerOptions,
   LogController,
@@ -28,7 +34,7 @@ import { csv } from "../config.js";
 import { codeForStatus, ErrorEnvelope, envelope, HttpError } from "../errors.js";
 import { healthPlugin } from "./health.js";
 import { metricsPlugin } from "./metrics.js";
-import { securityHeadersPlugin } from "./security-headers.js";
+import { helmetHeaders, securityHeadersPlugin } from "./security-headers.js";
 
 /** The app type every service works with: Fastify + TypeBox type provider. */
 export type ServiceApp = FastifyInstance<
@@ -136,10 +142,23 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
     return503OnClosing: false,
     forceCloseConnections: "idle",
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
+    schemaController: { compilersFactory: { buildValidator: buildValidators } },
+    // a bad URL or an over-long path parameter, found while routing: the envelope too, not Fastify's own body
+    frameworkErrors: (error, request, reply) => {
+      const status = error.statusCode ?? 400;
+      // typed for a route it never reached: a plain reply here, which no onRequest hook has seen
+      const plain = reply as unknown as FastifyReply;
+      plain.headers(frameworkErrorHeaders).header("x-request-id", request.id);
+      return plain.code(status).send(envelope(codeForStatus(status), "The request URL was rejected"));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+  });
+  app.addHook("preValidation", async (request) => {
+    const where = nulCharacterIn(request);
+    if (where) throw new HttpError(400, "validation_failed", `${where} must not contain the NUL character`);
   });
   app.addHook("onSend", async (_request, reply) => {
     if (app.health.shuttingDown) reply.header("connection", "close");
@@ -194,8 +213,8 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
       return reply.code(error.statusCode).headers(error.headers).send(envelope(error.code, error.message));
     }
     if (error.validation) {
-      const where = error.validationContext ?? "request";
-      return reply.code(400).send(envelope("validation_failed", `${where}: ${error.message.replace(/^\w+\/?/, "")}`));
+      const message = describeValidation(error.validationContext ?? "request", error.validation);
+      return reply.code(400).send(envelope("validation_failed", message));
     }
     const status = error.statusCode ?? 500;
     if (status >= 500) {
@@ -221,4 +240,79 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
   });
 
   return app;
+}
+
+/** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */
+const frameworkErrorHeaders = helmetHeaders();
+
+const buildCoercing = AjvCompiler();
+const buildStrict = AjvCompiler();
+
+/**
+ * Fastify's validator factory, split by part: query string, params and headers are text and get Ajv's type
+ * conversion ("20" → 20); a JSON body is validated as sent, so `{"title": 123}` is a 400, not the string "123".
+ */
+const buildValidators: typeof buildCoercing = (externalSchemas, options) => {
+  const coercing = buildCoercing(externalSchemas, options);
+  const strict = buildStrict(externalSchemas, {
+    ...options,
+    customOptions: { ...options?.customOptions, coerceTypes: false },
+  } as typeof options);
+  return (route) => (route.httpPart === "body" ? strict(route) : coercing(route));
+};
+
+/**
+ * One message naming each failing field: `body.role must be one of "admin", "inspector", "viewer"`,
+ * `body.nickname is not a known field`. Ajv reports a union of constants as one error per constant plus the union's.
+ */
+export function describeValidation(context: string, errors: readonly FastifySchemaValidationError[]): string {
+  const problems = new Map<string, string>();
+  const allowed = new Map<string, unknown[]>();
+  for (const error of errors) {
+    const path = [context, ...error.instancePath.split("/").filter(Boolean)].join(".");
+    const params = error.params as Record<string, unknown>;
+    if (error.keyword === "additionalProperties") {
+      problems.set(`${path}.${String(params.additionalProperty)}`, "is not a known field");
+    } else if (error.keyword === "const") {
+      allowed.set(path, [...(allowed.get(path) ?? []), params.allowedValue]);
+    } else if (error.keyword === "required") {
+      problems.set(`${path}.${String(params.missingProperty)}`, "is required");
+    } else if (!(error.keyword === "anyOf" && allowed.has(path)) && !problems.has(path)) {
+      problems.set(path, error.message ?? "is invalid");
+    }
+  }
+  for (const [path, values] of allowed) {
+    problems.set(path, `must be one of ${values.map((value) => JSON.stringify(value)).join(", ")}`);
+  }
+  return [...problems].map(([path, problem]) => `${path} ${problem}`).join("; ");
+}
+
+/** Where the first U+0000 sits in the parsed query string, params or JSON body (`body.title`), if anywhere. */
+function nulCharacterIn(request: FastifyRequest): string | undefined {
+  const parts: [string, unknown][] = [
+    ["querystring", request.query],
+    ["params", request.params],
+    // uploads arrive as streams or buffers: their bytes are data, not text
+    ["body", Buffer.isBuffer(request.body) || isStream(request.body) ? undefined : request.body],
+  ];
+  for (const [part, value] of parts) {
+    const found = nulPath(value, part, 0);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function nulPath(value: unknown, path: string, depth: number): string | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+  if (depth > 32 || value === null || typeof value !== "object") return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes("\u0000")) return `${path} (a key)`;
+    const found = nulPath(item, Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function isStream(value: unknown): boolean {
+  return typeof (value as { pipe?: unknown } | null)?.pipe === "function";
 }
