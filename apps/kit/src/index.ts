@@ -56,6 +56,7 @@ export {
   type HttpServiceSettings,
   httpServiceOptions,
   ErrorRef,
+  NonBlankText,
   errorResponses,
   type OpenApiDocument,
   type ServiceApp,

@@ -7,6 +7,7 @@ import {
   HttpError,
   httpServiceOptions,
   loadConfig,
+  NonBlankText,
   type ServiceApp,
   StrictObject,
 } from "../src/index.js";
@@ -34,6 +35,7 @@ describe("createService", () => {
             name: Type.String({ maxLength: 20 }),
             size: Type.Optional(Type.Integer()),
             kind: Type.Optional(Type.Union([Type.Literal("weld"), Type.Literal("plate")])),
+            label: Type.Optional(NonBlankText(20)),
           }),
           response: { 201: Type.Object({ id: Type.String(), name: Type.String() }), ...errorResponses(400) },
         },
@@ -74,6 +76,8 @@ describe("createService", () => {
     expect(extra.json()).toEqual({ error: { code: "validation_failed", message: "body.admin is not a known field" } });
     const kind = await app.inject({ method: "POST", url: "/things", payload: { name: "a", kind: "pipe" } });
     expect(kind.json().error.message).toBe('body.kind must be one of "weld", "plate"');
+    const blank = await app.inject({ method: "POST", url: "/things", payload: { name: "a", label: " \t" } });
+    expect(blank.json().error.message).toBe("body.label must not be blank");
     const missing = await app.inject({ method: "POST", url: "/things", payload: {} });
     expect(missing.json().error.message).toBe("body.name is required");
     const wrong = await app.inject({ method: "POST", url: "/things", payload: { name: "x".repeat(21) } });
@@ -124,6 +128,21 @@ describe("createService", () => {
       headers: { "content-type": "application/json" },
     });
     expect([bad.statusCode, bad.json().error.code]).toEqual([400, "malformed_json"]);
+    // an empty body under a JSON content type is an absent body: this route requires one
+    const empty = await app.inject({
+      method: "POST",
+      url: "/things",
+      payload: "",
+      headers: { "content-type": "application/json" },
+    });
+    expect([empty.statusCode, empty.json().error.code]).toEqual([400, "validation_failed"]);
+    const poisoned = await app.inject({
+      method: "POST",
+      url: "/things",
+      payload: '{"name":"a","__proto__":{"admin":true}}',
+      headers: { "content-type": "application/json" },
+    });
+    expect(poisoned.statusCode).toBe(400);
     const big = await app.inject({ method: "POST", url: "/things", payload: { name: "x".repeat(2000) } });
     expect([big.statusCode, big.json().error.code]).toEqual([413, "payload_too_large"]);
     const media = await app.inject({

@@ -111,6 +111,14 @@ export function StrictObject<P extends TProperties>(
   return Type.Object(properties, { ...options, additionalProperties: false });
 }
 
+/** The pattern of text that must not be blank: at least one non-whitespace character. */
+const NON_BLANK = "\\S";
+
+/** A required free-text field (a title, a name): 1 to `maxLength` characters, not only whitespace. */
+export function NonBlankText(maxLength: number) {
+  return Type.String({ minLength: 1, maxLength, pattern: NON_BLANK, description: "not blank" });
+}
+
 /** Envelope responses for the listed statuses, to spread into a route's `response` schema. */
 export function errorResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(statuses.map((s) => [s, ErrorRef]));
@@ -155,6 +163,14 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+  });
+  // An empty body under a JSON content type is an absent body (clients set the header on bodiless POSTs): routes
+  // whose body is optional take it, the rest answer their usual validation error. Anything else parses as before.
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    if (body === "") return done(null, undefined);
+    parseJson(request, body.toString(), done);
   });
   app.addHook("preValidation", async (request) => {
     const where = nulCharacterIn(request);
@@ -275,6 +291,8 @@ export function describeValidation(context: string, errors: readonly FastifySche
       problems.set(`${path}.${String(params.additionalProperty)}`, "is not a known field");
     } else if (error.keyword === "const") {
       allowed.set(path, [...(allowed.get(path) ?? []), params.allowedValue]);
+    } else if (error.keyword === "pattern" && params.pattern === NON_BLANK) {
+      problems.set(path, "must not be blank");
     } else if (error.keyword === "required") {
       problems.set(`${path}.${String(params.missingProperty)}`, "is required");
     } else if (!(error.keyword === "anyOf" && allowed.has(path)) && !problems.has(path)) {
