@@ -1,8 +1,9 @@
 /** Request and response schemas of the auth API (CONTRACTS.md §3): one source for validation, types and OpenAPI. */
-import { ROLES, StrictObject } from "@ndt/kit";
+import { NonBlankText, ROLES, StrictObject } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
 
-export const Email = Type.String({ format: "email", minLength: 3, maxLength: 254 });
+// RFC 5321 §4.5.3.1: a local part of at most 64 octets (ASCII here, as the email format allows)
+export const Email = Type.String({ format: "email", minLength: 3, maxLength: 254, pattern: "^[^@]{1,64}@" });
 /** 12–128 characters, no composition rules (OWASP ASVS 2.1). */
 export const Password = Type.String({ minLength: 12, maxLength: 128 });
 export const RoleSchema = Type.Union(ROLES.map((r) => Type.Literal(r)));
@@ -11,7 +12,7 @@ export const RefreshToken = Type.String({ pattern: "^[A-Za-z0-9_-]{43}$", descri
 export const RegisterBody = StrictObject({
   email: Email,
   password: Password,
-  organization: Type.String({ minLength: 1, maxLength: 200 }),
+  organization: NonBlankText(200),
 });
 export const Organization = Type.Object({ id: Type.String({ format: "uuid" }), name: Type.String() });
 export const UserOut = Type.Object({ id: Type.String({ format: "uuid" }), email: Type.String(), role: RoleSchema });

@@ -55,7 +55,12 @@ export class SessionStore {
       return { ok: false, reason: "reused" };
     }
     if ((await this.store.get(`fam:${record.f}`)) === null) return { ok: false, reason: "revoked" };
-    await this.store.set(`fam:${record.f}`, record.u, { ttlMs: this.refreshTtlMs });
+    // the user's list of families lives as long as its longest-lived family: a session kept alive by refreshing
+    // must still be found (and ended) by a password change after the login that started it has aged out
+    await Promise.all([
+      this.store.set(`fam:${record.f}`, record.u, { ttlMs: this.refreshTtlMs }),
+      this.store.addToSet(`user:${record.u}:fams`, record.f, this.refreshTtlMs),
+    ]);
     return { ok: true, sid: record.f, userId: record.u, refreshToken: await this.putToken(record.f, record.u) };
   }
 

@@ -1,8 +1,10 @@
-import type { ServiceApp } from "@ndt/kit";
+import { loadConfig, RedisConfig, RedisStore, type ServiceApp, SessionRevocations } from "@ndt/kit";
+import { Type } from "@sinclair/typebox";
 import { testDatabase, testRedis } from "@ndt/kit/testing";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
+import { SessionStore } from "../src/sessions.js";
 import { authConfig, bearer, json } from "./helpers.js";
 
 const db = await testDatabase("auth_api");
@@ -213,6 +215,54 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
     expect((await login("pw@example.com", "a brand new passphrase")).statusCode).toBe(200);
   });
 
+  it("throttles guesses of the current password in a password change like logins, on the same account counter", async () => {
+    await register("guess@example.com");
+    const { accessToken } = (await login("guess@example.com")).json();
+    const change = (currentPassword: string) =>
+      app.inject({
+        method: "POST",
+        url: "/api/v1/auth/password",
+        remoteAddress: "10.3.0.1",
+        ...json({ currentPassword, newPassword: "a brand new passphrase" }, bearer(accessToken)),
+      });
+    const answers: number[] = [];
+    for (let i = 0; i < 5; i++) answers.push((await change(`wrong-guess-${i}`)).statusCode);
+    expect(answers).toEqual([401, 401, 401, 401, 401]);
+    const blocked = await change(password);
+    expect(blocked.statusCode).toBe(429);
+    expect(blocked.json().error.code).toBe("too_many_requests");
+    // the guesses count against the account's logins too
+    expect((await login("guess@example.com", password, "10.3.0.2")).statusCode).toBe(429);
+  });
+
+  it("refuses a blank organisation name, a NUL character and a local part over 64 characters, storing nothing", async () => {
+    const cases: [string, string][] = [
+      ["blank@example.com", "  \t "],
+      ["nul@example.com", "Acme\u0000Corp"],
+      [`${"l".repeat(65)}@example.com`, "Acme"],
+    ];
+    for (const [email, organization] of cases) {
+      const res = await register(email, organization);
+      expect(res.statusCode, email).toBe(400);
+      expect(res.json().error.code).toBe("validation_failed");
+    }
+    expect((await register("blank@example.com", "Acme")).statusCode).toBe(201);
+    expect((await register(`${"l".repeat(64)}@example.com`, "Acme")).statusCode).toBe(201);
+  });
+
+  it("logout takes an empty body under a JSON content type as no body", async () => {
+    await register("empty@example.com");
+    const { accessToken } = (await login("empty@example.com")).json();
+    const res = await app.inject({
+      method: "POST",
+      url: "/api/v1/auth/logout",
+      payload: "",
+      headers: { ...bearer(accessToken), "content-type": "application/json" },
+    });
+    expect(res.statusCode).toBe(204);
+    expect((await me(accessToken)).statusCode).toBe(401);
+  });
+
   it("org members: an admin adds users to their own organisation; others get 403", async () => {
     const admin = (await login("alice@example.com")).json();
     const add = (token: string, email: string, role: string) =>
@@ -327,5 +377,30 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
       ]),
     );
     expect(doc.paths["/api/v1/auth/login"].post.requestBody).toBeDefined();
+  });
+});
+
+describe.skipIf(!kv)("sessions kept alive by refreshing", () => {
+  it("are still ended by a password change after the login that started them has aged out", async () => {
+    const store = new RedisStore(
+      loadConfig(Type.Object(RedisConfig), { REDIS_URL: kv!.url, REDIS_KEY_PREFIX: `${kv!.prefix}ttl:` }),
+    );
+    const ttlMs = 1_500;
+    const sessions = new SessionStore(store, new SessionRevocations(store, 60_000), ttlMs);
+    try {
+      const started = await sessions.create("user-ttl");
+      let token = started.refreshToken;
+      // refresh well inside each lifetime, until the login itself is older than one lifetime
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        const next = await sessions.rotate(token);
+        if (!next.ok) throw new Error(`refresh ${i} failed: ${next.reason}`);
+        token = next.refreshToken;
+      }
+      await sessions.revokeAll("user-ttl");
+      expect(await sessions.rotate(token)).toEqual({ ok: false, reason: "revoked" });
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -188,8 +188,13 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
     },
     async (request, reply) => {
       const userId = request.user!.sub;
-      const { rows } = await db.query<UserRow>("SELECT id, password_hash FROM users WHERE id = $1", [userId]);
-      if (!(await passwords.verify(rows[0]?.password_hash, request.body.currentPassword))) throw invalidCredentials();
+      const { rows } = await db.query<UserRow>("SELECT id, email, password_hash FROM users WHERE id = $1", [userId]);
+      const user = rows[0];
+      if (!user) throw unauthorized("Invalid or expired token");
+      // the current password is a guess like a login's: it counts against the same account and IP limits
+      await throttle.attempt(user.email, request.ip);
+      if (!(await passwords.verify(user.password_hash, request.body.currentPassword))) throw invalidCredentials();
+      await throttle.succeeded(user.email, request.ip);
       const hash = await passwords.hash(request.body.newPassword);
       await db.query("UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1", [userId, hash]);
       await sessions.revokeAll(userId);
