@@ -1,5 +1,5 @@
 /** Request and response schemas of the files API (CONTRACTS.md §3). */
-import { StrictObject } from "@ndt/kit";
+import { NonBlankText, StrictObject } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 export const DEFECT_CLASSES = ["porosity", "crack", "inclusion"] as const;
@@ -12,7 +12,7 @@ export const InspectionParams = StrictObject({ id: Uuid });
 export const ImageParams = StrictObject({ id: Uuid, imageId: Uuid });
 
 export const CreateInspectionBody = StrictObject({
-  title: Type.String({ minLength: 1, maxLength: 200 }),
+  title: NonBlankText(200),
   site: Type.Optional(Type.String({ maxLength: 200 })),
   notes: Type.Optional(Type.String({ maxLength: 5000 })),
 });

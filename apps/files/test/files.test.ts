@@ -128,6 +128,19 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(viewer.statusCode).toBe(403);
   });
 
+  it("rejects a blank title with 400", async () => {
+    for (const title of ["   ", "\t\n", "\u00a0"]) {
+      const res = await app.inject({
+        method: "POST",
+        url: "/api/v1/inspections",
+        headers: bearer(adminA),
+        payload: { title },
+      });
+      expect([title, res.statusCode, res.json().error.code]).toEqual([title, 400, "validation_failed"]);
+    }
+    expect((await create(adminA, { title: " Weld 7 " })).title).toBe(" Weld 7 ");
+  });
+
   it("rejects unknown fields with 400", async () => {
     const res = await app.inject({
       method: "POST",
@@ -279,6 +292,91 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
       objects: before.objects + 1,
       outbox: before.outbox + 1,
     });
+  });
+
+  /** What an upload to `inspectionId` left behind: objects under its prefix, image rows. */
+  const leftovers = async (inspectionId: string) => {
+    const listed = await bucket.send(
+      new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `uploads/${orgA}/${inspectionId}/` }),
+    );
+    const rows = await app.deps.db.query("SELECT id FROM images WHERE inspection_id = $1", [inspectionId]);
+    return { objects: (listed.Contents ?? []).map((o) => o.Key), images: rows.rowCount };
+  };
+
+  it("decides the type by the bytes whatever Content-Type is declared (or none)", async () => {
+    const inspection = await create(adminA);
+    const declared = [
+      "text/plain",
+      "text/plain; charset=utf-8",
+      "application/json",
+      "image/gif",
+      "application/x-www-form-urlencoded",
+      "application/octet-stream",
+    ];
+    for (const type of declared) {
+      const res = await upload(adminA, inspection.id, fakePng(), type);
+      expect([type, res.statusCode, res.json().status]).toEqual([type, 202, "queued"]);
+      const job = JSON.parse((await mq!.next())!.content.toString());
+      expect([type, job.imageId, job.contentType]).toEqual([type, res.json().id, "image/png"]);
+    }
+    const bare = await app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspection.id}/images`,
+      headers: bearer(adminA),
+      payload: fakeJpeg(),
+    });
+    expect(bare.headers["content-type"]).toMatch(/^application\/json/);
+    expect(bare.statusCode).toBe(202);
+    expect(JSON.parse((await mq!.next())!.content.toString()).contentType).toBe("image/jpeg");
+
+    const before = await leftovers(inspection.id);
+    for (const type of ["text/plain", "application/json", "image/png"]) {
+      const res = await upload(adminA, inspection.id, Buffer.from('{"not": "an image"}'), type);
+      expect([type, res.statusCode, res.json().error.code]).toEqual([type, 415, "unsupported_media_type"]);
+    }
+    expect(await leftovers(inspection.id)).toEqual(before);
+  });
+
+  it("answers 400 malformed_multipart for a broken multipart body and stores nothing", async () => {
+    const inspection = await create(adminA);
+    const before = await outboxCount();
+    const form = multipartBody("file", "a.png", "image/png", fakePng());
+    const cut = form.payload.subarray(0, form.payload.length - 200); // the part never ends
+    const cases: [string, Buffer][] = [
+      ["multipart/form-data", fakePng()], // no boundary
+      ["multipart/form-data; boundary=xyz", fakePng()], // no boundary in the body
+      [form.headers["content-type"], cut],
+    ];
+    for (const [type, payload] of cases) {
+      const res = await upload(adminA, inspection.id, payload, type);
+      expect([type, res.statusCode, res.json()]).toEqual([
+        type,
+        400,
+        { error: { code: "malformed_multipart", message: expect.any(String) } },
+      ]);
+    }
+    expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+    expect(await outboxCount()).toBe(before);
+  });
+
+  it("deletes the stored object when the database rejects the image row", async () => {
+    const inspection = await create(adminA);
+    const before = await outboxCount();
+    // a real rejection by PostgreSQL, after the bytes are in storage
+    await app.deps.db.query("ALTER TABLE images ADD CONSTRAINT test_reject CHECK (filename <> 'rejected-by-db.png')");
+    try {
+      const res = await upload(adminA, inspection.id, fakePng(), "image/png", "?filename=rejected-by-db.png");
+      expect(res.statusCode).toBe(500);
+      expect(res.json().error.code).toBe("internal_error");
+    } finally {
+      await app.deps.db.query("ALTER TABLE images DROP CONSTRAINT test_reject");
+    }
+    expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+    // a NUL in the filename: PostgreSQL refuses the text (or an earlier check refuses the request)
+    const nul = await upload(adminA, inspection.id, fakePng(), "image/png", "?filename=a%00b.png");
+    expect(nul.statusCode).toBeGreaterThanOrEqual(400);
+    expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+    expect(await outboxCount()).toBe(before);
   });
 
   it("shows images, detections and a summary on the inspection, and streams the content back", async () => {

@@ -1,6 +1,10 @@
 /**
  * Images of an inspection: upload (raw image body, or multipart field `file`), content download, and the
  * server-sent events of status changes.
+ *
+ * Upload errors: 400 `file_required` (multipart without field `file`), 400 `malformed_multipart` (a multipart body
+ * busboy cannot parse: no boundary, truncated, not multipart at all), 413 `payload_too_large`, 415
+ * `unsupported_media_type` (the bytes are not a PNG/JPEG, whatever the Content-Type says).
  */
 import { randomUUID } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
@@ -11,15 +15,16 @@ import type { FilesDeps } from "../app.js";
 import { Image, ImageParams, InspectionParams, UploadQuery } from "../schemas.js";
 import { payloadTooLarge, putImage } from "../upload.js";
 
-const RAW_TYPES = ["image/png", "image/jpeg", "application/octet-stream"];
 const SSE_HEARTBEAT_MS = 15_000;
 
 export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
   const { config, store, objects } = deps;
   const max = config.UPLOAD_MAX_BYTES;
 
-  // Raw bodies are handed over unread, as the request stream: putImage reads them (the size limit is its job).
-  app.addContentTypeParser(RAW_TYPES, (_request, payload, done) => done(null, payload));
+  // Every body but multipart is the raw image, whatever its declared type (the magic bytes decide): handed over
+  // unread, as the request stream; putImage reads it (the size limit is its job). Only this scope's parsers go.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
   // busboy stops one byte past the limit, so putImage still sees the overflow and answers 413
   await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: max + 1 } });
 
@@ -30,6 +35,12 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       schema: {
         tags: ["images"],
         security: [{ bearer: [] }],
+        summary: "Upload an image",
+        description:
+          "The raw bytes (`image/png` or `image/jpeg`; the type is decided by the magic bytes, whatever the " +
+          "Content-Type says) or multipart field `file`. 400 `file_required` (multipart without field `file`), " +
+          "400 `malformed_multipart` (a multipart body that cannot be parsed), 413 `payload_too_large`, " +
+          "415 `unsupported_media_type` (not a PNG/JPEG).",
         consumes: ["image/png", "image/jpeg", "multipart/form-data"],
         params: InspectionParams,
         querystring: UploadQuery,
@@ -46,9 +57,11 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       let source: AsyncIterable<Buffer>;
       let filename = request.query.filename;
       if (request.isMultipart()) {
-        const part = await request.file();
+        const part = await request.file().catch((err: unknown) => {
+          throw multipartError(err);
+        });
         if (!part || part.fieldname !== "file") throw badRequest("file_required", "Send the image in field `file`");
-        source = part.file;
+        source = multipartErrors(part.file);
         filename ??= part.filename || undefined;
       } else {
         const declared = Number(request.headers["content-length"]);
@@ -69,10 +82,16 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         contentType: stored.contentType,
       };
       const ext = stored.contentType === "image/png" ? "png" : "jpg";
-      const { image } = await store.acceptImage(job, {
-        filename: filename ?? `${imageId}.${ext}`,
-        size: stored.size,
-      });
+      let image: Image;
+      try {
+        ({ image } = await store.acceptImage(job, { filename: filename ?? `${imageId}.${ext}`, size: stored.size }));
+      } catch (err) {
+        // no row will ever point at the object: remove it rather than leave an orphan nobody can reach
+        await objects
+          .delete(key)
+          .catch((deleteErr: unknown) => request.log.error({ err: deleteErr, key }, "orphan upload not deleted"));
+        throw err;
+      }
       deps.relay.kick();
       return reply.code(202).send(image);
     },
@@ -157,4 +176,23 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         .send(stream);
     },
   );
+}
+
+/**
+ * busboy reports a body it cannot parse as a plain Error ("Multipart: Boundary not found", "Unexpected end of
+ * multipart data", "... terminated early ..."); @fastify/multipart's own errors carry their status (413 limits,
+ * 400 premature close) and pass as they are.
+ */
+function multipartError(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === "number") return err;
+  return badRequest("malformed_multipart", "The multipart body is malformed");
+}
+
+/** The file part's bytes, its parse errors made 400 `malformed_multipart`. */
+async function* multipartErrors(file: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    yield* file;
+  } catch (err) {
+    throw multipartError(err);
+  }
 }
