@@ -85,6 +85,32 @@ describe("letterboxImage (sharp decode)", () => {
     await expect(letterboxImage(gif, 64, 64)).rejects.toThrow(/unsupported image format gif/);
   });
 
+  it("gives one readable line as the reason a corrupt image cannot be decoded", async () => {
+    const base = sharp({ create: { width: 32, height: 32, channels: 3, background: "#808080" } });
+    const jpeg = await base.clone().jpeg().toBuffer();
+    const png = await base.clone().png().toBuffer();
+    const badCrc = Buffer.from(png);
+    badCrc[29]! ^= 0xff; // the IHDR chunk's CRC
+    const reason = (bytes: Buffer) =>
+      letterboxImage(bytes, 64, 64).then(
+        () => "decoded",
+        (e: Error) => e.message,
+      );
+
+    // libvips repeats its lines ("premature end ... / datastream contains no image" several times)
+    const truncated = await reason(jpeg.subarray(0, 20));
+    expect(truncated).toMatch(/^cannot read image: \S/);
+    expect(truncated).not.toMatch(/[\r\n]/);
+    expect(truncated).toContain("premature end of JPEG image");
+    expect(truncated.split("premature end of JPEG image")).toHaveLength(2);
+    expect(truncated.length).toBeLessThanOrEqual(240);
+    // sharp's "Unknown error" says nothing: a corrupt PNG gets a reason that does
+    expect(await reason(badCrc)).toBe("cannot decode image: corrupt or truncated image data");
+    expect(await reason(Buffer.concat([png.subarray(0, 8), Buffer.alloc(64, 7)]))).toBe(
+      "cannot read image: Input buffer has corrupt header",
+    );
+  });
+
   it("writes planar CHW floats in 0..1", () => {
     const rgb = Uint8Array.of(255, 0, 51, 0, 102, 255);
     expect([...rgb2(rgb)]).toEqual([1, 0, 0, 0.4, 0.2, 1].map((v) => Math.fround(v)));

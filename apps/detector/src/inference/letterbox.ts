@@ -18,6 +18,24 @@ export class ImageDecodeError extends Error {
   override name = "ImageDecodeError";
 }
 
+const MAX_REASON = 200;
+
+/**
+ * libvips' message as one line a user can read (it becomes the image's `error`): libvips repeats its lines (one set
+ * per read attempt) and sharp says "Unknown error" when libvips gave no text at all.
+ */
+export function decodeReason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim().replace(/:$/, "");
+    // the first line also carries sharp's prefix ("Input buffer has corrupt header: <libvips line>")
+    if (line && line !== "Unknown error" && !lines.some((l) => l.includes(line))) lines.push(line);
+  }
+  const reason = lines.join("; ") || "corrupt or truncated image data";
+  return reason.length > MAX_REASON ? `${reason.slice(0, MAX_REASON - 1)}…` : reason;
+}
+
 /** Decodes PNG/JPEG bytes and letterboxes them to dstWidth × dstHeight. Throws ImageDecodeError on bad input. */
 export async function letterboxImage(
   bytes: Uint8Array,
@@ -28,7 +46,7 @@ export async function letterboxImage(
   try {
     meta = await sharp(bytes, { failOn: "error" }).metadata();
   } catch (err) {
-    throw new ImageDecodeError(`cannot read image: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ImageDecodeError(`cannot read image: ${decodeReason(err)}`);
   }
   if (meta.format !== "png" && meta.format !== "jpeg") {
     throw new ImageDecodeError(`unsupported image format ${meta.format ?? "unknown"}`);
@@ -57,7 +75,7 @@ export async function letterboxImage(
       .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new ImageDecodeError(`cannot decode image: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ImageDecodeError(`cannot decode image: ${decodeReason(err)}`);
   }
   const { data, info } = raw;
   if (info.width !== dstWidth || info.height !== dstHeight) {
