@@ -331,3 +331,17 @@ export function calleeVariables(callee: string, origin: string): Record<string, 
   if (callee === "auth") variables.JWKS_URL = `${origin}/.well-known/jwks.json`;
   return variables;
 }
+
+/**
+ * The only paths the internet reaches through the public service, an allow-list (path prefixes, by whole segments):
+ * the API, the JWKS and the API docs. Everything else — `/metrics`, `/healthz`, `/readyz` — answers 404 at the edge:
+ * probes and Prometheus are in-cluster, and an uptime check from outside should exercise a real API path, not the
+ * liveness endpoint. The cloud's ingress and the local stack's TLS proxy both route by it.
+ */
+export const PUBLIC_PATHS = ["/api", "/.well-known", "/docs"] as const;
+
+/** Whether a request path (query string allowed) is under one of PUBLIC_PATHS. */
+export function isPublicPath(url: string): boolean {
+  const path = url.split("?")[0] ?? "";
+  return PUBLIC_PATHS.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+}

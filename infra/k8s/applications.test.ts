@@ -6,9 +6,8 @@ import { DETECTOR_MODEL_FILE } from "../../stacks/platform.js";
 import { REPOSITORY_ROOT } from "../../stacks/plan/stack-file.js";
 import type { PlanDocument, PlanResource } from "../../stacks/plan/document.js";
 import { planOf } from "../../stacks/plan/testing.js";
-import { topology } from "../../stacks/topology.js";
+import { PUBLIC_PATHS, topology } from "../../stacks/topology.js";
 import { schemaProblem } from "../guardrails/k8s/schema.js";
-import { PUBLIC_PATHS } from "./ingress.js";
 import { APP_NAMESPACE } from "./names.js";
 
 type Json = Record<string, unknown>;

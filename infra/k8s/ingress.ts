@@ -1,13 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { PUBLIC_PATHS } from "../../stacks/topology.js";
 import { INGRESS_CLASS, labelsFor } from "./names.js";
-
-/**
- * The only paths the internet reaches, an allow-list: the API, the JWKS and the API docs. Everything else —
- * `/metrics`, `/healthz`, `/readyz` — answers 404 at the edge: probes and Prometheus are in-cluster, and an uptime
- * check from outside should exercise a real API path, not the liveness endpoint.
- */
-export const PUBLIC_PATHS = ["/api", "/.well-known", "/docs"] as const;
 
 export interface ApiIngressArgs {
   namespace: string;

@@ -166,6 +166,13 @@ describe("npm start: the whole platform over HTTPS", () => {
     expect([200, 302]).toContain(docs.status);
     const openapi = await stack.api.request("GET", "/api/v1/openapi.json");
     expect(openapi.status).toBe(200);
+    expect(ready.headers["x-request-id"]).toBeTruthy();
+    // the cloud's ingress routes only the public paths; so does the local proxy
+    for (const path of ["/metrics", "/healthz", "/apix"]) {
+      const hidden = await stack.api.request("GET", path);
+      expect(hidden.status, path).toBe(404);
+      expect(hidden.json<{ error: { code: string } }>().error.code).toBe("not_found");
+    }
   });
 
   it("serves TLS that a client verifies with the stack's certificate, and only with it", async () => {
@@ -174,7 +181,7 @@ describe("npm start: the whole platform over HTTPS", () => {
       (err: Error & { cause?: { code?: string } }) => err.cause?.code ?? err.message,
     );
     expect(bare).toBe("DEPTH_ZERO_SELF_SIGNED_CERT");
-    const verified = await stack.api.request("GET", "/healthz");
+    const verified = await stack.api.request("GET", "/.well-known/jwks.json");
     expect(verified.status).toBe(200);
     expect(verified.headers["x-request-id"]).toBeTruthy();
   });

@@ -3,11 +3,14 @@
  * HTTP port (in the cloud the ingress does this). Bodies stream both ways (uploads, server-sent events, PDFs).
  *
  * `GET /readyz` is answered here: 200 only when every process of the stack answers its own `/readyz` with 200
- * (CONTRACTS §1); the body names each one. Everything else goes to the gateway.
+ * (CONTRACTS §1); the body names each one. The public paths go to the gateway, as the cloud's ingress routes them;
+ * anything else (`/metrics`, `/healthz`) is 404 here as it is there.
  */
 import { type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
+import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import { isPublicPath } from "../topology.js";
 
 export interface ReadinessTarget {
   name: string;
@@ -47,6 +50,13 @@ export async function stackReadiness(
     services: Object.fromEntries(results.map(([name, ok]) => [name, ok ? "ready" : "not ready"])),
   };
 }
+
+/** What the proxy's own answers carry, as the services' do: JSON, never cached or sniffed. */
+const OWN_ANSWER_HEADERS = {
+  "content-type": "application/json",
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+};
 
 // hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded
 const HOP_BY_HOP = new Set([
@@ -92,12 +102,17 @@ export class TlsProxy {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method === "GET" && (req.url === "/readyz" || req.url?.startsWith("/readyz?"))) {
       const readiness = await stackReadiness(this.options.readiness());
-      res.writeHead(readiness.ready ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+      res.writeHead(readiness.ready ? 200 : 503, { ...OWN_ANSWER_HEADERS, "x-request-id": randomUUID() });
       res.end(JSON.stringify({ status: readiness.ready ? "ready" : "not ready", services: readiness.services }));
       return;
     }
+    if (!isPublicPath(req.url ?? "/")) {
+      res.writeHead(404, { ...OWN_ANSWER_HEADERS, "x-request-id": randomUUID() });
+      res.end(JSON.stringify({ error: { code: "not_found", message: "Not a public path" } }));
+      return;
+    }
     if (!this.options.upstream) {
-      res.writeHead(503, { "content-type": "application/json", "retry-after": "2" });
+      res.writeHead(503, { ...OWN_ANSWER_HEADERS, "retry-after": "2", "x-request-id": randomUUID() });
       res.end(JSON.stringify({ error: { code: "starting", message: "the platform is starting; try again shortly" } }));
       return;
     }
@@ -131,7 +146,7 @@ export class TlsProxy {
         res.destroy();
         return;
       }
-      res.writeHead(502, { "content-type": "application/json" });
+      res.writeHead(502, { ...OWN_ANSWER_HEADERS, "x-request-id": randomUUID() });
       res.end(JSON.stringify({ error: { code: "bad_gateway", message: "the gateway is not reachable" } }));
     });
     // the client went away (e.g. an event stream closed): stop the upstream request too
