@@ -1,3 +1,5 @@
+import { Agent, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -118,6 +120,44 @@ describe("createService", () => {
     expect(res.json()).toEqual({ error: { code: expect.any(String), message: "The request URL was rejected" } });
     expect(res.headers["x-request-id"]).toEqual(expect.any(String));
     expect(res.headers["x-content-type-options"]).toBe("nosniff");
+  });
+
+  it("reads and discards a declared oversized body after its 413 instead of closing on a client still sending it", async () => {
+    // closing while the body still arrives makes the client's kernel reset the connection, which can destroy the
+    // 413 before it is read (the local TLS proxy answered 502): the connection stays open, so the next request on
+    // it is served. An undeclared (chunked) body over the limit still closes.
+    if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (path: string, body?: Buffer) =>
+      new Promise<{ status: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
+        const req = httpRequest(
+          {
+            host: "127.0.0.1",
+            port,
+            method: body ? "POST" : "GET",
+            path,
+            agent,
+            headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
+          },
+          (res) => {
+            res.resume();
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, reused: req.reusedSocket }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      const big = await send("/things", Buffer.alloc(1_000_000, 0x61));
+      expect(big.status).toBe(413);
+      expect(big.connection).not.toBe("close");
+      expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("answers malformed JSON 400, oversized bodies 413, unknown media types 415, unknown routes 404 — all enveloped", async () => {

@@ -224,6 +224,19 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
   });
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
+    // A body parser that refuses a body (413, bad JSON) has Fastify close the connection, but a client (or proxy)
+    // still sending that body then gets a reset, which can destroy the answer before it is read: the local TLS proxy
+    // answered 502 for a 413. A declared body of bounded size that nobody read is read and discarded instead, as
+    // nginx's lingering close does; an undeclared or huge one still closes.
+    const declared = Number(request.headers["content-length"]);
+    if (
+      reply.getHeader("connection") === "close" &&
+      declared <= LINGER_MAX_BYTES &&
+      request.raw.readableFlowing === null
+    ) {
+      reply.removeHeader("connection");
+      request.raw.resume();
+    }
     if (error instanceof HttpError) {
       if (error.statusCode >= 500) request.log.error({ err: error }, "request failed");
       return reply.code(error.statusCode).headers(error.headers).send(envelope(error.code, error.message));
@@ -257,6 +270,9 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
 
   return app;
 }
+
+/** The largest declared body read and discarded after a 413 so the client gets its answer (larger ones: closed). */
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 
 /** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */
 const frameworkErrorHeaders = helmetHeaders();
