@@ -1,11 +1,11 @@
 /**
  * The gateway against a real auth service and small real Fastify "files" and "reports" upstreams, over real sockets.
  */
-import { Agent, request as httpRequest } from "node:http";
+import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { buildApp as buildAuth, loadAuthConfig } from "@ndt/auth";
 import type { ServiceApp } from "@ndt/kit";
-import { testDatabase, testRedis } from "@ndt/kit/testing";
+import { keepAliveClient, testDatabase, testRedis } from "@ndt/kit/testing";
 import Fastify, { type FastifyInstance } from "fastify";
 import { decodeJwt, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -329,29 +329,10 @@ describe.skipIf(!db || !kv)("gateway", () => {
     });
     // a declared body over the limit is read and discarded after the 413, not cut off with a reset: a client (or
     // the proxy in front) still sending it gets the answer, and the connection serves the next request
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const send = (path: string, body?: Buffer) =>
-      new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-        const req = httpRequest(
-          {
-            host: "127.0.0.1",
-            port,
-            method: body ? "POST" : "GET",
-            path,
-            agent,
-            headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
-          },
-          (res) => {
-            res.resume();
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
-          },
-        );
-        req.on("error", reject);
-        req.end(body);
-      });
-    expect(await send("/api/v1/auth/login", Buffer.alloc(500_000, 0x61))).toEqual({ status: 413, reused: false });
-    expect(await send("/.well-known/jwks.json")).toEqual({ status: 200, reused: true });
-    agent.destroy();
+    const { send, close } = keepAliveClient(port);
+    expect(await send("/api/v1/auth/login", Buffer.alloc(500_000, 0x61))).toMatchObject({ status: 413 });
+    expect(await send("/.well-known/jwks.json")).toMatchObject({ status: 200, reused: true });
+    close();
     expect(chunked.status).toBe(413);
     expect(JSON.parse(chunked.body).error.code).toBe("payload_too_large");
     // within the upload limit it streams through

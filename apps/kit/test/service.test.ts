@@ -1,5 +1,5 @@
-import { Agent, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { keepAliveClient } from "../src/testing/index.js";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -128,35 +128,14 @@ describe("createService", () => {
     // it is served. An undeclared (chunked) body over the limit still closes.
     if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    const send = (path: string, body?: Buffer) =>
-      new Promise<{ status: number; connection: string | undefined; reused: boolean }>((resolve, reject) => {
-        const req = httpRequest(
-          {
-            host: "127.0.0.1",
-            port,
-            method: body ? "POST" : "GET",
-            path,
-            agent,
-            headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
-          },
-          (res) => {
-            res.resume();
-            res.on("end", () =>
-              resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, reused: req.reusedSocket }),
-            );
-          },
-        );
-        req.on("error", reject);
-        req.end(body);
-      });
+    const { send, close } = keepAliveClient(port);
     try {
       const big = await send("/things", Buffer.alloc(1_000_000, 0x61));
       expect(big.status).toBe(413);
       expect(big.connection).not.toBe("close");
       expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
     } finally {
-      agent.destroy();
+      close();
     }
   });
 

@@ -127,6 +127,7 @@ export async function testRedis(label: string): Promise<TestRedis | undefined> {
 }
 
 export { keyValueStoreContract } from "./contracts.js";
+export { type KeepAliveExchange, keepAliveClient } from "./keep-alive.js";
 export { type TcpProxy, tcpProxy } from "./proxy.js";
 export { type JobQueueHarness, jobQueueContract, waitUntil } from "./queue-contract.js";
 export { type ObjectStoreHarness, objectStoreContract } from "./objects-contract.js";

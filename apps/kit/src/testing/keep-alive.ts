@@ -1,0 +1,42 @@
+import { Agent, request as httpRequest } from "node:http";
+
+export interface KeepAliveExchange {
+  status: number;
+  /** The response's Connection header ("close" when the server ends the connection after it). */
+  connection: string | undefined;
+  /** Whether the request went over a connection an earlier request had used. */
+  reused: boolean;
+}
+
+/**
+ * A client holding one keep-alive connection to `127.0.0.1:port`: a POST sends `body` (JSON content type) whole, a
+ * request without a body is a GET. Tests use it to see whether a server kept the connection after an answer.
+ */
+export function keepAliveClient(port: number): {
+  send: (path: string, body?: Buffer) => Promise<KeepAliveExchange>;
+  close: () => void;
+} {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const send = (path: string, body?: Buffer) =>
+    new Promise<KeepAliveExchange>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: "127.0.0.1",
+          port,
+          method: body ? "POST" : "GET",
+          path,
+          agent,
+          headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, reused: req.reusedSocket }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    });
+  return { send, close: () => agent.destroy() };
+}
