@@ -42,6 +42,7 @@ import {
 import {
   type Benchmark,
   cpuSecondsOf,
+  idleControl,
   machine,
   machineBusySeconds,
   metricValue,
@@ -88,32 +89,6 @@ async function rawThroughput(runner: ModelRunner, tensors: Float32Array[], batch
     images += batch;
   }
   return images / ((performance.now() - t0) / 1000);
-}
-
-/**
- * An idle Node process watching its own event loop while (a) runs: the delay the machine alone causes (scheduling on
- * shared cores), beside the worker's. Resolves with its max and p99 (ms) when stopped.
- */
-function idleControl(): { stop: () => Promise<{ max: number; p99: number }> } {
-  const script = `const h = require("node:perf_hooks").monitorEventLoopDelay({ resolution: 1 }); h.enable();
-    process.stdin.on("data", () => {}); process.stdin.on("end", () => { h.disable();
-    process.stdout.write(JSON.stringify({ max: h.max / 1e6, p99: h.percentile(99) / 1e6 })); process.exit(0); });`;
-  const child = spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  return {
-    stop: () =>
-      new Promise((resolve, reject) => {
-        child.once("exit", () => {
-          try {
-            resolve(JSON.parse(out) as { max: number; p99: number });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
-        child.stdin.end();
-      }),
-  };
 }
 
 function histogramMean(text: string, name: string): { sum: number; count: number } {

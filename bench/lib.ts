@@ -1,5 +1,5 @@
 /** What every `bench/*.bench.ts` exports, and helpers they share. */
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { cpus, setPriority, totalmem } from "node:os";
 import { dirname, join } from "node:path";
@@ -117,4 +117,30 @@ export function prioritise(): void {
 export function metricValue(text: string, name: string): number {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, "m").exec(text);
   return m ? Number(m[1]) : Number.NaN;
+}
+
+/**
+ * An idle Node process watching its own event loop while (a) runs: the delay the machine alone causes (scheduling on
+ * shared cores), beside the measured process's. Resolves with its max and p99 (ms) when stopped.
+ */
+export function idleControl(): { stop: () => Promise<{ max: number; p99: number }> } {
+  const script = `const h = require("node:perf_hooks").monitorEventLoopDelay({ resolution: 1 }); h.enable();
+    process.stdin.on("data", () => {}); process.stdin.on("end", () => { h.disable();
+    process.stdout.write(JSON.stringify({ max: h.max / 1e6, p99: h.percentile(99) / 1e6 })); process.exit(0); });`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  return {
+    stop: () =>
+      new Promise((resolve, reject) => {
+        child.once("exit", () => {
+          try {
+            resolve(JSON.parse(out) as { max: number; p99: number });
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+        child.stdin.end();
+      }),
+  };
 }
