@@ -332,6 +332,9 @@ describe.skipIf(!db || !kv)("gateway", () => {
     const { send, close } = keepAliveClient(port);
     expect(await send("/api/v1/auth/login", Buffer.alloc(500_000, 0x61))).toMatchObject({ status: 413 });
     expect(await send("/.well-known/jwks.json")).toMatchObject({ status: 200, reused: true });
+    // the same for a body answered before it is read: an upload without a token (401 at the gateway)
+    expect(await send("/api/v1/inspections/i1/images", Buffer.alloc(150_000, 2))).toMatchObject({ status: 401 });
+    expect(await send("/.well-known/jwks.json")).toMatchObject({ status: 200, reused: true });
     close();
     expect(chunked.status).toBe(413);
     expect(JSON.parse(chunked.body).error.code).toBe("payload_too_large");

@@ -176,8 +176,9 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
     const where = nulCharacterIn(request);
     if (where) throw new HttpError(400, "validation_failed", `${where} must not contain the NUL character`);
   });
-  app.addHook("onSend", async (_request, reply) => {
+  app.addHook("onSend", async (request, reply) => {
     if (app.health.shuttingDown) reply.header("connection", "close");
+    else settleUnreadBody(request, reply);
   });
 
   await app.register(securityHeadersPlugin);
@@ -224,19 +225,6 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
   });
 
   app.setErrorHandler((error: FastifyError | HttpError, request, reply) => {
-    // A body parser that refuses a body (413, bad JSON) has Fastify close the connection, but a client (or proxy)
-    // still sending that body then gets a reset, which can destroy the answer before it is read: the local TLS proxy
-    // answered 502 for a 413. A declared body of bounded size that nobody read is read and discarded instead, as
-    // nginx's lingering close does; an undeclared or huge one still closes.
-    const declared = Number(request.headers["content-length"]);
-    if (
-      reply.getHeader("connection") === "close" &&
-      declared <= LINGER_MAX_BYTES &&
-      request.raw.readableFlowing === null
-    ) {
-      reply.removeHeader("connection");
-      request.raw.resume();
-    }
     if (error instanceof HttpError) {
       if (error.statusCode >= 500) request.log.error({ err: error }, "request failed");
       return reply.code(error.statusCode).headers(error.headers).send(envelope(error.code, error.message));
@@ -271,8 +259,28 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
   return app;
 }
 
-/** The largest declared body read and discarded after a 413 so the client gets its answer (larger ones: closed). */
+/** The largest declared body read and discarded after an early answer (larger ones: the connection closes). */
 const LINGER_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * An answer that goes before its request's body has all arrived (a 401 before an upload is read, a refused body, an
+ * upstream's early 415 passed on) must settle the rest of that body, or the next request on this keep-alive
+ * connection waits behind it (a proxy in front then hangs or answers 502). Closing is what Fastify does for refused
+ * bodies, but a client still sending then gets a reset that can destroy the answer before it is read. So a declared
+ * body of bounded size is read and discarded, as nginx's lingering close does; an undeclared (chunked) or huge one
+ * closes the connection.
+ */
+function settleUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw;
+  if (raw.complete) return;
+  if (Number(raw.headers["content-length"]) <= LINGER_MAX_BYTES) {
+    raw.unpipe();
+    raw.resume();
+    reply.removeHeader("connection");
+  } else {
+    reply.header("connection", "close");
+  }
+}
 
 /** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */
 const frameworkErrorHeaders = helmetHeaders();
