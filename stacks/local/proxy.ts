@@ -51,6 +51,17 @@ export async function stackReadiness(
   };
 }
 
+/** The request target with its path resolved (`/a/../b` → `/b`) and its query kept; undefined if it is no path. */
+export function normalizedPath(target: string): string | undefined {
+  if (!target.startsWith("/")) return undefined;
+  try {
+    const url = new URL(target, "http://localhost");
+    return `${url.pathname}${url.search}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What the proxy's own answers carry, as the services' do: JSON, never cached or sniffed. */
 const OWN_ANSWER_HEADERS = {
   "content-type": "application/json",
@@ -106,7 +117,10 @@ export class TlsProxy {
       res.end(JSON.stringify({ status: readiness.ready ? "ready" : "not ready", services: readiness.services }));
       return;
     }
-    if (!isPublicPath(req.url ?? "/")) {
+    // the path as a URL parser resolves it (dot segments, %2e): what is checked is what the gateway is sent, so
+    // `/api/../metrics` is /metrics here as at the cloud's ingress
+    const url = normalizedPath(req.url ?? "/");
+    if (!url || !isPublicPath(url)) {
       res.writeHead(404, { ...OWN_ANSWER_HEADERS, "x-request-id": randomUUID() });
       res.end(JSON.stringify({ error: { code: "not_found", message: "Not a public path" } }));
       return;
@@ -126,21 +140,17 @@ export class TlsProxy {
     headers["x-forwarded-proto"] = "https";
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
 
-    const upstream = httpRequest(
-      `${this.options.upstream}${req.url ?? "/"}`,
-      { method: req.method, headers },
-      (answer) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [name, value] of Object.entries(answer.headers)) {
-          if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-        }
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
-        // server-sent events: every chunk goes out as it comes
-        res.flushHeaders();
-        answer.pipe(res);
-        answer.on("error", () => res.destroy());
-      },
-    );
+    const upstream = httpRequest(`${this.options.upstream}${url}`, { method: req.method, headers }, (answer) => {
+      const out: Record<string, string | string[]> = {};
+      for (const [name, value] of Object.entries(answer.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+      // server-sent events: every chunk goes out as it comes
+      res.flushHeaders();
+      answer.pipe(res);
+      answer.on("error", () => res.destroy());
+    });
     upstream.on("error", () => {
       if (res.headersSent) {
         res.destroy();
