@@ -22,9 +22,10 @@ export const ListQuery = StrictObject({
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
 });
 
-export const UploadQuery = StrictObject({
-  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-});
+/** An image's display name (never part of a storage key): from `?filename=` or the multipart part's own. */
+export const FileName = Type.String({ minLength: 1, maxLength: 255 });
+
+export const UploadQuery = StrictObject({ filename: Type.Optional(FileName) });
 
 export const Inspection = Type.Object(
   {

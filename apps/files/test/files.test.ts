@@ -359,6 +359,16 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(await outboxCount()).toBe(before);
   });
 
+  it("holds a multipart part's own filename to the rule of ?filename=: no NUL, at most 255 characters", async () => {
+    const inspection = await create(adminA);
+    for (const name of ["a\u0000b.png", `${"n".repeat(256)}.png`]) {
+      const form = multipartBody("file", name, "image/png", fakePng());
+      const res = await upload(adminA, inspection.id, form.payload, form.headers["content-type"]);
+      expect([res.statusCode, res.json().error.code]).toEqual([400, "validation_failed"]);
+    }
+    expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+  });
+
   it("deletes the stored object when the database rejects the image row", async () => {
     const inspection = await create(adminA);
     const before = await outboxCount();

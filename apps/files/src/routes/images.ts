@@ -11,8 +11,9 @@ import { PassThrough, type Readable } from "node:stream";
 import multipart from "@fastify/multipart";
 import { badRequest, errorResponses, notFound, type ServiceApp } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import type { FilesDeps } from "../app.js";
-import { Image, ImageParams, InspectionParams, UploadQuery } from "../schemas.js";
+import { FileName, Image, ImageParams, InspectionParams, UploadQuery } from "../schemas.js";
 import { payloadTooLarge, putImage } from "../upload.js";
 
 const SSE_HEARTBEAT_MS = 15_000;
@@ -62,7 +63,12 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         });
         if (!part || part.fieldname !== "file") throw badRequest("file_required", "Send the image in field `file`");
         source = multipartErrors(part.file);
-        filename ??= part.filename || undefined;
+        // the part's own name passes the rule `?filename=` does (kit's check sees only the query and the JSON body)
+        const partName = part.filename || undefined;
+        if (partName !== undefined && (!Value.Check(FileName, partName) || partName.includes("\u0000"))) {
+          throw badRequest("validation_failed", "The file part's filename must be 1 to 255 characters, without NUL");
+        }
+        filename ??= partName;
       } else {
         const declared = Number(request.headers["content-length"]);
         if (Number.isFinite(declared) && declared > max) throw payloadTooLarge(max);
