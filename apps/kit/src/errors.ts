@@ -66,6 +66,8 @@ export function codeForStatus(status: number): string {
       return "conflict";
     case 413:
       return "payload_too_large";
+    case 414:
+      return "uri_too_long";
     case 415:
       return "unsupported_media_type";
     case 429:

@@ -117,7 +117,7 @@ describe("createService", () => {
   it("answers a path parameter over Fastify's length bound with the envelope and the request id", async () => {
     const res = await app.inject({ method: "GET", url: `/things/${"a".repeat(150)}` });
     expect(res.statusCode).toBe(414);
-    expect(res.json()).toEqual({ error: { code: expect.any(String), message: "The request URL was rejected" } });
+    expect(res.json()).toEqual({ error: { code: "uri_too_long", message: "The request URL was rejected" } });
     expect(res.headers["x-request-id"]).toEqual(expect.any(String));
     expect(res.headers["x-content-type-options"]).toBe("nosniff");
   });
