@@ -134,6 +134,10 @@ describe("createService", () => {
       expect(big.status).toBe(413);
       expect(big.connection).not.toBe("close");
       expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
+      // a chunked body over the limit too, as long as it stays under the lingering bound
+      const chunked = await send("/things", Buffer.alloc(1_000_000, 0x61), { chunked: true });
+      expect(chunked.status).toBe(413);
+      expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
     } finally {
       close();
     }

@@ -266,20 +266,28 @@ const LINGER_MAX_BYTES = 64 * 1024 * 1024;
  * An answer that goes before its request's body has all arrived (a 401 before an upload is read, a refused body, an
  * upstream's early 415 passed on) must settle the rest of that body, or the next request on this keep-alive
  * connection waits behind it (a proxy in front then hangs or answers 502). Closing is what Fastify does for refused
- * bodies, but a client still sending then gets a reset that can destroy the answer before it is read. So a declared
- * body of bounded size is read and discarded, as nginx's lingering close does; an undeclared (chunked) or huge one
- * closes the connection.
+ * bodies, but a client still sending then gets a reset that can destroy the answer before it is read. So the rest is
+ * read and discarded, as nginx's lingering close does, up to LINGER_MAX_BYTES: a larger declared body closes at once,
+ * a chunked one once it passes the bound (the server's request timeout bounds the time).
  */
 function settleUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
   const raw = request.raw;
   if (raw.complete) return;
-  if (Number(raw.headers["content-length"]) <= LINGER_MAX_BYTES) {
-    raw.unpipe();
-    raw.resume();
-    reply.removeHeader("connection");
-  } else {
+  const declared = Number(raw.headers["content-length"]);
+  if (declared > LINGER_MAX_BYTES) {
     reply.header("connection", "close");
+    return;
   }
+  raw.unpipe();
+  reply.removeHeader("connection");
+  if (Number.isNaN(declared)) {
+    let drained = 0;
+    raw.on("data", (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > LINGER_MAX_BYTES) raw.socket.destroy();
+    });
+  }
+  raw.resume();
 }
 
 /** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */

@@ -9,15 +9,16 @@ export interface KeepAliveExchange {
 }
 
 /**
- * A client holding one keep-alive connection to `127.0.0.1:port`: a POST sends `body` (JSON content type) whole, a
- * request without a body is a GET. Tests use it to see whether a server kept the connection after an answer.
+ * A client holding one keep-alive connection to `127.0.0.1:port`: a POST sends `body` (JSON content type) whole,
+ * declared, or chunked with `{ chunked: true }`; a request without a body is a GET. Tests use it to see whether a
+ * server kept the connection after an answer.
  */
 export function keepAliveClient(port: number): {
-  send: (path: string, body?: Buffer) => Promise<KeepAliveExchange>;
+  send: (path: string, body?: Buffer, options?: { chunked?: boolean }) => Promise<KeepAliveExchange>;
   close: () => void;
 } {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const send = (path: string, body?: Buffer) =>
+  const send = (path: string, body?: Buffer, options: { chunked?: boolean } = {}) =>
     new Promise<KeepAliveExchange>((resolve, reject) => {
       const req = httpRequest(
         {
@@ -26,7 +27,12 @@ export function keepAliveClient(port: number): {
           method: body ? "POST" : "GET",
           path,
           agent,
-          headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
+          headers: body
+            ? {
+                "content-type": "application/json",
+                ...(options.chunked ? { "transfer-encoding": "chunked" } : { "content-length": body.length }),
+              }
+            : {},
         },
         (res) => {
           res.resume();
@@ -36,7 +42,11 @@ export function keepAliveClient(port: number): {
         },
       );
       req.on("error", reject);
-      req.end(body);
+      if (body && options.chunked) {
+        // several chunks, so part of the body is still to come when the answer is decided
+        for (let at = 0; at < body.length; at += 64 * 1024) req.write(body.subarray(at, at + 64 * 1024));
+        req.end();
+      } else req.end(body);
     });
   return { send, close: () => agent.destroy() };
 }
