@@ -13,8 +13,9 @@ export const ImageParams = StrictObject({ id: Uuid, imageId: Uuid });
 
 export const CreateInspectionBody = StrictObject({
   title: NonBlankText(200),
-  site: Type.Optional(Type.String({ maxLength: 200 })),
-  notes: Type.Optional(Type.String({ maxLength: 5000 })),
+  // null is the same as absent: the responses show an unset site or notes as null, and a client may send that back
+  site: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
+  notes: Type.Optional(Type.Union([Type.String({ maxLength: 5000 }), Type.Null()])),
 });
 
 export const ListQuery = StrictObject({

@@ -68,7 +68,7 @@ export class FilesStore {
   async createInspection(
     org: string,
     userId: string,
-    body: { title: string; site?: string; notes?: string },
+    body: { title: string; site?: string | null; notes?: string | null },
   ): Promise<Inspection> {
     const { rows } = await this.db.query<ListedInspectionRow>(
       `INSERT INTO inspections (organization_id, created_by, title, site, notes) VALUES ($1, $2, $3, $4, $5)

@@ -119,6 +119,15 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
       status: "open",
       createdAt: expect.any(String),
     });
+    // what a response shows for an unset site or notes (null) is accepted back as unset
+    const roundTrip = await app.inject({
+      method: "POST",
+      url: "/api/v1/inspections",
+      headers: bearer(inspectorA),
+      payload: { title: "Pipe 13", site: null, notes: null },
+    });
+    expect(roundTrip.statusCode).toBe(201);
+    expect(roundTrip.json()).toMatchObject({ title: "Pipe 13", site: null, notes: null });
     const viewer = await app.inject({
       method: "POST",
       url: "/api/v1/inspections",
