@@ -23,8 +23,11 @@ export const ListQuery = StrictObject({
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
 });
 
-/** An image's display name (never part of a storage key): from `?filename=` or the multipart part's own. */
-export const FileName = Type.String({ minLength: 1, maxLength: 255 });
+/**
+ * An image's display name (never part of a storage key): from `?filename=` or the multipart part's own. No NUL
+ * (PostgreSQL text cannot hold it): kit refuses it in a query string, this pattern in the part's name.
+ */
+export const FileName = Type.String({ minLength: 1, maxLength: 255, pattern: "^[^\\u0000]*$" });
 
 export const UploadQuery = StrictObject({ filename: Type.Optional(FileName) });
 

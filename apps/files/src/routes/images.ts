@@ -65,7 +65,7 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         source = multipartErrors(part.file);
         // the part's own name passes the rule `?filename=` does (kit's check sees only the query and the JSON body)
         const partName = part.filename || undefined;
-        if (partName !== undefined && (!Value.Check(FileName, partName) || partName.includes("\u0000"))) {
+        if (partName !== undefined && !Value.Check(FileName, partName)) {
           throw badRequest("validation_failed", "The file part's filename must be 1 to 255 characters, without NUL");
         }
         filename ??= partName;
