@@ -535,6 +535,19 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     await ch2.close();
   });
 
+  it("documents the upload's request body: raw PNG/JPEG bytes or multipart field `file`", async () => {
+    const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const body = doc.paths["/api/v1/inspections/{id}/images"].post.requestBody;
+    expect(body.required).toBe(true);
+    expect(Object.keys(body.content).sort()).toEqual([
+      "application/octet-stream",
+      "image/jpeg",
+      "image/png",
+      "multipart/form-data",
+    ]);
+    expect(body.content["multipart/form-data"].schema.required).toEqual(["file"]);
+  });
+
   it("stores through the S3 adapter with path-style addressing, and reports every dependency ready", async () => {
     expect(s3Client(config).config.forcePathStyle).toBe(true);
     const ready = await app.inject({ method: "GET", url: "/readyz" });

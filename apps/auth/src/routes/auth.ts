@@ -133,6 +133,7 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
         tags: ["auth"],
         security: [{ bearer: [] }],
         body: LogoutBody,
+        "x-request-body": { required: false },
         response: { 204: Type.Null(), ...errorResponses(400, 401) },
       },
     },

@@ -42,7 +42,21 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
           "Content-Type says) or multipart field `file`. 400 `file_required` (multipart without field `file`), " +
           "400 `malformed_multipart` (a multipart body that cannot be parsed), 413 `payload_too_large`, " +
           "415 `unsupported_media_type` (not a PNG/JPEG).",
-        consumes: ["image/png", "image/jpeg", "multipart/form-data"],
+        "x-request-body": {
+          required: true,
+          content: {
+            "image/png": { schema: { type: "string", format: "binary" } },
+            "image/jpeg": { schema: { type: "string", format: "binary" } },
+            "application/octet-stream": { schema: { type: "string", format: "binary" } },
+            "multipart/form-data": {
+              schema: {
+                type: "object",
+                required: ["file"],
+                properties: { file: { type: "string", format: "binary" } },
+              },
+            },
+          },
+        },
         params: InspectionParams,
         querystring: UploadQuery,
         response: { 202: Image, ...errorResponses(400, 401, 403, 404, 413, 415) },

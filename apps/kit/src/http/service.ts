@@ -36,6 +36,16 @@ import { healthPlugin } from "./health.js";
 import { metricsPlugin } from "./metrics.js";
 import { helmetHeaders, securityHeadersPlugin } from "./security-headers.js";
 
+declare module "fastify" {
+  interface FastifySchema {
+    /**
+     * The operation's OpenAPI request body, merged over the one derived from `body`: @fastify/swagger marks every
+     * `body` required and knows nothing of a body the handler reads itself (a stream).
+     */
+    "x-request-body"?: Partial<OpenAPIV3.RequestBodyObject>;
+  }
+}
+
 /** The app type every service works with: Fastify + TypeBox type provider. */
 export type ServiceApp = FastifyInstance<
   RawServerDefault,
@@ -208,8 +218,8 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
       refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
     });
     const document = () => {
-      const doc = app.swagger() as OpenApiDocument;
-      return transform ? transform(structuredClone(doc)) : doc;
+      const doc = withDeclaredRequestBodies(structuredClone(app.swagger() as OpenApiDocument));
+      return transform ? transform(doc) : doc;
     };
     await app.register(swaggerUi, {
       routePrefix: "/docs",
@@ -366,3 +376,22 @@ function nulPath(value: unknown, path: string, depth: number): string | undefine
 function isStream(value: unknown): boolean {
   return typeof (value as { pipe?: unknown } | null)?.pipe === "function";
 }
+
+const OPERATION_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+
+/** Applies each operation's `x-request-body` (see FastifySchema above) and drops the extension key. */
+function withDeclaredRequestBodies(doc: OpenApiDocument): OpenApiDocument {
+  for (const item of Object.values(doc.paths)) {
+    for (const method of OPERATION_METHODS) {
+      const operation = item?.[method] as (OpenAPIV3.OperationObject & FastifySchemaExtension) | undefined;
+      const declared = operation?.["x-request-body"];
+      if (!operation || !declared) continue;
+      const derived = operation.requestBody as OpenAPIV3.RequestBodyObject | undefined;
+      operation.requestBody = { content: {}, ...derived, ...declared };
+      delete operation["x-request-body"];
+    }
+  }
+  return doc;
+}
+
+type FastifySchemaExtension = { "x-request-body"?: Partial<OpenAPIV3.RequestBodyObject> };
