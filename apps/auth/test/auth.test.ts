@@ -235,9 +235,10 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
     expect((await login("guess@example.com", password, "10.3.0.2")).statusCode).toBe(429);
   });
 
-  it("refuses a blank organisation name, a NUL character and a local part over 64 characters, storing nothing", async () => {
+  it("refuses a blank (or invisible) organisation name, a NUL character and a local part over 64 characters, storing nothing", async () => {
     const cases: [string, string][] = [
       ["blank@example.com", "  \t "],
+      ["blank@example.com", "\u200b"],
       ["nul@example.com", "Acme\u0000Corp"],
       [`${"l".repeat(65)}@example.com`, "Acme"],
     ];
@@ -246,7 +247,9 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
       expect(res.statusCode, email).toBe(400);
       expect(res.json().error.code).toBe("validation_failed");
     }
-    expect((await register("blank@example.com", "Acme")).statusCode).toBe(201);
+    // stored trimmed
+    const trimmed = await register("blank@example.com", " Acme\t");
+    expect([trimmed.statusCode, trimmed.json().organization.name]).toEqual([201, "Acme"]);
     expect((await register(`${"l".repeat(64)}@example.com`, "Acme")).statusCode).toBe(201);
   });
 

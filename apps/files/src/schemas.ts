@@ -1,5 +1,5 @@
 /** Request and response schemas of the files API (CONTRACTS.md §3). */
-import { NonBlankText, StrictObject } from "@ndt/kit";
+import { NonBlankText, StrictObject, VISIBLE_CHARACTER } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 export const DEFECT_CLASSES = ["porosity", "crack", "inclusion"] as const;
@@ -24,10 +24,15 @@ export const ListQuery = StrictObject({
 });
 
 /**
- * An image's display name (never part of a storage key): from `?filename=` or the multipart part's own. No NUL
- * (PostgreSQL text cannot hold it): kit refuses it in a query string, this pattern in the part's name.
+ * An image's display name (never part of a storage key): from `?filename=` or the multipart part's own (which kit's
+ * checks do not see, so the schema itself refuses NUL). Not blank; no control characters: reports print it.
  */
-export const FileName = Type.String({ minLength: 1, maxLength: 255, pattern: "^[^\\u0000]*$" });
+export const FileName = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  pattern: `^(?=[\\s\\S]*${VISIBLE_CHARACTER})[^\\u0000-\\u001f\\u007f-\\u009f]*$`,
+  description: "a name with a visible character and no control characters",
+});
 
 export const UploadQuery = StrictObject({ filename: Type.Optional(FileName) });
 

@@ -73,7 +73,8 @@ export class FilesStore {
     const { rows } = await this.db.query<ListedInspectionRow>(
       `INSERT INTO inspections (organization_id, created_by, title, site, notes) VALUES ($1, $2, $3, $4, $5)
        RETURNING ${INSPECTION_COLUMNS}`,
-      [org, userId, body.title, body.site ?? null, body.notes ?? null],
+      // stored trimmed; a blank site is no site
+      [org, userId, body.title.trim(), body.site?.trim() || null, body.notes ?? null],
     );
     return toInspection(rows[0]!);
   }

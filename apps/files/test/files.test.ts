@@ -77,7 +77,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
   const create = async (token: string, body: Record<string, unknown> = { title: "Weld 7" }) => {
     const res = await app.inject({ method: "POST", url: "/api/v1/inspections", headers: bearer(token), payload: body });
     expect(res.statusCode).toBe(201);
-    return res.json() as { id: string; title: string };
+    return res.json() as { id: string; title: string; site: string | null };
   };
 
   const upload = (token: string, inspectionId: string, payload: Buffer | Readable, type = "image/png", q = "") =>
@@ -137,8 +137,8 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(viewer.statusCode).toBe(403);
   });
 
-  it("rejects a blank title with 400", async () => {
-    for (const title of ["   ", "\t\n", "\u00a0"]) {
+  it("rejects a blank title with 400, and stores a title and site trimmed", async () => {
+    for (const title of ["   ", "\t\n", "\u00a0", "\u200b"]) {
       const res = await app.inject({
         method: "POST",
         url: "/api/v1/inspections",
@@ -147,7 +147,9 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
       });
       expect([title, res.statusCode, res.json().error.code]).toEqual([title, 400, "validation_failed"]);
     }
-    expect((await create(adminA, { title: " Weld 7 " })).title).toBe(" Weld 7 ");
+    const trimmed = await create(adminA, { title: " Weld 7 ", site: "  Bay 3\t" });
+    expect([trimmed.title, trimmed.site]).toEqual(["Weld 7", "Bay 3"]);
+    expect((await create(adminA, { title: "Weld 8", site: "   " })).site).toBeNull();
   });
 
   it("rejects unknown fields with 400", async () => {
@@ -368,14 +370,34 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(await outboxCount()).toBe(before);
   });
 
-  it("holds a multipart part's own filename to the rule of ?filename=: no NUL, at most 255 characters", async () => {
+  it("holds a filename, from ?filename= or the multipart part, to one rule: not blank, no control characters", async () => {
     const inspection = await create(adminA);
-    for (const name of ["a\u0000b.png", `${"n".repeat(256)}.png`]) {
+    const refused = [`${"n".repeat(256)}.png`, "  ", "\u200b", "a\u001bb.png"];
+    // (a raw line break cannot travel in a part's header; NUL is kit's own refusal in a query string)
+    for (const name of [...refused, "a\u0000b.png"]) {
       const form = multipartBody("file", name, "image/png", fakePng());
       const res = await upload(adminA, inspection.id, form.payload, form.headers["content-type"]);
-      expect([res.statusCode, res.json().error.code]).toEqual([400, "validation_failed"]);
+      expect([name, res.statusCode, res.json().error.code]).toEqual([name, 400, "validation_failed"]);
+    }
+    for (const name of [...refused, "a\nb.png"]) {
+      const res = await upload(adminA, inspection.id, fakePng(), "image/png", `?filename=${encodeURIComponent(name)}`);
+      expect([name, res.statusCode, res.json().error.message]).toEqual([
+        name,
+        400,
+        name.length > 255
+          ? "querystring.filename must NOT have more than 255 characters"
+          : "querystring.filename must be a name with a visible character and no control characters",
+      ]);
     }
     expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+    const named = await upload(
+      adminA,
+      inspection.id,
+      fakePng(),
+      "image/png",
+      `?filename=${encodeURIComponent("Шов 7 ü.png")}`,
+    );
+    expect([named.statusCode, named.json().filename]).toEqual([202, "Шов 7 ü.png"]);
   });
 
   it("deletes the stored object when the database rejects the image row", async () => {

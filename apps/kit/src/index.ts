@@ -62,6 +62,7 @@ export {
   type ServiceApp,
   type ServiceOptions,
   StrictObject,
+  VISIBLE_CHARACTER,
 } from "./http/service.js";
 export { PgDatabase, PostgresConfig, type PostgresSettings, postgresConnection, postgresTls } from "./postgres/pg.js";
 export {

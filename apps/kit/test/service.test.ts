@@ -80,6 +80,14 @@ describe("createService", () => {
     expect(kind.json().error.message).toBe('body.kind must be one of "weld", "plate"');
     const blank = await app.inject({ method: "POST", url: "/things", payload: { name: "a", label: " \t" } });
     expect(blank.json().error.message).toBe("body.label must not be blank");
+    // invisible characters are blank too: a zero-width space, a BOM, a direction mark
+    for (const label of ["\u200b", " \ufeff ", "\u200e\u200b"]) {
+      const invisible = await app.inject({ method: "POST", url: "/things", payload: { name: "a", label } });
+      expect(invisible.json().error.message, JSON.stringify(label)).toBe("body.label must not be blank");
+    }
+    expect(
+      (await app.inject({ method: "POST", url: "/things", payload: { name: "a", label: "\u200bé" } })).statusCode,
+    ).toBe(201);
     const missing = await app.inject({ method: "POST", url: "/things", payload: {} });
     expect(missing.json().error.message).toBe("body.name is required");
     const wrong = await app.inject({ method: "POST", url: "/things", payload: { name: "x".repeat(21) } });

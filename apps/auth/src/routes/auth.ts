@@ -50,7 +50,7 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
         const result = await db.transaction(async (tx) => {
           const org = await tx.query<{ id: string; name: string }>(
             "INSERT INTO organizations (name) VALUES ($1) RETURNING id, name",
-            [request.body.organization],
+            [request.body.organization.trim()],
           );
           const o = org.rows[0]!;
           const user = await tx.query<{ id: string }>(

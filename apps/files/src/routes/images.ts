@@ -80,7 +80,10 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         // the part's own name passes the rule `?filename=` does (kit's check sees only the query and the JSON body)
         const partName = part.filename || undefined;
         if (partName !== undefined && !Value.Check(FileName, partName)) {
-          throw badRequest("validation_failed", "The file part's filename must be 1 to 255 characters, without NUL");
+          throw badRequest(
+            "validation_failed",
+            `The file part's filename must be 1 to 255 characters: ${FileName.description}`,
+          );
         }
         filename ??= partName;
       } else {

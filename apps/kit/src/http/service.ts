@@ -121,12 +121,19 @@ export function StrictObject<P extends TProperties>(
   return Type.Object(properties, { ...options, additionalProperties: false });
 }
 
-/** The pattern of text that must not be blank: at least one non-whitespace character. */
-const NON_BLANK = "\\S";
+/**
+ * One visible character (a regular-expression class): not whitespace, not a control character, not an invisible
+ * format character (zero-width space, joiners, direction marks, BOM, soft hyphen). Text is blank without one.
+ */
+export const VISIBLE_CHARACTER =
+  "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]";
 
-/** A required free-text field (a title, a name): 1 to `maxLength` characters, not only whitespace. */
+/**
+ * A required free-text field (a title, a name): 1 to `maxLength` characters, not blank. Handlers store it trimmed,
+ * so "  Weld 7 " and "Weld 7" are the same name.
+ */
 export function NonBlankText(maxLength: number) {
-  return Type.String({ minLength: 1, maxLength, pattern: NON_BLANK, description: "not blank" });
+  return Type.String({ minLength: 1, maxLength, pattern: VISIBLE_CHARACTER, description: "not blank" });
 }
 
 /** Envelope responses for the listed statuses, to spread into a route's `response` schema. */
@@ -159,7 +166,8 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
     // added to those responses below, and idle keep-alive sockets are closed at once.
     return503OnClosing: false,
     forceCloseConnections: "idle",
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true } },
+    // verbose: a failed pattern's error carries its schema, whose description says what the pattern means
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, verbose: true } },
     schemaController: { compilersFactory: { buildValidator: buildValidators } },
     // a bad URL or an over-long path parameter, found while routing: the envelope too, not Fastify's own body
     frameworkErrors: (error, request, reply) => {
@@ -333,8 +341,10 @@ export function describeValidation(context: string, errors: readonly FastifySche
       problems.set(`${path}.${String(params.additionalProperty)}`, "is not a known field");
     } else if (error.keyword === "const") {
       allowed.set(path, [...(allowed.get(path) ?? []), params.allowedValue]);
-    } else if (error.keyword === "pattern" && params.pattern === NON_BLANK) {
+    } else if (error.keyword === "pattern" && params.pattern === VISIBLE_CHARACTER) {
       problems.set(path, "must not be blank");
+    } else if (error.keyword === "pattern" && describedAs(error)) {
+      problems.set(path, `must be ${describedAs(error)}`);
     } else if (error.keyword === "required") {
       problems.set(`${path}.${String(params.missingProperty)}`, "is required");
     } else if (!(error.keyword === "anyOf" && allowed.has(path)) && !problems.has(path)) {
@@ -345,6 +355,12 @@ export function describeValidation(context: string, errors: readonly FastifySche
     problems.set(path, `must be one of ${values.map((value) => JSON.stringify(value)).join(", ")}`);
   }
   return [...problems].map(([path, problem]) => `${path} ${problem}`).join("; ");
+}
+
+/** The description of the schema that failed (Ajv `verbose` puts it on the error), e.g. what a pattern means. */
+function describedAs(error: FastifySchemaValidationError): string | undefined {
+  const schema = (error as { parentSchema?: { description?: unknown } }).parentSchema;
+  return typeof schema?.description === "string" ? schema.description : undefined;
 }
 
 /** Where the first U+0000 sits in the parsed query string, params or JSON body (`body.title`), if anywhere. */
