@@ -185,6 +185,9 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     } while (cursor && pages < 10);
     expect(pages).toBe(3);
     expect(seen).toEqual([...made].reverse());
+    // a trailing slash is the same list, not an inspection with an empty id
+    const slashed = await app.inject({ method: "GET", url: "/api/v1/inspections/?limit=5", headers: bearer(token) });
+    expect([slashed.statusCode, slashed.json().items.map((i: { id: string }) => i.id)]).toEqual([200, seen]);
 
     const bad = await app.inject({ method: "GET", url: "/api/v1/inspections?cursor=nope", headers: bearer(token) });
     expect(bad.statusCode).toBe(400);

@@ -87,11 +87,11 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     ipLimit: { max: config.RATE_LIMIT_PER_IP, windowMs },
     userLimit: { max: config.RATE_LIMIT_PER_USER, windowMs },
     bodyLimit: config.BODY_LIMIT_BYTES,
-    uploadLimit: { limit: config.UPLOAD_BODY_LIMIT_BYTES, match: /^\/api\/v1\/inspections\/[^/?]+\/images(\?|$)/ },
+    uploadLimit: { limit: config.UPLOAD_BODY_LIMIT_BYTES, match: /^\/api\/v1\/inspections\/[^/?]+\/images\/?(\?|$)/ },
     timeoutMs: config.UPSTREAM_TIMEOUT_MS,
     eventStreams: {
       idleTimeoutMs: config.EVENTS_IDLE_TIMEOUT_MS,
-      match: /^\/api\/v1\/inspections\/[^/?]+\/events(\?|$)/,
+      match: /^\/api\/v1\/inspections\/[^/?]+\/events\/?(\?|$)/,
     },
     connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
   });

@@ -161,6 +161,8 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
       return typeof inbound === "string" && REQUEST_ID.test(inbound) ? inbound : randomUUID();
     },
     bodyLimit: opts.bodyLimit ?? 1_048_576,
+    // `/api/v1/inspections/` is the list, not an inspection with an empty id
+    routerOptions: { ignoreTrailingSlash: true },
     trustProxy: opts.trustProxy ?? false,
     // Keep serving requests already on a connection while closing (they were accepted); `connection: close` is
     // added to those responses below, and idle keep-alive sockets are closed at once.
