@@ -114,7 +114,8 @@ describe("Storage", () => {
         trustedKeyGroups: ["storage-media-signers-id"],
       },
       viewerCertificate: { minimumProtocolVersion: "TLSv1.2_2021", sslSupportMethod: "sni-only" },
-      webAclId: "arn:aws:wafv2:eu-west-1:123456789012:storage-media",
+      // CloudFront takes only us-east-1 web ACLs and certificates: both come from the us-east-1 provider
+      webAclId: "arn:aws:wafv2:us-east-1:123456789012:storage-media",
       loggingConfig: { bucket: "ndt-prod-logs-123456789012.s3.amazonaws.com", prefix: "cloudfront/" },
     });
     expect(
@@ -154,7 +155,7 @@ describe("Storage", () => {
       name: "_storage-media.media.ndt.example.com.",
     });
     expect(resourceOf(plan, "aws:acm/certificateValidation:CertificateValidation", "storage-media").inputs).toEqual({
-      certificateArn: "arn:aws:acm:eu-west-1:123456789012:storage-media",
+      certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/storage-media",
       validationRecordFqdns: ["_storage-media.media.ndt.example.com"],
     });
     expect(resourceOf(plan, "aws:route53/record:Record", "storage-media-a").inputs).toMatchObject({

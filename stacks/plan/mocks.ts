@@ -90,7 +90,8 @@ const outputsByType: Record<string, StateBuilder> = {
     hostedZoneId: "Z2FDTNDATAQYW2",
     arn: arnFor("cloudfront", "", `distribution/${name.toUpperCase()}`),
   }),
-  "aws:acm/certificate:Certificate": (name, inputs) => ({
+  "aws:acm/certificate:Certificate": (name, inputs, region) => ({
+    arn: arnFor("acm", region, `certificate/${name}`),
     domainValidationOptions: [
       {
         domainName: inputs.domainName,
@@ -107,6 +108,11 @@ const outputsByType: Record<string, StateBuilder> = {
   "tls:index/privateKey:PrivateKey": (name) => ({
     publicKeyPem: `-----BEGIN PUBLIC KEY-----\nmock-${name}\n-----END PUBLIC KEY-----\n`,
     privateKeyPem: `-----BEGIN RSA PRIVATE KEY-----\nmock-${name}\n-----END RSA PRIVATE KEY-----\n`,
+  }),
+  // a new template's first version; node groups pin it
+  "aws:ec2/launchTemplate:LaunchTemplate": () => ({ latestVersion: 1, defaultVersion: 1 }),
+  "aws:cloudwatch/logGroup:LogGroup": (name, inputs, region) => ({
+    arn: arnFor("logs", region, `log-group:${String(inputs.name ?? name)}`),
   }),
   "aws:iam/role:Role": (name) => ({ arn: arnFor("iam", "", `role/${name}`), name }),
   "aws:iam/policy:Policy": (name) => ({ arn: arnFor("iam", "", `policy/${name}`), name }),
@@ -160,10 +166,17 @@ export function mockIdOf(name: string): string {
   return `${name}-id`;
 }
 
-export function createMocks(region: string): pulumi.runtime.Mocks {
+export function createMocks(stackRegion: string): pulumi.runtime.Mocks {
+  // A resource made through an explicit AWS provider (CloudFront's certificate: us-east-1) lives in that provider's
+  // region. A provider reference is "<urn>::<id>", and a mocked provider's id is mockIdOf(its name).
+  const regionOfProvider = new Map<string, string>();
   return {
     newResource(args) {
       const inputs = (args.inputs ?? {}) as Record<string, unknown>;
+      if (args.type === "pulumi:providers:aws" && typeof inputs.region === "string") {
+        regionOfProvider.set(mockIdOf(args.name), inputs.region);
+      }
+      const region = regionOfProvider.get(args.provider?.split("::").at(-1) ?? "") ?? stackRegion;
       const extra = outputsByType[args.type]?.(args.name, inputs, region) ?? {};
       const id = args.custom ? mockIdOf(args.name) : undefined;
       const arn = args.custom
@@ -173,7 +186,7 @@ export function createMocks(region: string): pulumi.runtime.Mocks {
     },
     call(args) {
       const result = callResults[args.token];
-      return result ? result((args.inputs ?? {}) as Record<string, unknown>, region) : {};
+      return result ? result((args.inputs ?? {}) as Record<string, unknown>, stackRegion) : {};
     },
   };
 }
