@@ -77,6 +77,18 @@ describe("stack configuration", () => {
     ]);
   });
 
+  it("accepts only the Kubernetes versions the guardrails and the object schema support", () => {
+    for (const version of ["1.30", "1.35", "1.39", "latest"]) {
+      const config = prodConfig();
+      editSection(config, "ndt-platform:cluster", (cluster) => {
+        cluster.kubernetesVersion = version;
+      });
+      expect(problemsOf(config)).toEqual([
+        `ndt-platform:cluster.kubernetesVersion: must be one of "1.31", "1.32", "1.33", "1.34" (got "${version}")`,
+      ]);
+    }
+  });
+
   it("checks rules that span keys once the shapes are right", () => {
     const config = prodConfig();
     editSection(config, "ndt-platform:cluster", (cluster) => {

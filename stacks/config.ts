@@ -11,6 +11,12 @@ import { Value } from "@sinclair/typebox/value";
 
 export const PROJECT = "ndt-platform";
 
+/**
+ * The EKS versions this platform pins and checks objects against (in EKS standard support; guardrail A3 reads the
+ * same list). Adding one is a deliberate upgrade: K12's schema and the add-on charts must support it.
+ */
+export const SUPPORTED_KUBERNETES_VERSIONS = ["1.31", "1.32", "1.33", "1.34"] as const;
+
 const strict = { additionalProperties: false } as const;
 const Cidr = Type.String({
   pattern: "^(25[0-5]|2[0-4]\\d|1?\\d?\\d)(\\.(25[0-5]|2[0-4]\\d|1?\\d?\\d)){3}/([0-9]|[12]\\d|3[0-2])$",
@@ -62,10 +68,7 @@ export const ProjectConfigSchema = Type.Object(
     ),
     cluster: Type.Object(
       {
-        kubernetesVersion: Type.String({
-          pattern: "^1\\.(3[0-9])$",
-          description: "a supported EKS version, 1.30 or newer",
-        }),
+        kubernetesVersion: OneOf(...SUPPORTED_KUBERNETES_VERSIONS),
         /** Empty: the API endpoint is private only. Otherwise the public endpoint answers these CIDRs alone. */
         publicAccessCidrs: Type.Array(Cidr),
         /**
