@@ -10,6 +10,9 @@
  * Output is deterministic for the same data: the document dates come from the inspection, and nothing else in the
  * file depends on the clock or randomness, so the bytes can be cached under the data's content hash.
  */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import PDFDocument from "pdfkit";
@@ -59,11 +62,37 @@ const MUTED = "#666666";
 const RULE = "#cccccc";
 
 /**
- * The standard PDF fonts only encode Windows-1252: anything else (a CJK filename, an emoji) becomes "?" rather
- * than garbage glyphs. Control characters go too.
+ * DejaVu Sans, regular and bold, embedded as subsets (only the glyphs used). The standard PDF fonts encode only
+ * Windows-1252, so a Polish, Czech, Greek or Russian title printed as "?"; DejaVu covers Latin in full, Greek,
+ * Cyrillic and more. Read once per process.
+ */
+const requireFromHere = createRequire(import.meta.url);
+const FONT_DIR = join(dirname(requireFromHere.resolve("dejavu-fonts-ttf/package.json")), "ttf");
+const FONT_FILES = {
+  body: readFileSync(join(FONT_DIR, "DejaVuSans.ttf")),
+  bold: readFileSync(join(FONT_DIR, "DejaVuSans-Bold.ttf")),
+};
+const BODY = "body";
+const BOLD = "bold";
+
+/** fontkit (pdfkit's font engine, untyped): only the glyph lookup is used here. */
+const fontkit = requireFromHere("fontkit") as {
+  create(bytes: Buffer): { hasGlyphForCodePoint(codePoint: number): boolean };
+};
+const fontsInUse = [fontkit.create(FONT_FILES.body), fontkit.create(FONT_FILES.bold)];
+
+/**
+ * Text as both fonts can draw it: a character they have no glyph for (a CJK filename, an emoji) becomes "?" rather
+ * than an empty box; control characters go too.
  */
 export function pdfSafeText(text: string): string {
-  return text.replace(/[^\x20-\x7e\xa0-\xff\u2013\u2014\u2018\u2019\u201c\u201d\u2022\u2026\u20ac]/gu, "?");
+  let safe = "";
+  for (const character of text) {
+    const codePoint = character.codePointAt(0)!;
+    const drawable = codePoint >= 0x20 && fontsInUse.every((font) => font.hasGlyphForCodePoint(codePoint));
+    safe += drawable && !(codePoint >= 0x7f && codePoint < 0xa0) ? character : "?";
+  }
+  return safe;
 }
 
 function formatDate(iso: string): string {
@@ -125,6 +154,8 @@ export function renderReport(report: ReportData, opts: RenderOptions): Readable 
       ModDate: created,
     },
   });
+  doc.registerFont(BODY, FONT_FILES.body);
+  doc.registerFont(BOLD, FONT_FILES.bold);
   void drawReport(doc, data, opts).then(
     () => doc.end(),
     (err: unknown) => doc.destroy(err instanceof Error ? err : new Error(String(err))),
@@ -182,14 +213,14 @@ async function drawReport(doc: Doc, data: ReportData, opts: RenderOptions): Prom
 }
 
 function heading(doc: Doc, text: string, size = 13) {
-  doc.moveDown(0.6).font("Helvetica-Bold").fontSize(size).fillColor(TEXT).text(pdfSafeText(text));
+  doc.moveDown(0.6).font(BOLD).fontSize(size).fillColor(TEXT).text(pdfSafeText(text));
   doc.moveDown(0.3);
 }
 
 function drawHeader(doc: Doc, data: ReportData, hash: string) {
   const { inspection } = data;
-  doc.font("Helvetica").fontSize(10).fillColor(MUTED).text("NDT weld radiograph inspection report");
-  doc.moveDown(0.3).font("Helvetica-Bold").fontSize(20).fillColor(TEXT).text(pdfSafeText(inspection.title));
+  doc.font(BODY).fontSize(10).fillColor(MUTED).text("NDT weld radiograph inspection report");
+  doc.moveDown(0.3).font(BOLD).fontSize(20).fillColor(TEXT).text(pdfSafeText(inspection.title));
   doc.moveDown(0.5);
   const fields: [string, string][] = [
     ["Inspection", inspection.id],
@@ -200,9 +231,9 @@ function drawHeader(doc: Doc, data: ReportData, hash: string) {
   ];
   for (const [label, value] of fields) {
     const y = doc.y;
-    doc.font("Helvetica-Bold").fontSize(10).fillColor(MUTED).text(label, PAGE.margin, y, { width: 90 });
+    doc.font(BOLD).fontSize(10).fillColor(MUTED).text(label, PAGE.margin, y, { width: 90 });
     doc
-      .font("Helvetica")
+      .font(BODY)
       .fillColor(TEXT)
       .text(pdfSafeText(value), PAGE.margin + 90, y, { width: CONTENT_WIDTH - 90 });
     doc.moveDown(0.2);
@@ -210,7 +241,7 @@ function drawHeader(doc: Doc, data: ReportData, hash: string) {
   if (inspection.notes) {
     doc.x = PAGE.margin;
     heading(doc, "Notes", 11);
-    doc.font("Helvetica").fontSize(10).fillColor(TEXT).text(pdfSafeText(inspection.notes), { width: CONTENT_WIDTH });
+    doc.font(BODY).fontSize(10).fillColor(TEXT).text(pdfSafeText(inspection.notes), { width: CONTENT_WIDTH });
   }
 }
 
@@ -223,7 +254,7 @@ function tableRow(
 ) {
   const y = doc.y;
   let x = PAGE.margin;
-  doc.font(opts.bold ? "Helvetica-Bold" : "Helvetica").fontSize(10);
+  doc.font(opts.bold ? BOLD : BODY).fontSize(10);
   cells.forEach((cell, i) => {
     const width = widths[i] ?? 60;
     const swatch = opts.swatches?.[i];
@@ -274,11 +305,11 @@ function ensureSpace(doc: Doc, needed: number): boolean {
 function drawImageIndex(doc: Doc, data: ReportData) {
   if (data.images.length === 0) {
     heading(doc, "Images");
-    doc.font("Helvetica").fontSize(10).fillColor(MUTED).text("No images were uploaded to this inspection.");
+    doc.font(BODY).fontSize(10).fillColor(MUTED).text("No images were uploaded to this inspection.");
     return;
   }
   heading(doc, "Images");
-  const widths = [30, 200, 70, ...DEFECT_CLASSES.map(() => 65)];
+  const widths = [30, 170, 70, ...DEFECT_CLASSES.map(() => 75)];
   const header = ["#", "File", "Status", ...DEFECT_CLASSES.map((c) => CLASS_LABELS[c])];
   const swatches = [undefined, undefined, undefined, ...DEFECT_CLASSES.map((c) => CLASS_COLOURS[c])];
   tableRow(doc, header, widths, { bold: true, swatches });
@@ -291,14 +322,14 @@ function drawImageIndex(doc: Doc, data: ReportData) {
 
 function drawImageSection(doc: Doc, image: ReportImage, index: number, total: number, picture: Picture) {
   doc
-    .font("Helvetica")
+    .font(BODY)
     .fontSize(9)
     .fillColor(MUTED)
     .text(`Image ${index + 1} of ${total}`);
-  doc.font("Helvetica-Bold").fontSize(14).fillColor(TEXT).text(pdfSafeText(image.filename), { width: CONTENT_WIDTH });
+  doc.font(BOLD).fontSize(14).fillColor(TEXT).text(pdfSafeText(image.filename), { width: CONTENT_WIDTH });
   const size = image.width && image.height ? ` · ${image.width} × ${image.height} px` : "";
   const found = image.detections.length === 1 ? "1 defect" : `${image.detections.length} defects`;
-  doc.moveDown(0.2).font("Helvetica").fontSize(10).fillColor(MUTED).text(`Status: ${image.status}${size} · ${found}`);
+  doc.moveDown(0.2).font(BODY).fontSize(10).fillColor(MUTED).text(`Status: ${image.status}${size} · ${found}`);
   if (image.status === "failed") {
     doc
       .fillColor(CLASS_COLOURS.crack)
@@ -315,7 +346,7 @@ function drawPlaceholder(doc: Doc, reason: string) {
   const y = doc.y;
   doc.rect(PAGE.margin, y, CONTENT_WIDTH, 60).fillAndStroke("#f2f2f2", RULE);
   doc
-    .font("Helvetica")
+    .font(BODY)
     .fontSize(10)
     .fillColor(MUTED)
     .text(`Image not shown: ${reason}.`, PAGE.margin + 10, y + 24, { width: CONTENT_WIDTH - 20 });
@@ -342,7 +373,7 @@ function drawAnnotatedImage(doc: Doc, image: ReportImage, prepared: PreparedImag
       .strokeColor(CLASS_COLOURS[d.class])
       .stroke();
   });
-  doc.font("Helvetica-Bold").fontSize(7);
+  doc.font(BOLD).fontSize(7);
   image.detections.forEach((d, i) => {
     const label = `${i + 1} ${d.class} ${d.score.toFixed(2)}`;
     const labelWidth = doc.widthOfString(label) + 4;
@@ -362,7 +393,7 @@ function drawAnnotatedImage(doc: Doc, image: ReportImage, prepared: PreparedImag
 function drawDefectList(doc: Doc, image: ReportImage) {
   if (image.detections.length === 0) {
     doc
-      .font("Helvetica")
+      .font(BODY)
       .fontSize(10)
       .fillColor(TEXT)
       .text(image.status === "done" ? "No defects found." : "No detections.");

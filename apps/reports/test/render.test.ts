@@ -207,8 +207,21 @@ describe("report PDF", () => {
     expect([small.width, small.height]).toEqual([1600, 800]);
   });
 
-  it("replaces what the standard fonts cannot encode instead of printing garbage", () => {
-    expect(pdfSafeText("Schweißnaht é × 焊缝\u0007")).toBe("Schweißnaht é × ???");
+  it("keeps what the embedded fonts can draw (Polish, Greek, Cyrillic) and replaces the rest with ?", () => {
+    expect(pdfSafeText("Spoina łączona Ωμέγα Сварной шов")).toBe("Spoina łączona Ωμέγα Сварной шов");
+    expect(pdfSafeText("Schweißnaht é × 焊缝\u0007\u0085🙂")).toBe("Schweißnaht é × ?????");
+  });
+
+  it("prints titles, sites and file names in Polish, Greek and Cyrillic as they are", async () => {
+    const data = sampleData();
+    data.inspection.title = "Spoina łączona 7A";
+    data.inspection.site = "Площадка Север";
+    data.images[0]!.filename = "ραφή-01.png";
+    const pdf = await parsePdf(await render(data, await sampleImages()));
+    expect(pdf.pages[0]).toContain("Spoina łączona 7A");
+    expect(pdf.pages[0]).toContain("Site Площадка Север");
+    expect(pdf.pages[0]).toContain("1 ραφή-01.png done 2 1 0");
+    expect(pdf.info.Title).toBe("Inspection report: Spoina łączona 7A");
   });
 });
 
