@@ -4,17 +4,57 @@
  * Why not polling: a trigger on `images` notifies at commit, whoever changed the row (this service or the
  * detector), so events arrive at once and the database does no work while nothing changes; one dedicated
  * connection per process serves every open stream (fan-out in memory), where polling would cost a query per
- * stream per interval. A notification carries only ids; the image is read once per change, only when someone
- * listens to that inspection. The connection reconnects with jittered backoff (changes during a gap are not
+ * stream per interval. A notification carries the ids and the state the change left (an event must show that
+ * state, not whatever the row holds when it is read); a `done` image's detections are read, once per change, only
+ * when someone listens to that inspection. The connection reconnects with jittered backoff (changes during a gap are not
  * replayed: a client reconnecting reads GET /inspections/:id for the current state).
  */
 import { EventEmitter } from "node:events";
 import { jitteredDelay, type WarnLogger } from "@ndt/kit";
+import { Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import pg from "pg";
+import { IMAGE_STATUSES } from "./schemas.js";
+
+/** A notification as the trigger sends it (apps/files/migrations): ids, and the row's state unless too long. */
+const Notification = Type.Object({
+  inspectionId: Type.String(),
+  imageId: Type.String(),
+  status: Type.Optional(Type.Union(IMAGE_STATUSES.map((status) => Type.Literal(status)))),
+  filename: Type.Optional(Type.String()),
+  width: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  height: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  error: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+});
+
+/** What a status change left in the image's row: what its event shows, but the detections. */
+export interface ImageState {
+  status: (typeof IMAGE_STATUSES)[number];
+  filename: string;
+  width: number | null;
+  height: number | null;
+  error: string | null;
+}
 
 export interface StatusChange {
   inspectionId: string;
   imageId: string;
+  /** Absent when the notification was too long to carry it: read the row then. */
+  state?: ImageState;
+}
+
+/** A notification's payload as a change, or undefined if it is not one. */
+export function statusChangeOf(payload: string): StatusChange | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (!Value.Check(Notification, parsed)) return undefined;
+  const { inspectionId, imageId, status, filename, width = null, height = null, error = null } = parsed;
+  if (status === undefined || filename === undefined) return { inspectionId, imageId };
+  return { inspectionId, imageId, state: { status, filename, width, height, error } };
 }
 
 export class ImageStatusListener {
@@ -48,13 +88,8 @@ export class ImageStatusListener {
       }
     });
     client.on("notification", (msg) => {
-      if (!msg.payload) return;
-      try {
-        const change = JSON.parse(msg.payload) as StatusChange;
-        this.emitter.emit(change.inspectionId, change);
-      } catch {
-        // not ours
-      }
+      const change = msg.payload ? statusChangeOf(msg.payload) : undefined;
+      if (change) this.emitter.emit(change.inspectionId, change);
     });
     try {
       await client.connect();

@@ -23,7 +23,11 @@ const toInspection = (r: InspectionRow): Inspection => ({
   createdAt: r.created_at.toISOString(),
 });
 
-function toImage(r: ImageRow, detections: DetectionRow[]): Image {
+/** The API's image from its row's fields (or a status change's state) and its detections. */
+export function toImage(
+  r: Pick<ImageRow, "id" | "filename" | "status" | "width" | "height" | "error">,
+  detections: readonly DetectionRow[],
+): Image {
   return {
     id: r.id,
     filename: r.filename,

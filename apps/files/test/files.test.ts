@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { s3Client } from "@ndt/kit";
+import pg from "pg";
 import {
   type TestDatabase,
   testDatabase,
@@ -515,6 +516,46 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     await new Promise((r) => setTimeout(r, 300));
     const all = await events(3);
     expect(all.map((e) => e.status)).toEqual(["queued", "processing", "done"]);
+
+    // changes faster than the stream reads: each event still carries the status that changed, once (reading the
+    // row later showed "processing" for the "queued" change, twice)
+    const fast = (await upload(adminA, inspection.id, fakePng())).json();
+    await mq!.next();
+    // four transactions in one round trip (one simple query): all commit, and notify, before the stream reads any
+    const fastId = `'${fast.id}'::uuid`;
+    const writer = new pg.Client({ connectionString: (db as TestDatabase).url });
+    await writer.connect();
+    await writer.query(
+      [
+        `BEGIN; UPDATE images SET status = 'processing' WHERE id = ${fastId}; COMMIT`,
+        `BEGIN; UPDATE images SET status = 'queued' WHERE id = ${fastId}; COMMIT`, // a worker's shutdown gives it back
+        `BEGIN; UPDATE images SET status = 'processing' WHERE id = ${fastId}; COMMIT`,
+        `BEGIN; INSERT INTO detections (job_id, image_id, class, score, x1, y1, x2, y2)
+           VALUES ('${randomUUID()}', ${fastId}, 'crack', 0.9, 1, 2, 3, 4);
+         UPDATE images SET status = 'done', width = 64, height = 32 WHERE id = ${fastId}; COMMIT`,
+      ].join(";\n"),
+    );
+    await writer.end();
+    const later = (await events(3 + 5)).slice(3);
+    expect(later.map((e) => [e.id, e.status])).toEqual(
+      ["queued", "processing", "queued", "processing", "done"].map((status) => [fast.id, status]),
+    );
+    expect(later[0]).toEqual({ id: fast.id, filename: fast.filename, status: "queued", detections: [] });
+    expect(later[4]).toMatchObject({ width: 64, height: 32, detections: [{ class: "crack", box: [1, 2, 3, 4] }] });
+
+    // a state too long for a notification (NOTIFY takes < 8000 bytes) must not fail the write: its event reads the row
+    const long = (await upload(adminA, inspection.id, fakePng())).json();
+    await mq!.next();
+    await app.deps.db.query("UPDATE images SET status = 'failed', error = $2 WHERE id = $1", [
+      long.id,
+      "é".repeat(5000),
+    ]);
+    const failed = (await events(3 + 5 + 2)).slice(8);
+    expect(failed.map((e) => [e.id, e.status])).toEqual([
+      [long.id, "queued"],
+      [long.id, "failed"],
+    ]);
+    expect(failed[1].error).toHaveLength(5000);
     res.destroy();
   });
 

@@ -14,6 +14,7 @@ import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { FilesDeps } from "../app.js";
 import { FileName, Image, ImageParams, InspectionParams, UploadQuery } from "../schemas.js";
+import { toImage } from "../store.js";
 import { payloadTooLarge, putImage } from "../upload.js";
 
 const SSE_HEARTBEAT_MS = 15_000;
@@ -174,10 +175,16 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       const unsubscribe = deps.events.subscribe(inspectionId, (change) => {
         chain = chain
           .then(async () => {
-            const record = await store.findImage(org, inspectionId, change.imageId);
-            if (record && !stream.writableEnded) {
-              stream.write(`event: image\nid: ${record.image.id}:${record.image.status}\n`);
-              stream.write(`data: ${JSON.stringify(record.image)}\n\n`);
+            // the state the change left, not the row's state by now (it may have moved on); `done` is final, so
+            // its row holds the detections this change made
+            const { state } = change;
+            const image =
+              state && state.status !== "done"
+                ? toImage({ id: change.imageId, ...state }, [])
+                : (await store.findImage(org, inspectionId, change.imageId))?.image;
+            if (image && !stream.writableEnded) {
+              stream.write(`event: image\nid: ${image.id}:${image.status}\n`);
+              stream.write(`data: ${JSON.stringify(image)}\n\n`);
             }
           })
           .catch((err) => request.log.warn({ err }, "image event failed"));
