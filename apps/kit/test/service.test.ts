@@ -1,4 +1,4 @@
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { keepAliveClient } from "../src/testing/index.js";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -148,6 +148,37 @@ describe("createService", () => {
       expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
     } finally {
       close();
+    }
+  });
+
+  it("closes a connection whose refused body stops arriving, after the lingering bound, not the request timeout", async () => {
+    const lingering = await createService({
+      name: "linger",
+      logLevel: "silent",
+      bodyLimit: 1024,
+      lingerTimeoutMs: 300,
+    });
+    lingering.post("/things", async () => ({ ok: true }));
+    await lingering.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = lingering.server.address() as AddressInfo;
+    try {
+      // a declared 500 kB body of which 2 kB arrive: 413 at once, then the socket must not stay held open
+      const socket = connect(port, "127.0.0.1");
+      let answer = "";
+      socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+      const closed = new Promise<number>((resolve) => socket.on("close", () => resolve(Date.now())));
+      socket.write(
+        "POST /things HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500000\r\n\r\n",
+      );
+      socket.write(Buffer.alloc(2048, 0x61));
+      const sent = Date.now();
+      const within = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5_000))]);
+      socket.destroy();
+      expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(within, "the socket was still open after 5 s").toBeGreaterThan(0);
+      expect(within - sent).toBeGreaterThanOrEqual(250);
+    } finally {
+      await lingering.close();
     }
   });
 

@@ -69,6 +69,11 @@ export interface ServiceOptions {
   corsOrigins?: string;
   /** @default 1 MiB */
   bodyLimit?: number;
+  /**
+   * How long an answer given before its request's body has all arrived waits for the rest (read and discarded)
+   * before the connection closes: a slow client cannot hold it longer. @default 30 s (nginx's lingering_time)
+   */
+  lingerTimeoutMs?: number;
   /** OpenAPI document: served at `/openapi.json` and rendered at `/docs`. */
   openapi?: {
     description?: string;
@@ -198,7 +203,7 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
   });
   app.addHook("onSend", async (request, reply) => {
     if (app.health.shuttingDown) reply.header("connection", "close");
-    else settleUnreadBody(request, reply);
+    else settleUnreadBody(request, reply, opts.lingerTimeoutMs ?? LINGER_TIMEOUT_MS);
   });
 
   await app.register(securityHeadersPlugin);
@@ -281,16 +286,17 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
 
 /** The largest declared body read and discarded after an early answer (larger ones: the connection closes). */
 const LINGER_MAX_BYTES = 64 * 1024 * 1024;
+const LINGER_TIMEOUT_MS = 30_000;
 
 /**
  * An answer that goes before its request's body has all arrived (a 401 before an upload is read, a refused body, an
  * upstream's early 415 passed on) must settle the rest of that body, or the next request on this keep-alive
  * connection waits behind it (a proxy in front then hangs or answers 502). Closing is what Fastify does for refused
  * bodies, but a client still sending then gets a reset that can destroy the answer before it is read. So the rest is
- * read and discarded, as nginx's lingering close does, up to LINGER_MAX_BYTES: a larger declared body closes at once,
- * a chunked one once it passes the bound (the server's request timeout bounds the time).
+ * read and discarded, as nginx's lingering close does, up to LINGER_MAX_BYTES and for at most `timeoutMs`: a larger
+ * declared body closes at once, a chunked one once it passes the bound, a slow one when the time is up.
  */
-function settleUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
   const raw = request.raw;
   if (raw.complete) return;
   const declared = Number(raw.headers["content-length"]);
@@ -308,6 +314,9 @@ function settleUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
     });
   }
   raw.resume();
+  const giveUp = setTimeout(() => raw.socket?.destroy(), timeoutMs).unref();
+  raw.once("end", () => clearTimeout(giveUp));
+  raw.once("close", () => clearTimeout(giveUp));
 }
 
 /** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */
