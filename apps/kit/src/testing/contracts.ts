@@ -119,12 +119,13 @@ export function keyValueStoreContract(name: string, make: () => Promise<KeyValue
 
     it("a set expires as a whole; adding renews the expiry; expired members do not come back", async () => {
       const kv = await make();
-      await kv.addToSet("s", "a", 150);
-      await new Promise((r) => setTimeout(r, 100));
-      await kv.addToSet("s", "b", 150); // renews the whole set's expiry
-      await new Promise((r) => setTimeout(r, 100));
+      // margins of 400 ms either side of each expiry: a loaded CI machine delays timers by tens of milliseconds
+      await kv.addToSet("s", "a", 1000);
+      await new Promise((r) => setTimeout(r, 600));
+      await kv.addToSet("s", "b", 1000); // renews the whole set's expiry: ~1600 ms from the start, not 1000
+      await new Promise((r) => setTimeout(r, 600));
       expect((await kv.setMembers("s")).sort()).toEqual(["a", "b"]);
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 1000));
       expect(await kv.setMembers("s")).toEqual([]);
       await kv.addToSet("s", "c", 1000);
       expect(await kv.setMembers("s")).toEqual(["c"]);
