@@ -76,3 +76,73 @@ describe("the local TLS proxy", () => {
     expect(normalizedPath("http://elsewhere/api")).toBeUndefined();
   });
 });
+
+describe("closing the local TLS proxy (Ctrl-C)", () => {
+  it("lets an upload in flight finish and ends event streams at once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ndt-proxy-close-"));
+    const certificate = await localCertificate(dir);
+    const gateway = createServer((req, res) => {
+      if (req.url?.endsWith("/events")) {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(": connected\n\n");
+        return; // never ends by itself
+      }
+      let bytes = 0;
+      req.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      req.on("end", () => res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ bytes })));
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
+    const proxy = new TlsProxy({
+      cert: certificate.cert,
+      key: certificate.key,
+      upstream: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
+      readiness: () => [],
+    });
+    const port = await proxy.listen(0);
+    const ca = certificate.cert;
+    try {
+      const stream = new Promise<string>((resolve, reject) => {
+        httpsRequest({ host: "localhost", port, ca, path: "/api/v1/inspections/i/events" }, (res) => {
+          res.resume();
+          res.on("end", () => resolve("ended"));
+          res.on("error", reject);
+        })
+          .on("error", reject)
+          .end();
+      });
+      // 10 chunks, 150 ms apart: the upload is still sending when the proxy is told to close
+      const upload = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: "localhost", port, ca, method: "POST", path: "/api/v1/inspections/i/images" },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on("error", reject);
+        let sent = 0;
+        const tick = setInterval(() => {
+          req.write(Buffer.alloc(1000, 1));
+          if (++sent === 10) {
+            clearInterval(tick);
+            req.end();
+          }
+        }, 150);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const started = Date.now();
+      const closing = proxy.close(5_000);
+      expect(await stream).toBe("ended");
+      expect(await upload).toEqual({ status: 202, body: JSON.stringify({ bytes: 10_000 }) });
+      await closing;
+      // done when the upload was, not at the 5 s bound an open event stream would hold it to
+      expect(Date.now() - started).toBeLessThan(4_000);
+    } finally {
+      await proxy.close(100);
+      gateway.closeAllConnections();
+      await new Promise((resolve) => gateway.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

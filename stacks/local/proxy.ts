@@ -6,7 +6,7 @@
  * (CONTRACTS §1); the body names each one. The public paths go to the gateway, as the cloud's ingress routes them;
  * anything else (`/metrics`, `/healthz`) is 404 here as it is there.
  */
-import { type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
+import { type ClientRequest, type IncomingMessage, request as httpRequest, type ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
@@ -84,6 +84,9 @@ const HOP_BY_HOP = new Set([
 export class TlsProxy {
   readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Open server-sent event streams: they never finish by themselves, so closing ends them first. */
+  private readonly eventStreams = new Map<ServerResponse, ClientRequest>();
+  private closing = false;
 
   constructor(private readonly options: TlsProxyOptions) {
     this.server = createServer({ cert: options.cert, key: options.key }, (req, res) => {
@@ -111,6 +114,10 @@ export class TlsProxy {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // once closing, a connection ends with the answer it is carrying (keep-alive would hold the close open)
+    res.once("finish", () => {
+      if (this.closing) req.socket.end();
+    });
     if (req.method === "GET" && (req.url === "/readyz" || req.url?.startsWith("/readyz?"))) {
       const readiness = await stackReadiness(this.options.readiness());
       res.writeHead(readiness.ready ? 200 : 503, { ...OWN_ANSWER_HEADERS, "x-request-id": randomUUID() });
@@ -148,6 +155,10 @@ export class TlsProxy {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
       // server-sent events: every chunk goes out as it comes
       res.flushHeaders();
+      if (String(answer.headers["content-type"] ?? "").startsWith("text/event-stream")) {
+        this.eventStreams.set(res, upstream);
+        res.once("close", () => this.eventStreams.delete(res));
+      }
       answer.pipe(res);
       answer.on("error", () => res.destroy());
     });
@@ -166,10 +177,18 @@ export class TlsProxy {
     req.pipe(upstream);
   }
 
-  /** Stops accepting, ends idle keep-alive connections, and destroys what is left after `graceMs`. */
-  async close(graceMs = 5_000): Promise<void> {
+  /**
+   * Stops accepting, ends idle keep-alive connections and event streams, lets requests in flight (an upload) finish,
+   * and destroys what is left after `graceMs`.
+   */
+  async close(graceMs = 10_000): Promise<void> {
+    this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    for (const [stream, upstream] of this.eventStreams) {
+      upstream.destroy();
+      stream.end();
+    }
     const timer = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();
     }, graceMs);

@@ -469,7 +469,8 @@ export class LocalStack {
   stop(options: { force?: boolean } = {}): Promise<void> {
     if (options.force) for (const wave of this.waves) for (const { process } of wave) process.kill();
     this.stopping ??= (async () => {
-      await this.proxy?.close(1_000).catch(() => undefined);
+      // requests in flight finish first (the services behind are still up), for as long as a service drains
+      await this.proxy?.close(10_000).catch(() => undefined);
       for (const wave of [...this.waves].reverse()) {
         await Promise.all(wave.map(({ process }) => process.stop(20_000)));
       }
