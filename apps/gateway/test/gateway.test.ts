@@ -1,7 +1,7 @@
 /**
  * The gateway against a real auth service and small real Fastify "files" and "reports" upstreams, over real sockets.
  */
-import { request as httpRequest } from "node:http";
+import { type IncomingMessage, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { buildApp as buildAuth, loadAuthConfig } from "@ndt/auth";
 import type { ServiceApp } from "@ndt/kit";
@@ -282,6 +282,36 @@ describe.skipIf(!db || !kv)("gateway", () => {
     expect(malformed.json().error.code).toBe("malformed_json");
   });
 
+  it("aborts the upstream request when its client goes away mid-upload, instead of leaving the service waiting", async () => {
+    if (!gateway.server.listening) await gateway.listen({ host: "127.0.0.1", port: 0 });
+    const port = (gateway.server.address() as AddressInfo).port;
+    const upstreamClosed = new Promise<number>((resolve) => {
+      const onRequest = (req: IncomingMessage) => {
+        if (req.headers["x-test-marker"] !== "abandoned") return;
+        files.server.off("request", onRequest);
+        req.once("close", () => resolve(Date.now()));
+      };
+      files.server.on("request", onRequest);
+    });
+    const headers = { ...bearer(token), "content-type": "image/png", "x-test-marker": "abandoned" };
+    const upload = httpRequest({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/api/v1/inspections/i1/images",
+      headers: { ...headers, "content-length": "150000" },
+      agent: false,
+    });
+    upload.on("error", () => undefined);
+    upload.write(Buffer.alloc(20_000, 1));
+    await new Promise((r) => setTimeout(r, 500)); // the request is on its way upstream, its body unfinished
+    const gone = Date.now();
+    upload.destroy();
+    const closedAt = await Promise.race([upstreamClosed, new Promise<number>((r) => setTimeout(() => r(-1), 5_000))]);
+    expect(closedAt, "the upstream request was still open 5 s after its client left").toBeGreaterThan(0);
+    expect(closedAt - gone).toBeLessThan(1_000);
+  });
+
   it("enforces body limits: declared and streamed (chunked) bodies over the limit → 413", async () => {
     const big = await gateway.inject({
       method: "POST",
@@ -291,7 +321,7 @@ describe.skipIf(!db || !kv)("gateway", () => {
     expect(big.statusCode).toBe(413);
     expect(big.json()).toEqual({ error: { code: "payload_too_large", message: expect.any(String) } });
 
-    await gateway.listen({ host: "127.0.0.1", port: 0 });
+    if (!gateway.server.listening) await gateway.listen({ host: "127.0.0.1", port: 0 });
     const port = (gateway.server.address() as AddressInfo).port;
     const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = httpRequest(
