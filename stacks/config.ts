@@ -12,8 +12,8 @@ import { Value } from "@sinclair/typebox/value";
 export const PROJECT = "ndt-platform";
 
 /**
- * The EKS versions this platform pins and checks objects against (in EKS standard support; guardrail A3 reads the
- * same list). Adding one is a deliberate upgrade: K12's schema and the add-on charts must support it.
+ * The EKS versions this platform pins and checks objects against: in EKS standard support when last reviewed (older
+ * ones cost extended-support fees). Guardrail A3 reads the same list. Adding one is a deliberate upgrade: K12's schema and the add-on charts must support it.
  */
 export const SUPPORTED_KUBERNETES_VERSIONS = ["1.31", "1.32", "1.33", "1.34"] as const;
 

@@ -32,14 +32,12 @@ export interface GuardrailResult {
   findings: Finding[];
 }
 
+/**
+ * The environment a plan is checked as: the strictest of the stack's name and its config's `environment` output. A
+ * stack named `prod` is prod whatever its config says, so a prod stack cannot opt into dev's relaxations by config.
+ */
 export function environmentOf(plan: PlanDocument): "dev" | "prod" {
-  return plan.outputs.environment === "dev"
-    ? "dev"
-    : plan.outputs.environment === "prod"
-      ? "prod"
-      : plan.stack === "prod"
-        ? "prod"
-        : "dev";
+  return plan.stack === "prod" || plan.outputs.environment === "prod" ? "prod" : "dev";
 }
 
 export function evaluate(plan: PlanDocument, guardrails: readonly Guardrail[]): GuardrailResult[] {
@@ -83,14 +81,26 @@ export function childrenOf(plan: PlanDocument, parent: PlanResource): PlanResour
   return plan.resources.filter((resource) => resource.parent === key);
 }
 
-/** Reads a dotted path (`"vpcConfig.endpointPublicAccess"`, `"rules.0.port"`) from inputs. */
+/**
+ * Reads a dotted path (`"vpcConfig.endpointPublicAccess"`, `"rules.0.port"`) from inputs. Keys may hold dots
+ * themselves, as annotation and label keys do (`"metadata.annotations.ndt.io/needs-kubernetes-api"`): where a segment
+ * is not a key, it is joined with the next ones until one is.
+ */
 export function at(value: PlanValue | undefined, path: string): PlanValue | undefined {
-  let current: PlanValue | undefined = value;
-  for (const segment of path.split(".")) {
-    if (current === null || current === undefined || typeof current !== "object") return undefined;
-    current = Array.isArray(current) ? current[Number(segment)] : current[segment];
+  return atSegments(value, path.split("."));
+}
+
+function atSegments(value: PlanValue | undefined, segments: string[]): PlanValue | undefined {
+  if (segments.length === 0) return value;
+  if (value === null || value === undefined || typeof value !== "object") return undefined;
+  for (let length = 1; length <= segments.length; length++) {
+    const key = segments.slice(0, length).join(".");
+    const child = Array.isArray(value) ? (/^\d+$/.test(key) ? value[Number(key)] : undefined) : value[key];
+    if (child === undefined) continue;
+    const found = atSegments(child, segments.slice(length));
+    if (found !== undefined) return found;
   }
-  return current;
+  return undefined;
 }
 
 export function inputAt(resource: PlanResource, path: string): PlanValue | undefined {
@@ -122,6 +132,7 @@ export interface PolicyStatement {
   Action?: string | string[];
   NotAction?: string | string[];
   Resource?: string | string[];
+  NotResource?: string | string[];
   Condition?: Record<string, Record<string, unknown>>;
 }
 
@@ -132,4 +143,23 @@ export function statementsOf(policy: ReturnType<typeof parsePolicy>): PolicyStat
 
 export function asList(value: string | string[] | undefined): string[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+/** IAM's wildcard matching (`*` any run of characters, `?` one), case-sensitive as for resource ARNs. */
+export function wildcardMatches(pattern: string, value: string, ignoreCase = false): boolean {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${source}$`, ignoreCase ? "is" : "s").test(value);
+}
+
+/** A URL with a userinfo password: `scheme://user:password@`. */
+const URL_WITH_PASSWORD = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:([^\s/?#@]+)@/gi;
+/** A password that only names where the real one comes from: `$(DB_PASSWORD)` (the kubelet's), `${...}`, "[secret]". */
+const PASSWORD_REFERENCE = /^(\$\(\w+\)|\$\{\w+\}|\$\w+|\[secret\])+$/;
+
+/** Whether a value holds a URL that carries a password in its userinfo (`postgres://user:pass@host/db`). */
+export function hasPasswordInUrl(value: string): boolean {
+  return [...value.matchAll(URL_WITH_PASSWORD)].some((match) => !PASSWORD_REFERENCE.test(match[1] ?? ""));
 }

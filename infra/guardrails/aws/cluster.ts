@@ -1,3 +1,4 @@
+import { SUPPORTED_KUBERNETES_VERSIONS } from "../../../stacks/config.js";
 import type { PlanResource } from "../../../stacks/plan/document.js";
 import { asArray, at, findingsFor, type Guardrail, inputAt, ofType, stackKey } from "../guardrail.js";
 
@@ -5,8 +6,6 @@ const EKS = "eks:index:Cluster";
 const NODE_GROUP = "eks:index:ManagedNodeGroup";
 const LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate";
 const LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"];
-/** EKS versions in standard support when this list was last reviewed; older ones cost extended-support fees. */
-export const SUPPORTED_KUBERNETES_VERSIONS = ["1.31", "1.32", "1.33", "1.34"];
 
 export const a1EndpointAccess: Guardrail = {
   id: "A1",
@@ -54,7 +53,7 @@ export const a3AuthenticationAndVersion: Guardrail = {
       if (inputAt(cluster, "createOidcProvider") !== true) fail(cluster, "no OIDC provider: pods cannot use IRSA");
       const version = inputAt(cluster, "version");
       if (typeof version !== "string") fail(cluster, "Kubernetes version is not pinned");
-      else if (!SUPPORTED_KUBERNETES_VERSIONS.includes(version))
+      else if (!(SUPPORTED_KUBERNETES_VERSIONS as readonly string[]).includes(version))
         fail(cluster, `Kubernetes ${version} is not a supported version`);
     }
     return findings;

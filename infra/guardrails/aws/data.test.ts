@@ -304,6 +304,56 @@ describe("data-tier guardrails A7–A10, A13", () => {
     expect(failing(plan)).toEqual(["A13"]);
   });
 
+  it("A13 reads any short public prefix as the internet: SSH open to 0.0.0.0/1 and 128.0.0.0/1", async () => {
+    const plan = await planOf("prod");
+    addGroup(plan, "bastion-sg", { cidrIpv4: "0.0.0.0/1", fromPort: 22, toPort: 22 });
+    plan.resources.push({
+      type: INGRESS,
+      name: "bastion-sg-ingress-upper",
+      parent: null,
+      inputs: {
+        securityGroupId: mockIdOf("bastion-sg"),
+        ipProtocol: "tcp",
+        description: "test rule",
+        cidrIpv4: "128.0.0.0/1",
+        fromPort: 22,
+        toPort: 22,
+      },
+    });
+    expect(failing(plan)).toEqual(["A13"]);
+    expect(findingsOf(plan, "A13").map((finding) => finding.reason)).toEqual([
+      "rule: ingress open to the internet (0.0.0.0/1)",
+      "rule: ingress open to the internet (128.0.0.0/1)",
+    ]);
+  });
+
+  it("A13 reads a short public IPv6 prefix as the internet, and private or VPC ranges as not", async () => {
+    const plan = await planOf("prod");
+    addGroup(plan, "bastion-sg", { cidrIpv6: "2000::/3", fromPort: 22, toPort: 22 });
+    expect(failing(plan)).toEqual(["A13"]);
+
+    const privately = await planOf("prod");
+    addGroup(privately, "admin-sg", { cidrIpv4: "10.0.0.0/8", fromPort: 22, toPort: 22 });
+    addGroup(privately, "admin-v6-sg", { cidrIpv6: "fd00::/8", fromPort: 22, toPort: 22 });
+    addGroup(privately, "office-sg", { cidrIpv4: "203.0.113.0/24", fromPort: 22, toPort: 22 });
+    expect(failing(privately)).toEqual([]);
+  });
+
+  it("A13 lets the public load balancer take a short public prefix on 443 only", async () => {
+    const plan = await planOf("prod");
+    addGroup(plan, "edge-sg", { cidrIpv4: "0.0.0.0/1", fromPort: 443, toPort: 443 });
+    plan.resources.push({
+      type: "aws:lb/loadBalancer:LoadBalancer",
+      name: "edge",
+      parent: null,
+      inputs: { internal: false, loadBalancerType: "network", securityGroups: [mockIdOf("edge-sg")] },
+    });
+    expect(failing(plan)).toEqual([]);
+    rule(plan, "edge-sg-ingress").fromPort = 22;
+    rule(plan, "edge-sg-ingress").toPort = 22;
+    expect(failing(plan)).toEqual(["A13"]);
+  });
+
   it("A13 cannot judge data tiers without knowing the cluster's security group", async () => {
     const plan = await planOf("prod");
     delete plan.outputs.clusterSecurityGroupId;

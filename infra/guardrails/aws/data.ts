@@ -23,7 +23,18 @@ const SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule";
 const INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
 const EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule";
 const LOAD_BALANCERS = ["aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"];
-const OPEN_CIDRS = new Set(["0.0.0.0/0", "::/0"]);
+/** Address space that is not the internet's: RFC 1918 and RFC 4193 (unique local IPv6); the VPC's own CIDRs join it. */
+const PRIVATE_CIDRS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+/**
+ * Prefixes this short or shorter, outside private space, read as "the world": `0.0.0.0/1` + `128.0.0.0/1` open as much
+ * as `0.0.0.0/0`, and no client or partner range needs a /8 (IPv4) or a /32 (IPv6, a whole ISP allocation).
+ */
+const WORLD_PREFIX = { 4: 8, 6: 32 } as const;
+const VPCS: [type: string, cidrInput: string][] = [
+  ["awsx:ec2:Vpc", "cidrBlock"],
+  ["aws:ec2/vpc:Vpc", "cidrBlock"],
+  ["aws:ec2/vpcIpv4CidrBlockAssociation:VpcIpv4CidrBlockAssociation", "cidrBlock"],
+];
 /** Provider defaults that say nothing about what a group is for. */
 const DEFAULT_DESCRIPTIONS = new Set(["Managed by Pulumi", "Managed by Terraform"]);
 
@@ -270,6 +281,59 @@ function groupIdsUsedBy(plan: PlanDocument, uses: [type: string, inputName: stri
   return new Set(uses.flatMap(([type, input]) => ofType(plan, type).flatMap((r) => strings(inputAt(r, input)))));
 }
 
+/** An address block: version, network address as a number, and prefix length. */
+interface Cidr {
+  version: 4 | 6;
+  network: bigint;
+  prefix: number;
+}
+
+function parseIpv4(text: string): bigint | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4 || !parts.every((part) => /^\d{1,3}$/.test(part) && Number(part) <= 255)) return undefined;
+  return parts.reduce((address, part) => (address << 8n) | BigInt(part), 0n);
+}
+
+function parseIpv6(text: string): bigint | undefined {
+  const halves = text.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (half: string | undefined): string[] => (half ? half.split(":") : []);
+  const head = groups(halves[0]);
+  const tail = groups(halves[1]);
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...head, ...Array<string>(Math.max(missing, 0)).fill("0"), ...tail];
+  if (!all.every((group) => /^[0-9a-f]{1,4}$/i.test(group))) return undefined;
+  return all.reduce((address, group) => (address << 16n) | BigInt(`0x${group}`), 0n);
+}
+
+export function parseCidr(text: string): Cidr | undefined {
+  const [address = "", prefixText, ...rest] = text.trim().split("/");
+  const version = address.includes(":") ? 6 : 4;
+  const bits = version === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? bits : Number(prefixText);
+  if (rest.length > 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > bits) return undefined;
+  const parsed = version === 4 ? parseIpv4(address) : parseIpv6(address);
+  if (parsed === undefined) return undefined;
+  const host = BigInt(bits - prefix);
+  return { version, network: (parsed >> host) << host, prefix };
+}
+
+function contains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.version !== inner.version || inner.prefix < outer.prefix) return false;
+  const host = BigInt((outer.version === 4 ? 32 : 128) - outer.prefix);
+  return inner.network >> host === outer.network >> host;
+}
+
+/** Why an ingress CIDR counts as the internet, or undefined when it is a bounded or private range. */
+function worldProblem(text: string, privateSpace: Cidr[]): string | undefined {
+  const cidr = parseCidr(text);
+  if (!cidr) return `ingress from ${text}, which is not a CIDR this check can read`;
+  if (cidr.prefix > WORLD_PREFIX[cidr.version]) return undefined;
+  if (privateSpace.some((space) => contains(space, cidr))) return undefined;
+  return `ingress open to the internet (${text})`;
+}
+
 /** Open to the world only on web ports (a TLS listener and its HTTP redirect), TCP. */
 function onlyWebPorts(rule: Rule): boolean {
   const protocol = rule.protocol.toLowerCase();
@@ -280,7 +344,7 @@ function onlyWebPorts(rule: Rule): boolean {
 export const a13SecurityGroups: Guardrail = {
   id: "A13",
   title:
-    "Security groups: every rule described; no 0.0.0.0/0 ingress except the public load balancer on 443/80; data tiers accept only the cluster's security groups",
+    "Security groups: every rule described; no 0.0.0.0/0 (or other internet-wide) ingress except the public load balancer on 443/80; data tiers accept only the cluster's security groups",
   check({ plan }) {
     const { findings, fail } = findingsFor("A13");
     const rules = rulesOf(plan);
@@ -299,11 +363,18 @@ export const a13SecurityGroups: Guardrail = {
         .filter((balancer) => inputAt(balancer, "internal") !== true)
         .flatMap((balancer) => strings(inputAt(balancer, "securityGroups"))),
     );
+    const privateSpace = [
+      ...PRIVATE_CIDRS,
+      ...VPCS.flatMap(([type, input]) => ofType(plan, type).flatMap((vpc) => strings(inputAt(vpc, input)))),
+    ].flatMap((text) => parseCidr(text) ?? []);
     for (const rule of rules) {
-      if (rule.direction !== "ingress" || !rule.cidrs.some((cidr) => OPEN_CIDRS.has(cidr))) continue;
+      if (rule.direction !== "ingress") continue;
+      const problems = rule.cidrs.flatMap((cidr) => worldProblem(cidr, privateSpace) ?? []);
+      if (problems.length === 0) continue;
       const groupId = typeof rule.groupId === "string" ? rule.groupId : "";
-      if (!publicLoadBalancerGroups.has(groupId)) fail(rule.resource, `${rule.label}: ingress open to the internet`);
-      else if (!onlyWebPorts(rule))
+      if (!publicLoadBalancerGroups.has(groupId)) {
+        for (const problem of problems) fail(rule.resource, `${rule.label}: ${problem}`);
+      } else if (!onlyWebPorts(rule))
         fail(rule.resource, `${rule.label}: the public load balancer is open beyond TCP 443 and 80`);
     }
 

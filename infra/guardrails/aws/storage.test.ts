@@ -24,6 +24,25 @@ const remove = (plan: PlanDocument, resource: PlanResource) => {
   plan.resources = plan.resources.filter((candidate) => candidate !== resource);
 };
 
+const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+/** A role policy another component could declare: one statement, for the role named. */
+const addRolePolicy = (plan: PlanDocument, role: string, statement: Record<string, unknown>) => {
+  plan.resources.push({
+    type: ROLE_POLICY,
+    name: `test-${role}-${String(statement.Sid)}`,
+    parent: null,
+    inputs: { role, policy: JSON.stringify({ Version: "2012-10-17", Statement: [statement] }) },
+  });
+};
+const attachPolicy = (plan: PlanDocument, role: string, policyArn: string) => {
+  plan.resources.push({
+    type: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    name: `test-${role}-${policyArn.slice(policyArn.lastIndexOf("/") + 1)}`,
+    parent: null,
+    inputs: { role, policyArn },
+  });
+};
+
 describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16", () => {
   it("pass on the prod and dev plans", async () => {
     expect(failing(await planOf("prod"))).toEqual([]);
@@ -82,6 +101,26 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
         });
       },
       "bucket policy allows principal * (Public)",
+    ],
+    [
+      "A11",
+      "a TLS-only deny that covers the bucket but not its objects",
+      (plan) => {
+        editPolicy(s3(plan, "BucketPolicy", "storage-uploads"), "policy", (policy) => {
+          (policy.Statement[0] as { Resource: string[] }).Resource = ["arn:aws:s3:::ndt-prod-uploads-123456789012"];
+        });
+      },
+      "the bucket policy's deny of non-TLS requests does not cover arn:aws:s3:::ndt-prod-uploads-123456789012/*",
+    ],
+    [
+      "A11",
+      "a TLS-only deny that covers the objects but not the bucket",
+      (plan) => {
+        editPolicy(s3(plan, "BucketPolicy", "storage-models"), "policy", (policy) => {
+          (policy.Statement[0] as { Resource: string }).Resource = "arn:aws:s3:::ndt-prod-models-123456789012/*";
+        });
+      },
+      "the bucket policy's deny of non-TLS requests does not cover arn:aws:s3:::ndt-prod-models-123456789012",
     ],
     [
       "A12",
@@ -171,6 +210,88 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
       "IRSA trust policy is not scoped to one service account (StringEquals <issuer>:sub)",
     ],
     [
+      "A14",
+      "an Allow statement with NotResource",
+      (plan) =>
+        addRolePolicy(plan, "cluster-node-role", {
+          Sid: "AllButLogs",
+          Effect: "Allow",
+          Action: "s3:GetObject",
+          NotResource: "arn:aws:s3:::ndt-prod-logs-123456789012/*",
+        }),
+      "statement AllButLogs allows with NotResource: everything but what it names",
+    ],
+    [
+      "A14",
+      "an Allow statement with NotAction on one bucket",
+      (plan) =>
+        addRolePolicy(plan, "cluster-node-role", {
+          Sid: "AllButDelete",
+          Effect: "Allow",
+          NotAction: "s3:DeleteObject",
+          Resource: "arn:aws:s3:::ndt-prod-uploads-123456789012/*",
+        }),
+      "statement AllButDelete allows with NotAction: everything but what it names",
+    ],
+    [
+      "A14",
+      "s3:* on every bucket",
+      (plan) =>
+        addRolePolicy(plan, "cluster-node-role", {
+          Sid: "AllBuckets",
+          Effect: "Allow",
+          Action: ["s3:*"],
+          Resource: ["arn:aws:s3:::*", "arn:aws:s3:::*/*"],
+        }),
+      "statement AllBuckets allows s3:* on every resource (arn:aws:s3:::*)",
+    ],
+    [
+      "A14",
+      "s3:* on *",
+      (plan) =>
+        addRolePolicy(plan, "cluster-node-role", {
+          Sid: "S3Everywhere",
+          Effect: "Allow",
+          Action: "s3:*",
+          Resource: "*",
+        }),
+      "statement S3Everywhere allows s3:* on every resource (*)",
+    ],
+    [
+      "A14",
+      "an IRSA role's S3 grant on a wildcard bucket name",
+      (plan) => {
+        editPolicy(
+          resourceOf(plan, ROLE_POLICY, "storage-uploads-readwrite-cluster-irsa-files-uploads"),
+          "policy",
+          (policy) => {
+            (policy.Statement[1] as { Resource: string }).Resource = "arn:aws:s3:::ndt-prod-*/uploads/*";
+          },
+        );
+      },
+      "IRSA role cluster-irsa-files: statement ObjectsUnderPrefix grants S3 on arn:aws:s3:::ndt-prod-*/uploads/*, not one named bucket of the platform",
+    ],
+    [
+      "A14",
+      "an IRSA role's S3 grant on a bucket that is not the platform's",
+      (plan) => {
+        editPolicy(
+          resourceOf(plan, ROLE_POLICY, "storage-uploads-read-cluster-irsa-detector-uploads"),
+          "policy",
+          (policy) => {
+            (policy.Statement[1] as { Resource: string }).Resource = "arn:aws:s3:::someone-elses-bucket/*";
+          },
+        );
+      },
+      "IRSA role cluster-irsa-detector: statement ObjectsUnderPrefix grants S3 on arn:aws:s3:::someone-elses-bucket/*, not one named bucket of the platform",
+    ],
+    [
+      "A14",
+      "an IRSA role given AmazonS3ReadOnlyAccess",
+      (plan) => attachPolicy(plan, "cluster-irsa-reports", "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"),
+      "IRSA role cluster-irsa-reports: AWS-managed policy AmazonS3ReadOnlyAccess grants S3 on every bucket",
+    ],
+    [
       "A15",
       "a KMS key without rotation",
       (plan) => {
@@ -189,6 +310,16 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
         ).inputs.secretString = '{"privateKeyPem":"-----BEGIN RSA PRIVATE KEY-----"}';
       },
       "secretString is a plain value, not a secret",
+    ],
+    [
+      "A15",
+      "a password inside a URL in a chart's values",
+      (plan) => {
+        const exporter = resourceOf(plan, "kubernetes:helm.sh/v3:Release", "observability-rabbitmq-exporter");
+        (nested(exporter, "values").rabbitmq as Record<string, unknown>).url =
+          "https://ndt:hunter2@broker-rabbitmq.mq.eu-west-1.amazonaws.com";
+      },
+      "values.rabbitmq.url carries a password in its URL",
     ],
     [
       "A16",
@@ -223,6 +354,21 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
       if (reason) expect(findings(plan, id).map((finding) => finding.reason)).toEqual([reason]);
     });
   }
+
+  it("A14 fails on an AWS-managed policy that grants broad access, attached to any role", async () => {
+    for (const managed of ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess", "AmazonS3FullAccess"]) {
+      const plan = await planOf("prod");
+      attachPolicy(plan, "cluster-node-role", `arn:aws:iam::aws:policy/${managed}`);
+      expect(failing(plan)).toEqual(["A14"]);
+      expect(findings(plan, "A14")).toEqual([
+        {
+          guardrail: "A14",
+          resource: `aws:iam/rolePolicyAttachment:RolePolicyAttachment::test-cluster-node-role-${managed}`,
+          reason: `attaches AWS-managed policy ${managed}, which grants broad access`,
+        },
+      ]);
+    }
+  });
 
   it("A11 names the bucket and the reason", async () => {
     const plan = await planOf("prod");

@@ -1,16 +1,19 @@
 import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
+import { mockIdOf } from "../../../stacks/plan/mocks.js";
 import {
   asArray,
   asList,
   at,
   findingsFor,
   type Guardrail,
+  hasPasswordInUrl,
   inputAt,
   ofType,
   type PolicyStatement,
   parsePolicy,
   stackKey,
   statementsOf,
+  wildcardMatches,
 } from "../guardrail.js";
 
 const BUCKET = "aws:s3/bucket:Bucket";
@@ -24,6 +27,13 @@ const ORIGIN_ACCESS_CONTROL = "aws:cloudfront/originAccessControl:OriginAccessCo
 const ROLE = "aws:iam/role:Role";
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 const POLICY = "aws:iam/policy:Policy";
+/** Attachments of a managed policy, with the input naming the roles each attaches it to. */
+const POLICY_ATTACHMENTS: [type: string, rolesInput: string | undefined][] = [
+  ["aws:iam/rolePolicyAttachment:RolePolicyAttachment", "role"],
+  ["aws:iam/policyAttachment:PolicyAttachment", "roles"],
+  ["aws:iam/userPolicyAttachment:UserPolicyAttachment", undefined],
+  ["aws:iam/groupPolicyAttachment:GroupPolicyAttachment", undefined],
+];
 const KMS_KEY = "aws:kms/key:Key";
 const REPOSITORY = "aws:ecr/repository:Repository";
 const LIFECYCLE_POLICY = "aws:ecr/lifecyclePolicy:LifecyclePolicy";
@@ -44,6 +54,12 @@ function companionsOf(plan: PlanDocument, type: string, bucket: PlanResource): P
 function bucketNameOf(bucket: PlanResource): string {
   const name = inputAt(bucket, "bucket");
   return typeof name === "string" ? name : `${bucket.name}-id`;
+}
+
+/** The name in a bucket's ARN: its `bucket` input, else the name the provider gives it (the logical name, in a plan). */
+function bucketArnNameOf(bucket: PlanResource): string {
+  const name = inputAt(bucket, "bucket");
+  return typeof name === "string" ? name : bucket.name;
 }
 
 /**
@@ -120,7 +136,17 @@ export const a11Buckets: Guardrail = {
       const statements = companionsOf(plan, BUCKET_POLICY, bucket).flatMap((policy) =>
         statementsOf(parsePolicy(inputAt(policy, "policy"))),
       );
-      if (!statements.some(deniesInsecureTransport)) fail(bucket, "no bucket policy statement denies non-TLS requests");
+      const tlsDenials = statements.filter(deniesInsecureTransport);
+      if (tlsDenials.length === 0) fail(bucket, "no bucket policy statement denies non-TLS requests");
+      else {
+        // A deny on the bucket alone leaves object reads and writes open to plain HTTP, and the other way round.
+        const denied = tlsDenials.flatMap((statement) => asList(statement.Resource));
+        const bucketArn = `arn:aws:s3:::${bucketArnNameOf(bucket)}`;
+        for (const target of [bucketArn, `${bucketArn}/*`]) {
+          if (!denied.some((pattern) => wildcardMatches(pattern, target)))
+            fail(bucket, `the bucket policy's deny of non-TLS requests does not cover ${target}`);
+        }
+      }
       for (const statement of statements) {
         if (statement.Effect === "Allow" && isAnyone(statement.Principal))
           fail(bucket, `bucket policy allows principal * (${statement.Sid ?? "unnamed statement"})`);
@@ -193,20 +219,138 @@ function iamPolicies(plan: PlanDocument): [PlanResource, PlanValue | undefined][
   ];
 }
 
+/**
+ * AWS-managed policies that grant `*`, or every action of a service, on every resource: administrator, power-user and
+ * whole-account read-only access, the administrator job functions, and every `...FullAccess` policy. The plan holds only
+ * their ARNs (their documents live in AWS), so they are known by name.
+ */
+const BROAD_MANAGED_POLICY =
+  /^(?:[\w+=,.@-]+\/)*(?:AdministratorAccess[\w-]*|PowerUserAccess|ReadOnlyAccess|[\w-]*FullAccess[\w-]*|SystemAdministrator|NetworkAdministrator|DatabaseAdministrator|DataScientist)$/;
+/** AWS-managed policies that grant S3 on every bucket (AmazonS3ReadOnlyAccess, AmazonS3FullAccess...). */
+const S3_MANAGED_POLICY = /S3/;
+
+/** `"AdministratorAccess"` from `arn:aws:iam::aws:policy/AdministratorAccess`; undefined for a customer's policy. */
+function awsManagedPolicyName(arn: PlanValue | undefined): string | undefined {
+  const match = typeof arn === "string" ? /^arn:aws[a-z-]*:iam::aws:policy\/(.+)$/.exec(arn) : null;
+  return match?.[1];
+}
+
+/** A managed policy attached to a role (or user, group): the resource that attaches it, the ARN and the roles. */
+interface Attachment {
+  resource: PlanResource;
+  policyArn: PlanValue | undefined;
+  roles: PlanValue[];
+}
+
+function attachmentsOf(plan: PlanDocument): Attachment[] {
+  return [
+    ...POLICY_ATTACHMENTS.flatMap(([type, rolesInput]) =>
+      ofType(plan, type).map((attachment) => {
+        const roles = rolesInput === undefined ? undefined : inputAt(attachment, rolesInput);
+        return {
+          resource: attachment,
+          policyArn: inputAt(attachment, "policyArn"),
+          roles: Array.isArray(roles) ? roles : roles === undefined ? [] : [roles],
+        };
+      }),
+    ),
+    ...ofType(plan, ROLE).flatMap((role) =>
+      asArray(inputAt(role, "managedPolicyArns")).map((policyArn) => ({
+        resource: role,
+        policyArn,
+        roles: [role.name],
+      })),
+    ),
+  ];
+}
+
+/** Whether a reference (name, id or ARN, as inputs give it) names this role or customer-managed policy. */
+function refersTo(value: PlanValue | undefined, target: PlanResource, arnType: "role" | "policy"): boolean {
+  if (typeof value !== "string") return false;
+  const name = typeof target.inputs.name === "string" ? target.inputs.name : target.name;
+  return (
+    value === target.name ||
+    value === name ||
+    value === mockIdOf(target.name) ||
+    (value.startsWith("arn:") && value.includes(`:${arnType}/`) && value.endsWith(`/${name}`))
+  );
+}
+
+/** An action pattern that grants every action of every service: `*`, `*:*`. */
+const isEveryAction = (action: string): boolean => /^\*(:\*)?$/.test(action);
+/** An action pattern that grants every action of one service: `s3:*`, `iam:*`. */
+const isServiceWide = (action: string): boolean => /^[\w-]+:\*$/.test(action);
+/** `*`, or an ARN whose resource part is nothing but wildcards (`arn:aws:s3:::*`, `arn:aws:s3:::*\/*`). */
+const isEveryResource = (resource: string): boolean =>
+  resource === "*" || /^arn:[^:]*:[^:]*:[^:]*:[^:]*:[*?/:]+$/.test(resource);
+
+function statementProblems(statement: PolicyStatement): string[] {
+  const name = `statement ${statement.Sid ?? "(unnamed)"}`;
+  const problems: string[] = [];
+  if (statement.NotAction !== undefined) problems.push(`${name} allows with NotAction: everything but what it names`);
+  if (statement.NotResource !== undefined)
+    problems.push(`${name} allows with NotResource: everything but what it names`);
+  const everywhere = asList(statement.Resource).find(isEveryResource);
+  if (everywhere === undefined) return problems;
+  const actions = asList(statement.Action);
+  if (actions.some(isEveryAction)) problems.push(`${name} allows * actions on * resources`);
+  else {
+    const serviceWide = actions.find(isServiceWide);
+    if (serviceWide) problems.push(`${name} allows ${serviceWide} on every resource (${everywhere})`);
+  }
+  return problems;
+}
+
+/** Whether an action pattern can grant an S3 action (`s3:GetObject`, `s3:*`, `*`, `s*:*`). */
+function touchesS3(action: string): boolean {
+  const service = action.includes(":") ? action.slice(0, action.indexOf(":")) : action;
+  return wildcardMatches(service, "s3", true);
+}
+
+/** Whether a resource pattern can name an S3 bucket or object (`*`, `arn:aws:s3:::...`, `arn:*:*:...`). */
+function appliesToS3(resource: string): boolean {
+  if (!resource.startsWith("arn:")) return true;
+  return wildcardMatches(resource.split(":")[2] ?? "", "s3");
+}
+
+/** `arn:aws:s3:::<bucket>` or `arn:aws:s3:::<bucket>/<key pattern>` naming one bucket of the plan, no wildcard in its name. */
+function namesPlatformBucket(resource: string, buckets: Set<string>): boolean {
+  const match = /^arn:aws[a-z-]*:s3:::([^/]+)(\/.*)?$/.exec(resource);
+  const bucket = match?.[1];
+  return bucket !== undefined && !/[*?]/.test(bucket) && buckets.has(bucket);
+}
+
+/** Roles that pods assume through the cluster's OIDC provider (IRSA). */
+function isIrsaRole(role: PlanResource): boolean {
+  return statementsOf(parsePolicy(inputAt(role, "assumeRolePolicy"))).some(
+    (statement) =>
+      asList(statement.Action).includes("sts:AssumeRoleWithWebIdentity") &&
+      ((statement.Principal as { Federated?: string } | undefined)?.Federated ?? "").includes(":oidc-provider/"),
+  );
+}
+
 export const a14Iam: Guardrail = {
   id: "A14",
-  title: "IAM: no policy pairs * actions with * resources; IRSA trust scoped to one service account",
+  title:
+    "IAM: no * or service-wide actions on * resources, no Not* allows, no broad AWS-managed policies; IRSA roles trust one service account and reach only the platform's named buckets",
   check({ plan }) {
     const { findings, fail } = findingsFor("A14");
     for (const [resource, document] of iamPolicies(plan)) {
       for (const statement of statementsOf(parsePolicy(document))) {
         if (statement.Effect !== "Allow") continue;
-        const anyAction = asList(statement.Action).includes("*") || statement.NotAction !== undefined;
-        if (anyAction && asList(statement.Resource).includes("*"))
-          fail(resource, `statement ${statement.Sid ?? "(unnamed)"} allows * actions on * resources`);
+        for (const problem of statementProblems(statement)) fail(resource, problem);
       }
     }
+    const attachments = attachmentsOf(plan);
+    for (const { resource, policyArn } of attachments) {
+      const managed = awsManagedPolicyName(policyArn);
+      if (managed !== undefined && BROAD_MANAGED_POLICY.test(managed))
+        fail(resource, `attaches AWS-managed policy ${managed}, which grants broad access`);
+    }
+
+    const buckets = new Set(ofType(plan, BUCKET).map(bucketArnNameOf));
     for (const role of ofType(plan, ROLE)) {
+      if (!isIrsaRole(role)) continue;
       for (const statement of statementsOf(parsePolicy(inputAt(role, "assumeRolePolicy")))) {
         if (!asList(statement.Action).includes("sts:AssumeRoleWithWebIdentity")) continue;
         const federated = (statement.Principal as { Federated?: string } | undefined)?.Federated ?? "";
@@ -222,6 +366,41 @@ export const a14Iam: Guardrail = {
         ) {
           fail(role, "IRSA trust policy is not scoped to one service account (StringEquals <issuer>:sub)");
         }
+      }
+
+      // Its own buckets: every S3 grant names a bucket of the platform, never a pattern that could match others'.
+      const rolesAttachments = attachments.filter((attachment) =>
+        attachment.roles.some((reference) => refersTo(reference, role, "role")),
+      );
+      const documents: [PlanResource, PlanValue | undefined][] = [
+        ...asArray(inputAt(role, "inlinePolicies")).map(
+          (inline) => [role, at(inline, "policy")] as [PlanResource, PlanValue],
+        ),
+        ...ofType(plan, ROLE_POLICY)
+          .filter((policy) => refersTo(inputAt(policy, "role"), role, "role"))
+          .map((policy) => [policy, inputAt(policy, "policy")] as [PlanResource, PlanValue]),
+        ...ofType(plan, POLICY)
+          .filter((policy) => rolesAttachments.some(({ policyArn }) => refersTo(policyArn, policy, "policy")))
+          .map((policy) => [policy, inputAt(policy, "policy")] as [PlanResource, PlanValue]),
+      ];
+      for (const [resource, document] of documents) {
+        for (const statement of statementsOf(parsePolicy(document))) {
+          // A statement that grants everywhere is reported once, above.
+          if (statement.Effect !== "Allow" || statementProblems(statement).length > 0) continue;
+          if (!asList(statement.Action).some(touchesS3)) continue;
+          for (const resourcePattern of asList(statement.Resource)) {
+            if (appliesToS3(resourcePattern) && !namesPlatformBucket(resourcePattern, buckets))
+              fail(
+                resource,
+                `IRSA role ${role.name}: statement ${statement.Sid ?? "(unnamed)"} grants S3 on ${resourcePattern}, not one named bucket of the platform`,
+              );
+          }
+        }
+      }
+      for (const { resource, policyArn } of rolesAttachments) {
+        const managed = awsManagedPolicyName(policyArn);
+        if (managed !== undefined && S3_MANAGED_POLICY.test(managed) && !BROAD_MANAGED_POLICY.test(managed))
+          fail(resource, `IRSA role ${role.name}: AWS-managed policy ${managed} grants S3 on every bucket`);
       }
     }
     return findings;
@@ -242,8 +421,13 @@ function isCredentialName(key: string): boolean {
   return SECRET_NAME.test(key) && !SECRET_REFERENCE.test(key);
 }
 
-function* plainSecrets(value: PlanValue | undefined, path: string): Generator<string> {
+/** Plain values that are credentials: under a credential's name, or a password inside a URL (any name). */
+function* plainSecrets(value: PlanValue | undefined, path: string): Generator<{ path: string; problem: string }> {
   if (value === null || value === undefined) return;
+  if (typeof value === "string") {
+    if (hasPasswordInUrl(value)) yield { path, problem: "carries a password in its URL" };
+    return;
+  }
   if (Array.isArray(value)) {
     for (const [index, item] of value.entries()) yield* plainSecrets(item, `${path}.${index}`);
     return;
@@ -251,7 +435,8 @@ function* plainSecrets(value: PlanValue | undefined, path: string): Generator<st
   if (typeof value !== "object") return;
   for (const [key, item] of Object.entries(value)) {
     const itemPath = path ? `${path}.${key}` : key;
-    if (typeof item === "string" && isCredentialName(key) && !NOT_A_SECRET.test(item)) yield itemPath;
+    if (typeof item === "string" && isCredentialName(key) && !NOT_A_SECRET.test(item))
+      yield { path: itemPath, problem: "is a plain value, not a secret" };
     else yield* plainSecrets(item, itemPath);
   }
 }
@@ -265,9 +450,9 @@ export const a15KeysAndSecrets: Guardrail = {
       if (inputAt(key, "enableKeyRotation") !== true) fail(key, "key rotation is off");
     }
     for (const resource of plan.resources) {
-      for (const path of plainSecrets(resource.inputs, "")) fail(resource, `${path} is a plain value, not a secret`);
+      for (const { path, problem } of plainSecrets(resource.inputs, "")) fail(resource, `${path} ${problem}`);
     }
-    for (const path of plainSecrets(plan.outputs, "")) fail(stackKey(plan), `output ${path} is not a secret`);
+    for (const { path, problem } of plainSecrets(plan.outputs, "")) fail(stackKey(plan), `output ${path} ${problem}`);
     return findings;
   },
 };

@@ -98,6 +98,39 @@ describe("Kubernetes guardrails K1–K12", () => {
     ],
     [
       "K6",
+      "liveness on an application path",
+      (plan) => {
+        ((containerOf(plan, "files").livenessProbe as Json).httpGet as Json).path = "/api/v1/files";
+      },
+    ],
+    [
+      "K6",
+      "liveness on the health path of another host",
+      (plan) => {
+        ((containerOf(plan, "auth").livenessProbe as Json).httpGet as Json).host = "database-proxy.example";
+      },
+    ],
+    [
+      "K6",
+      "liveness and readiness on the same socket, differing only in timing",
+      (plan) => {
+        const container = containerOf(plan, "reports");
+        container.livenessProbe = { tcpSocket: { port: "http" }, periodSeconds: 10 };
+        container.readinessProbe = { tcpSocket: { port: "http" }, periodSeconds: 5 };
+      },
+    ],
+    [
+      "K6",
+      "an exec liveness probe that asks the database",
+      (plan) => {
+        containerOf(plan, "gateway").livenessProbe = {
+          exec: { command: ["/bin/sh", "-c", "pg_isready -h database-proxy"] },
+          periodSeconds: 10,
+        };
+      },
+    ],
+    [
+      "K6",
       "the detector without a startup probe",
       (plan) => {
         delete containerOf(plan, "detector").startupProbe;
@@ -118,6 +151,22 @@ describe("Kubernetes guardrails K1–K12", () => {
           minAvailable: 2,
           selector: { matchLabels: { "app.kubernetes.io/name": "gateway" } },
         };
+      },
+    ],
+    [
+      "K7",
+      "a zone spread whose selector matches none of the workload's pods",
+      (plan) => {
+        const [zones] = podOf(plan, "gateway").topologySpreadConstraints as Json[];
+        (zones as Json).labelSelector = { matchLabels: { "app.kubernetes.io/name": "nothing" } };
+      },
+    ],
+    [
+      "K7",
+      "a zone spread without a selector",
+      (plan) => {
+        const [zones] = podOf(plan, "files").topologySpreadConstraints as Json[];
+        delete (zones as Json).labelSelector;
       },
     ],
     [
@@ -170,6 +219,13 @@ describe("Kubernetes guardrails K1–K12", () => {
     ],
     [
       "K10",
+      "an issuer the plan does not declare",
+      (plan) => {
+        plan.resources = plan.resources.filter((resource) => resource.inputs.kind !== "ClusterIssuer");
+      },
+    ],
+    [
+      "K10",
       "/metrics routed",
       (plan) => {
         const rule = ((object(plan, "Ingress", "api").inputs.spec as Json).rules as Json[])[0] as Json;
@@ -195,6 +251,41 @@ describe("Kubernetes guardrails K1–K12", () => {
       },
     ],
     [
+      "K11",
+      "a literal token under a name without the usual suffix",
+      (plan) => {
+        (containerOf(plan, "auth").env as Json[]).push({ name: "SLACK_TOKEN_VALUE", value: "xoxb-1234" });
+      },
+    ],
+    [
+      "K11",
+      "a literal key",
+      (plan) => {
+        (containerOf(plan, "reports").env as Json[]).push({ name: "STRIPE_KEY", value: "sk_live_1234" });
+      },
+    ],
+    [
+      "K11",
+      "a Secret volume no ExternalSecret syncs",
+      (plan) => {
+        (podOf(plan, "files").volumes as Json[]).push({ name: "extra", secret: { secretName: "hand-made" } });
+      },
+    ],
+    [
+      "K11",
+      "secrets mounted from a ConfigMap",
+      (plan) => {
+        (podOf(plan, "files").volumes as Json[]).push({ name: "creds", configMap: { name: "files-credentials" } });
+      },
+    ],
+    [
+      "K12",
+      "a misspelled field",
+      (plan) => {
+        (containerOf(plan, "files").securityContext as Json).readOnlyRootFileSystem = true;
+      },
+    ],
+    [
       "K12",
       "a wrongly typed field",
       (plan) => {
@@ -209,6 +300,39 @@ describe("Kubernetes guardrails K1–K12", () => {
       expect(failing(plan)).toEqual([id]);
     });
   }
+
+  it("K5 lets a pod that needs the Kubernetes API mount its token", async () => {
+    const plan = await planOf("prod");
+    const template = (object(plan, "Deployment", "gateway").inputs.spec as Json).template as Json;
+    (template.metadata as Json).annotations = { "ndt.io/needs-kubernetes-api": "true" };
+    podOf(plan, "gateway").automountServiceAccountToken = true;
+    expect(failing(plan)).toEqual([]);
+  });
+
+  it("K11 and A15 fail on a password inside a literal URL", async () => {
+    const plan = await planOf("prod");
+    const env = containerOf(plan, "files").env as Json[];
+    const databaseUrl = env.find((variable) => variable.name === "DATABASE_URL") as Json;
+    databaseUrl.value = "postgres://ndt_admin:hunter2@database-proxy.example:5432/ndt";
+    expect(failing(plan)).toEqual(["A15", "K11"]);
+  });
+
+  it("K10 accepts a namespaced ACME Issuer, but not one that is not ACME", async () => {
+    const plan = await planOf("prod");
+    const annotations = (object(plan, "Ingress", "api").inputs.metadata as Json).annotations as Json;
+    delete annotations["cert-manager.io/cluster-issuer"];
+    annotations["cert-manager.io/issuer"] = "letsencrypt";
+    const acme = object(plan, "ClusterIssuer", "letsencrypt-production").inputs;
+    plan.resources.push({
+      type: "kubernetes:cert-manager.io/v1:Issuer",
+      name: "test-issuer",
+      parent: null,
+      inputs: { ...acme, kind: "Issuer", metadata: { name: "letsencrypt", namespace: "ndt" } },
+    });
+    expect(failing(plan)).toEqual([]);
+    object(plan, "Issuer", "letsencrypt").inputs.spec = { selfSigned: {} };
+    expect(failing(plan)).toEqual(["K10"]);
+  });
 
   it("K7 is a prod line: dev may run one replica and scale the detector to zero", async () => {
     const plan = await planOf("dev");

@@ -1,3 +1,4 @@
+import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { asArray, at, findingsFor, type Guardrail, stackKey } from "../guardrail.js";
 import {
   applicationNamespaces,
@@ -93,6 +94,37 @@ export const k8NetworkPolicies: Guardrail = {
   },
 };
 
+/**
+ * The issuer an Ingress asks cert-manager for: a ClusterIssuer (`cert-manager.io/cluster-issuer`) or an Issuer of the
+ * Ingress's namespace (`cert-manager.io/issuer`), with its object when the plan declares it.
+ */
+function issuerOf(
+  plan: PlanDocument,
+  ingress: PlanResource,
+): { name?: string; label?: string; resource?: PlanResource } {
+  const annotations = (at(ingress.inputs, "metadata.annotations") ?? {}) as Json;
+  const clusterIssuer = annotations["cert-manager.io/cluster-issuer"];
+  const issuer = annotations["cert-manager.io/issuer"];
+  if (typeof clusterIssuer === "string") {
+    return {
+      name: clusterIssuer,
+      label: `ClusterIssuer ${clusterIssuer}`,
+      resource: objectsOfKind(plan, "ClusterIssuer").find((candidate) => nameOf(candidate) === clusterIssuer),
+    };
+  }
+  if (typeof issuer === "string") {
+    const namespace = namespaceOf(ingress);
+    return {
+      name: issuer,
+      label: `Issuer ${namespace}/${issuer}`,
+      resource: objectsOfKind(plan, "Issuer").find(
+        (candidate) => nameOf(candidate) === issuer && namespaceOf(candidate) === namespace,
+      ),
+    };
+  }
+  return {};
+}
+
 export const k10Exposure: Guardrail = {
   id: "K10",
   title:
@@ -103,7 +135,6 @@ export const k10Exposure: Guardrail = {
       const type = String(at(service.inputs, "spec.type") ?? "ClusterIP");
       if (type !== "ClusterIP") fail(service, `Service type ${type} exposes it outside the cluster`);
     }
-    const issuers = objectsOfKind(plan, "ClusterIssuer");
     const ingresses = objectsOfKind(plan, "Ingress");
     if (ingresses.length === 0 && workloads(plan).length > 0) fail(stackKey(plan), "no Ingress for the API");
     for (const ingress of ingresses) {
@@ -117,20 +148,20 @@ export const k10Exposure: Guardrail = {
         if (typeof host !== "string" || !tlsHosts.has(host))
           fail(ingress, `host ${String(host ?? "*")} is served without TLS`);
       }
-      const issuerName = at(ingress.inputs, "metadata.annotations")
-        ? ((at(ingress.inputs, "metadata.annotations") as Json)["cert-manager.io/cluster-issuer"] as string | undefined)
-        : undefined;
-      if (!issuerName) {
-        fail(ingress, "no cert-manager.io/cluster-issuer annotation: the certificate is not from cert-manager");
-        continue;
-      }
-      const issuer = issuers.find((candidate) => nameOf(candidate) === issuerName);
-      if (issuers.length > 0 && !issuer) fail(ingress, `ClusterIssuer ${issuerName} is not in the plan`);
-      if (issuer && at(issuer.inputs, "spec.acme") === undefined)
-        fail(ingress, `ClusterIssuer ${issuerName} is not ACME`);
-      const server = issuer ? String(at(issuer.inputs, "spec.acme.server") ?? "") : "";
-      if (environment === "prod" && (STAGING_ACME.test(server) || /staging/.test(issuerName))) {
-        fail(ingress, `prod serves an untrusted staging certificate (${issuerName})`);
+      const issuer = issuerOf(plan, ingress);
+      if (!issuer.name) {
+        fail(
+          ingress,
+          "no cert-manager.io/cluster-issuer or issuer annotation: the certificate is not from cert-manager",
+        );
+      } else if (!issuer.resource) {
+        fail(ingress, `${issuer.label} is not in the plan: nothing says it is an ACME issuer`);
+      } else {
+        if (at(issuer.resource.inputs, "spec.acme") === undefined) fail(ingress, `${issuer.label} is not ACME`);
+        const server = String(at(issuer.resource.inputs, "spec.acme.server") ?? "");
+        if (environment === "prod" && (STAGING_ACME.test(server) || /staging/.test(issuer.name))) {
+          fail(ingress, `prod serves an untrusted staging certificate (${issuer.name})`);
+        }
       }
       const paths = asArray(at(spec, "rules")).flatMap((rule) =>
         asArray(at(rule as Json, "http.paths")).map((path) => String((path as Json).path ?? "/")),

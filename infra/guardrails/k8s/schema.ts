@@ -3,6 +3,10 @@ import * as externalSecrets from "@kubernetes-models/external-secrets";
 import * as keda from "@kubernetes-models/keda";
 import * as prometheusOperator from "@kubernetes-models/prometheus-operator";
 import * as builtIn from "kubernetes-models";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import ts from "typescript";
 import type { PlanResource } from "../../../stacks/plan/document.js";
 import { findingsFor, type Guardrail, inputAt, ofType, stackKey } from "../guardrail.js";
 import { kubernetesObjects } from "./objects.js";
@@ -12,10 +16,13 @@ import { kubernetesObjects } from "./objects.js";
  * OpenAPI-generated validators of `kubernetes-models` (built-in kinds; 4.5.x is generated from Kubernetes 1.33) and
  * the @kubernetes-models CRD packages (ServiceMonitor, ScaledObject, ExternalSecret, ClusterIssuer...).
  *
- * Limits, said plainly: the validators check types, required fields, enums, patterns and formats, but not unknown
- * fields (the generated schemas allow additional properties) — the TypeScript types of @pulumi/kubernetes catch those
- * at compile time for built-in kinds. The external-secrets package (0.5.x, the last for Node 20) knows v1beta1 only;
- * `external-secrets.io/v1` objects are validated against it (v1 promoted the v1beta1 schema unchanged).
+ * The validators check types, required fields, enums, patterns and formats, but not unknown fields (the generated
+ * validators allow additional properties). The API server drops an unknown field silently, so a misspelled
+ * `readOnlyRootFileSystem: true` would leave the root filesystem writable: unknown fields are found by walking each
+ * object against the same packages' generated declarations (`I<Kind>` in `<group>/<version>/<Kind>.d.ts`), whose
+ * property lists are closed, with the TypeScript compiler. Maps (labels, data) and free-form fields are not walked into.
+ * The external-secrets package (0.5.x, the last for Node 20) knows v1beta1 only; `external-secrets.io/v1` objects are
+ * checked against it (v1 promoted the v1beta1 schema unchanged).
  */
 
 /** The Kubernetes version the installed `kubernetes-models` schemas were generated from. */
@@ -109,6 +116,86 @@ export function schemaProblem(object: Record<string, unknown>): string | undefin
   }
 }
 
+/** Where the model packages' declarations live: built-in kinds first, then the CRD packages. */
+const require = createRequire(import.meta.url);
+const DECLARATION_ROOTS = [
+  "kubernetes-models",
+  "@kubernetes-models/prometheus-operator",
+  "@kubernetes-models/keda",
+  "@kubernetes-models/external-secrets",
+  "@kubernetes-models/cert-manager",
+].map((name) => dirname(require.resolve(name)));
+
+/** `<root>/<group>/<version>/<Kind>.d.ts` (core kinds: `<root>/v1/<Kind>.d.ts`) of the first package that has it. */
+function declarationFileOf(apiVersion: string, kind: string): string | undefined {
+  const version = SCHEMA_ALIASES[apiVersion] ?? apiVersion;
+  return DECLARATION_ROOTS.map((root) => join(root, version, `${kind}.d.ts`)).find((file) => existsSync(file));
+}
+
+/** One compiler program over the declarations needed so far, rebuilt when an object of a new kind needs more. */
+let declarations: { files: Set<string>; program: ts.Program; checker: ts.TypeChecker } | undefined;
+
+function declaredTypeOf(file: string, kind: string): { type: ts.Type; checker: ts.TypeChecker } | undefined {
+  if (!declarations?.files.has(file)) {
+    const files = new Set([...(declarations?.files ?? []), file]);
+    // Declarations only: no emit, no type-checking of the packages, and the ES5 lib for Array.
+    const program = ts.createProgram([...files], {
+      noEmit: true,
+      skipLibCheck: true,
+      types: [],
+      lib: ["lib.es5.d.ts"],
+    });
+    declarations = { files, program, checker: program.getTypeChecker() };
+  }
+  const { program, checker } = declarations;
+  const declaration = program
+    .getSourceFile(file)
+    ?.statements.find(
+      (statement): statement is ts.InterfaceDeclaration =>
+        ts.isInterfaceDeclaration(statement) && statement.name.text === `I${kind}`,
+    );
+  return declaration ? { type: checker.getTypeAtLocation(declaration.name), checker } : undefined;
+}
+
+/** Paths of the fields in `value` that its declared type does not have. */
+function* unknownFields(checker: ts.TypeChecker, declared: ts.Type, value: unknown, path: string): Generator<string> {
+  if (value === null || typeof value !== "object") return;
+  const type = checker.getNonNullableType(declared);
+  if (type.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) return;
+  if (Array.isArray(value)) {
+    const element = checker.getIndexInfoOfType(type, ts.IndexKind.Number)?.type;
+    if (element)
+      for (const [index, item] of value.entries()) yield* unknownFields(checker, element, item, `${path}[${index}]`);
+    return;
+  }
+  const shapes = (type.isUnion() ? type.types : [type]).filter((member) => member.flags & ts.TypeFlags.Object);
+  if (shapes.length === 0) return; // a type mismatch: the validator's finding
+  const map = shapes.map((shape) => checker.getIndexInfoOfType(shape, ts.IndexKind.String)).find(Boolean);
+  const child = (key: string) => (path ? `${path}.${key}` : key);
+  if (map) {
+    for (const [key, item] of Object.entries(value)) yield* unknownFields(checker, map.type, item, child(key));
+    return;
+  }
+  const fields = new Map<string, ts.Symbol>();
+  for (const shape of shapes) {
+    for (const field of checker.getPropertiesOfType(shape)) if (!fields.has(field.name)) fields.set(field.name, field);
+  }
+  if (fields.size === 0) return; // free-form (`{}`): anything goes
+  for (const [key, item] of Object.entries(value)) {
+    const field = fields.get(key);
+    const declaration = field?.valueDeclaration ?? field?.declarations?.[0];
+    if (!field || !declaration) yield child(key);
+    else yield* unknownFields(checker, checker.getTypeOfSymbolAtLocation(field, declaration), item, child(key));
+  }
+}
+
+/** Fields of a Kubernetes object that its kind's schema does not have (the API server would drop them). */
+export function unknownFieldsOf(object: Record<string, unknown>): string[] {
+  const file = declarationFileOf(String(object.apiVersion), String(object.kind));
+  const declared = file ? declaredTypeOf(file, String(object.kind)) : undefined;
+  return declared ? [...unknownFields(declared.checker, declared.type, object, "")] : [];
+}
+
 export const k12Schema: Guardrail = {
   id: "K12",
   title: "Every Kubernetes object validates against the Kubernetes API schema of the cluster's version",
@@ -130,6 +217,9 @@ export const k12Schema: Guardrail = {
     for (const object of objects) {
       const problem = schemaProblem(object.inputs);
       if (problem) fail(object, problem);
+      const unknown = unknownFieldsOf(object.inputs);
+      if (unknown.length > 0)
+        fail(object, `fields the schema does not have (the API drops them): ${unknown.join(", ")}`);
     }
     return findings;
   },

@@ -1,5 +1,5 @@
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
-import { asArray, at, findingsFor, type Guardrail } from "../guardrail.js";
+import { asArray, at, findingsFor, type Guardrail, hasPasswordInUrl } from "../guardrail.js";
 import {
   containersOf,
   envValue,
@@ -21,8 +21,36 @@ const GPU_RESOURCE = "nvidia.com/gpu";
 /** The drain time a service uses when SHUTDOWN_TIMEOUT_MS is not set (apps/kit HttpConfig). */
 const DEFAULT_DRAIN_SECONDS = 10;
 /** Env names that hold credentials: these must come from a Secret. */
-const SECRET_NAME = /(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/;
+const SECRET_NAME = /PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|(^|_)KEY$/;
+/**
+ * Names that say where a credential is or what it is called, not the credential (`JWT_SECRET_ARN`, `TOKEN_TTL_SECONDS`,
+ * `DATABASE_PASSWORD_FILE`), and keys that name objects, not secrets (`MODEL_KEY`: the model's S3 object key).
+ */
+const NOT_A_CREDENTIAL =
+  /_(NAME|ARN|ID|FILE|PATH|DIR|URL|URI|ENDPOINT|TTL|TTL_SECONDS|SECONDS|MS)$|(^|_)(MODEL|OBJECT|S3|CACHE|ROUTING|PARTITION|SORT|IDEMPOTENCY|PUBLIC)_KEY$/;
+/** An env, ConfigMap key or object name (`files-credentials`) that names a credential. */
+const isCredentialName = (name: string): boolean => {
+  const normalized = name.toUpperCase().replace(/[-.]/g, "_");
+  return SECRET_NAME.test(normalized) && !NOT_A_CREDENTIAL.test(normalized);
+};
+/** The path the services serve for liveness: it answers while the process runs and asks no dependency (apps/kit). */
+const LIVENESS_PATH = "/healthz";
+/** Probe fields that say when and how often a probe runs, not what it checks. */
+const PROBE_TIMING = new Set([
+  "initialDelaySeconds",
+  "periodSeconds",
+  "timeoutSeconds",
+  "successThreshold",
+  "failureThreshold",
+  "terminationGracePeriodSeconds",
+]);
+/** Commands that reach the network: an exec probe running one may be asking a dependency. */
+const NETWORK_COMMAND =
+  /:\/\/|\b(curl|wget|nc|ncat|netcat|telnet|socat|pg_isready|psql|redis-cli|valkey-cli|rabbitmqctl|rabbitmq-diagnostics|grpc_health_probe|aws)\b/;
+const ZONE_TOPOLOGY_KEY = "topology.kubernetes.io/zone";
 
+const isObject = (value: unknown): value is Json =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 const label = (ref: { name: string; init: boolean }) => `${ref.init ? "init container" : "container"} ${ref.name}`;
 
 export const k2SecurityContext: Guardrail = {
@@ -184,14 +212,11 @@ export const k6Probes: Guardrail = {
         const { livenessProbe, readinessProbe, startupProbe } = ref.container;
         if (!livenessProbe) fail(workload, `${label(ref)}: no liveness probe`);
         if (!readinessProbe) fail(workload, `${label(ref)}: no readiness probe`);
-        if (livenessProbe && readinessProbe && JSON.stringify(livenessProbe) === JSON.stringify(readinessProbe)) {
-          fail(workload, `${label(ref)}: liveness and readiness probes are the same`);
+        if (isObject(livenessProbe) && isObject(readinessProbe) && checkOf(livenessProbe) === checkOf(readinessProbe)) {
+          fail(workload, `${label(ref)}: liveness and readiness probes check the same thing`);
         }
-        const livenessPath = at(livenessProbe ?? null, "httpGet.path");
-        const readinessPath = at(readinessProbe ?? null, "httpGet.path");
-        if (livenessPath !== undefined && (livenessPath === readinessPath || livenessPath === "/readyz")) {
-          fail(workload, `${label(ref)}: liveness checks ${String(livenessPath)}, which asks the dependencies`);
-        }
+        const problem = isObject(livenessProbe) ? livenessProblem(livenessProbe) : undefined;
+        if (problem) fail(workload, `${label(ref)}: ${problem}`);
         if (isGpuWorkload(workload) && !startupProbe)
           fail(workload, `${label(ref)}: no startup probe for the model load`);
       }
@@ -199,6 +224,46 @@ export const k6Probes: Guardrail = {
     return findings;
   },
 };
+
+/** What a probe checks, without when and how often: two probes with the same check differ only in timing. */
+function checkOf(probe: Json): string {
+  const sorted = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(sorted)
+      : isObject(value)
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((key) => [key, sorted(value[key])]),
+          )
+        : value;
+  return JSON.stringify(sorted(Object.fromEntries(Object.entries(probe).filter(([key]) => !PROBE_TIMING.has(key)))));
+}
+
+/**
+ * Why a liveness probe may check more than the process, or undefined when it checks the process only: the services'
+ * `/healthz` on their own pod, a TCP connect to their own port, or a command that does not reach the network. A failed
+ * liveness probe restarts the container, so one that asks a dependency restarts every pod when that dependency blinks.
+ */
+function livenessProblem(probe: Json): string | undefined {
+  if (isObject(probe.httpGet)) {
+    const { host, path } = probe.httpGet;
+    if (host !== undefined) return `liveness asks another host (${String(host)})`;
+    if (path !== LIVENESS_PATH) return `liveness checks ${String(path ?? "/")}, not the process-only ${LIVENESS_PATH}`;
+    return undefined;
+  }
+  if (isObject(probe.tcpSocket)) {
+    const { host } = probe.tcpSocket;
+    return host === undefined ? undefined : `liveness connects to another host (${String(host)})`;
+  }
+  if (isObject(probe.exec)) {
+    const command = asArray(probe.exec.command).map(String).join(" ");
+    return NETWORK_COMMAND.test(command) ? `liveness runs \`${command}\`, which reaches the network` : undefined;
+  }
+  // gRPC health services commonly report their dependencies' state.
+  if (isObject(probe.grpc)) return `liveness is a gRPC health check, not the process-only ${LIVENESS_PATH}`;
+  return "liveness probe has no handler";
+}
 
 /** Replicas a Deployment never drops below: its HPA's or ScaledObject's minimum, else spec.replicas (default 1). */
 function minimumReplicas(plan: PlanDocument, workload: PlanResource): number {
@@ -232,10 +297,17 @@ export const k7Availability: Guardrail = {
     for (const workload of objectsOfKind(plan, "Deployment")) {
       const minimum = minimumReplicas(plan, workload);
       if (minimum < 2) fail(workload, `runs as few as ${minimum} replica(s) in prod`);
+      // A spread counts only over the pods its selector picks: it must pick this workload's own pods. Whether it may
+      // yield when zones run out (`whenUnsatisfiable`) is left to the workload: the detector does, on purpose.
+      const labels = podLabelsOf(workload);
       const spread = asArray(podSpecOf(workload).topologySpreadConstraints).some(
-        (constraint) => (constraint as Json).topologyKey === "topology.kubernetes.io/zone",
+        (constraint) =>
+          isObject(constraint) &&
+          constraint.topologyKey === ZONE_TOPOLOGY_KEY &&
+          Object.keys((at(constraint, "labelSelector.matchLabels") ?? {}) as Json).length > 0 &&
+          selects(constraint.labelSelector, labels),
       );
-      if (!spread) fail(workload, "no topology spread across zones");
+      if (!spread) fail(workload, "no topology spread across zones that selects its own pods");
       const budgets = objectsOfKind(plan, "PodDisruptionBudget").filter(
         (budget) =>
           namespaceOf(budget) === namespaceOf(workload) &&
@@ -271,9 +343,19 @@ export const k9GracefulStop: Guardrail = {
   },
 };
 
+/** Keys of a ConfigMap that hold a secret: named as a credential, or a URL with a password in it. */
+function secretKeysOf(configMap: PlanResource): { named: string[]; inUrls: string[] } {
+  const data = Object.entries((configMap.inputs.data ?? {}) as Json);
+  return {
+    named: data.filter(([key]) => isCredentialName(key)).map(([key]) => key),
+    inUrls: data.filter(([, value]) => typeof value === "string" && hasPasswordInUrl(value)).map(([key]) => key),
+  };
+}
+
 export const k11Secrets: Guardrail = {
   id: "K11",
-  title: "Secrets reach pods from Kubernetes Secrets synced from AWS Secrets Manager, never ConfigMaps or literals",
+  title:
+    "Secrets reach pods (env and volumes) from Kubernetes Secrets synced from AWS Secrets Manager, never ConfigMaps or literals",
   check({ plan }) {
     const { findings, fail } = findingsFor("K11");
     const synced = new Set(
@@ -282,6 +364,11 @@ export const k11Secrets: Guardrail = {
       ),
     );
     const namespaces = new Set(workloads(plan).map(namespaceOf));
+    const configMapsHoldingSecrets = new Set(
+      objectsOfKind(plan, "ConfigMap")
+        .filter((configMap) => Object.values(secretKeysOf(configMap)).some((keys) => keys.length > 0))
+        .map((configMap) => `${namespaceOf(configMap)}/${nameOf(configMap)}`),
+    );
     for (const workload of workloads(plan)) {
       const namespace = namespaceOf(workload);
       for (const ref of containersOf(workload)) {
@@ -291,7 +378,10 @@ export const k11Secrets: Guardrail = {
           if (secretRef !== undefined && !synced.has(`${namespace}/${String(secretRef)}`)) {
             fail(workload, `${label(ref)}: ${name} reads Secret ${String(secretRef)}, which no ExternalSecret syncs`);
           }
-          if (!SECRET_NAME.test(name)) continue;
+          if (typeof entry.value === "string" && hasPasswordInUrl(entry.value)) {
+            fail(workload, `${label(ref)}: ${name} is a literal URL with a password in it`);
+          }
+          if (!isCredentialName(name)) continue;
           if (entry.value !== undefined) fail(workload, `${label(ref)}: ${name} is a literal value`);
           else if (at(entry, "valueFrom.configMapKeyRef") !== undefined) {
             fail(workload, `${label(ref)}: ${name} comes from a ConfigMap`);
@@ -304,6 +394,24 @@ export const k11Secrets: Guardrail = {
           }
         }
       }
+      // Mounted files are the other way in: a volume of a Secret (or a projected one) and of a ConfigMap.
+      for (const volume of asArray(podSpecOf(workload).volumes).filter(isObject)) {
+        const volumeName = String(volume.name);
+        const sources = [volume, ...asArray(at(volume, "projected.sources")).filter(isObject)];
+        for (const source of sources) {
+          const secret = at(source, "secret.secretName") ?? at(source, "secret.name");
+          if (secret !== undefined && !synced.has(`${namespace}/${String(secret)}`)) {
+            fail(workload, `volume ${volumeName} mounts Secret ${String(secret)}, which no ExternalSecret syncs`);
+          }
+          const configMap = at(source, "configMap.name");
+          if (
+            configMap !== undefined &&
+            (isCredentialName(String(configMap)) || configMapsHoldingSecrets.has(`${namespace}/${String(configMap)}`))
+          ) {
+            fail(workload, `volume ${volumeName} mounts ConfigMap ${String(configMap)}, which holds secrets`);
+          }
+        }
+      }
     }
     // A Secret written by Pulumi in an application namespace would carry its value through state and config.
     for (const secret of objectsOfKind(plan, "Secret")) {
@@ -311,10 +419,9 @@ export const k11Secrets: Guardrail = {
     }
     for (const configMap of objectsOfKind(plan, "ConfigMap")) {
       if (!namespaces.has(namespaceOf(configMap))) continue;
-      const keys = Object.keys((configMap.inputs.data ?? {}) as Json).filter((key) =>
-        SECRET_NAME.test(key.toUpperCase()),
-      );
-      if (keys.length > 0) fail(configMap, `holds secret-looking keys: ${keys.join(", ")}`);
+      const { named, inUrls } = secretKeysOf(configMap);
+      if (named.length > 0) fail(configMap, `holds secret-looking keys: ${named.join(", ")}`);
+      if (inUrls.length > 0) fail(configMap, `holds URLs with a password in them: ${inUrls.join(", ")}`);
     }
     return findings;
   },
