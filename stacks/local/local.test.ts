@@ -397,6 +397,25 @@ describe("npm start refuses bad situations with a clear message and loses nothin
     }
   }, 60_000);
 
+  it("exits 1 when the cluster of a data directory that had one is gone, and makes no new one", async () => {
+    for (const lost of ["marker", "uploads"] as const) {
+      const dataDir = await tempDir(`lost-cluster-${lost}`);
+      await writeFile(join(dataDir, "secrets.json"), JSON.stringify({ postgresPassword: "x", services: {} }));
+      if (lost === "marker") await writeFile(join(dataDir, "postgres.created"), "");
+      else await mkdir(join(dataDir, "objects", "ndt-uploads"), { recursive: true });
+      await mkdir(join(dataDir, "postgres")); // emptied
+      try {
+        const run = launchStack(dataDir);
+        expect(await run.exited).toBe(1);
+        expect(run.output()).toContain("is missing or empty, but");
+        expect(run.output()).toContain("Nothing was changed");
+        expect(await readdir(join(dataDir, "postgres"))).toEqual([]);
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    }
+  }, 120_000);
+
   it("never initialises a cluster over a directory that holds something else", async () => {
     const dataDir = await tempDir("foreign");
     await writeFile(join(dataDir, "secrets.json"), JSON.stringify({ postgresPassword: "x", services: {} }));

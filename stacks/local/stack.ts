@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadConfig, PgDatabase, PostgresConfig, type SqlDatabase } from "@ndt/kit";
@@ -388,15 +388,30 @@ export class LocalStack {
       report.push({ name: "PostgreSQL", mode: "real", detail: redact(external) });
       return external;
     }
+    const clusterDir = join(this.dataDir, "postgres");
+    const marker = join(this.dataDir, CLUSTER_MARKER);
+    // a data directory that had a database and lost it is damage, not a first start: initdb would hand out an empty
+    // database beside the old uploads and keys as if nothing had happened
+    if (
+      !existsSync(join(clusterDir, "PG_VERSION")) &&
+      (existsSync(marker) || (await holdsFiles(join(this.dataDir, "objects"))))
+    ) {
+      throw new LocalStackError(
+        `${clusterDir} is missing or empty, but ${this.dataDir} held a database (its uploads and keys are still ` +
+          `there). Nothing was changed. Restore ${clusterDir}, or set NDT_DATA_DIR to a new directory (or remove ` +
+          `${this.dataDir}) to start afresh.`,
+      );
+    }
     const done = this.step("PostgreSQL (embedded)");
     this.postgres = new LocalPostgres({
-      dir: join(this.dataDir, "postgres"),
+      dir: clusterDir,
       port: await freePort(),
       password: secrets.postgresPassword,
       logFile: join(this.dataDir, "logs", "postgres.log"),
       stopLeftover: this.lock?.previousPid !== undefined,
     });
     await this.postgres.start();
+    if (!existsSync(marker)) await writeFile(marker, `the cluster in ${clusterDir} was made here; do not delete\n`);
     done();
     const leftover = this.postgres.stoppedLeftover;
     report.push({
@@ -478,6 +493,18 @@ export class LocalStack {
       this.lock?.release();
     })();
     return this.stopping;
+  }
+}
+
+/** Left in the data directory once its cluster exists: a later start without the cluster knows it was lost. */
+const CLUSTER_MARKER = "postgres.created";
+
+/** Whether `dir` exists and holds anything. */
+async function holdsFiles(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length > 0;
+  } catch {
+    return false;
   }
 }
 
