@@ -9,7 +9,7 @@
  * Forwarding is a keep-alive undici Pool per upstream, streaming both ways. (@fastify/reply-from was measured at
  * about half the throughput of a plain Pool on this path, which matters: every API call crosses it.)
  */
-import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
 import {
   type AccessClaims,
   bearerToken,
@@ -146,11 +146,12 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
     const counted = new BodyLimit(limit, () => {
       request.bodyTooLarge = true;
     });
-    // pipeline, not pipe: a client that goes away mid-body ends the counted stream too (with pipe it would wait)
-    done(
-      null,
-      pipeline(payload, counted, () => undefined),
-    );
+    // a client that goes away mid-body ends the counted stream too, which aborts the upstream request (pipe alone
+    // does not pass an abort on: the service would wait for the rest of the upload)
+    payload.once("close", () => {
+      if (!request.raw.complete) counted.destroy(new Error("the client went away before its body was complete"));
+    });
+    done(null, payload.pipe(counted));
   });
 
   const isPublic = (request: FastifyRequest) => {
@@ -215,16 +216,8 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
       headers["x-request-id"] = request.id;
       headers["x-forwarded-for"] = request.ip;
       headers["x-forwarded-proto"] = request.protocol;
-      // a client that goes away before its answer is complete takes the upstream request with it: the service is
-      // not left waiting for the rest of an upload
-      const abandoned = new AbortController();
-      const onClientGone = () => {
-        if (!reply.raw.writableFinished) abandoned.abort();
-      };
-      reply.raw.once("close", onClientGone);
       try {
         const res = await pool.request({
-          signal: abandoned.signal,
           path: request.url,
           method: request.method as "GET",
           headers,
@@ -246,8 +239,8 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
         if (length <= SMALL_BODY_BYTES) return reply.send(Buffer.from(await res.body.arrayBuffer()));
         return reply.send(res.body);
       } catch (error) {
-        if (abandoned.signal.aborted) {
-          request.log.info({ upstream: upstream.name }, "client went away: upstream request aborted");
+        if (!request.bodyTooLarge && request.raw.destroyed && !request.raw.complete) {
+          request.log.info({ upstream: upstream.name }, "client went away mid-body: upstream request aborted");
           return reply.code(499).send(envelope("client_closed_request", "The client closed the request"));
         }
         const failure = request.bodyTooLarge
