@@ -289,15 +289,21 @@ describe("data-tier guardrails A7–A10, A13", () => {
     ]);
   });
 
-  it("A13 lets a public load balancer take the internet on 443 and 80, and nothing else", async () => {
+  /** The prod plan plus an internet-facing load balancer whose group admits `cidrIpv4` on 443. */
+  const publicLoadBalancerOn = async (cidrIpv4: string) => {
     const plan = await planOf("prod");
-    addGroup(plan, "edge-sg", { cidrIpv4: "0.0.0.0/0", fromPort: 443, toPort: 443 });
+    addGroup(plan, "edge-sg", { cidrIpv4, fromPort: 443, toPort: 443 });
     plan.resources.push({
       type: "aws:lb/loadBalancer:LoadBalancer",
       name: "edge",
       parent: null,
       inputs: { internal: false, loadBalancerType: "network", securityGroups: [mockIdOf("edge-sg")] },
     });
+    return plan;
+  };
+
+  it("A13 lets a public load balancer take the internet on 443 and 80, and nothing else", async () => {
+    const plan = await publicLoadBalancerOn("0.0.0.0/0");
     expect(failing(plan)).toEqual([]);
     rule(plan, "edge-sg-ingress").fromPort = 0;
     rule(plan, "edge-sg-ingress").toPort = 65535;
@@ -340,14 +346,7 @@ describe("data-tier guardrails A7–A10, A13", () => {
   });
 
   it("A13 lets the public load balancer take a short public prefix on 443 only", async () => {
-    const plan = await planOf("prod");
-    addGroup(plan, "edge-sg", { cidrIpv4: "0.0.0.0/1", fromPort: 443, toPort: 443 });
-    plan.resources.push({
-      type: "aws:lb/loadBalancer:LoadBalancer",
-      name: "edge",
-      parent: null,
-      inputs: { internal: false, loadBalancerType: "network", securityGroups: [mockIdOf("edge-sg")] },
-    });
+    const plan = await publicLoadBalancerOn("0.0.0.0/1");
     expect(failing(plan)).toEqual([]);
     rule(plan, "edge-sg-ingress").fromPort = 22;
     rule(plan, "edge-sg-ingress").toPort = 22;
