@@ -4,7 +4,7 @@ import { get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { s3Client } from "@ndt/kit";
+import { s3Client, type SqlDatabase } from "@ndt/kit";
 import pg from "pg";
 import {
   type TestDatabase,
@@ -422,6 +422,52 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(nul.statusCode).toBeGreaterThanOrEqual(400);
     expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
     expect(await outboxCount()).toBe(before);
+  });
+
+  it("keeps the object and answers 202 when the image row was written though its COMMIT reported an error", async () => {
+    // the connection lost on COMMIT, after PostgreSQL committed: the upload was in fact accepted
+    const real = app.deps.db;
+    let nextCommit: "reported" | "lost" | "lost, then the database gone" = "lost";
+    let unreachable = false;
+    const lossy: SqlDatabase = {
+      query: (text, params) =>
+        unreachable ? Promise.reject(new Error("connect ECONNREFUSED")) : real.query(text, params),
+      async transaction(fn) {
+        const result = await real.transaction(fn);
+        if (nextCommit === "reported") return result;
+        unreachable = nextCommit === "lost, then the database gone";
+        nextCommit = "reported";
+        throw new Error("Connection terminated unexpectedly");
+      },
+      migrate: (dir, table) => real.migrate(dir, table),
+      ping: () => real.ping(),
+      close: async () => undefined,
+    };
+    const flaky = await buildApp({ config, db: lossy, migrate: false, relay: false });
+    const send = (inspectionId: string) =>
+      flaky.inject({
+        method: "POST",
+        url: `/api/v1/inspections/${inspectionId}/images`,
+        headers: { ...bearer(adminA), "content-type": "image/png" },
+        payload: fakePng(),
+      });
+    try {
+      const inspection = await create(adminA);
+      const before = await outboxCount();
+      const res = await send(inspection.id);
+      expect([res.statusCode, res.json().status]).toEqual([202, "queued"]);
+      const left = await leftovers(inspection.id);
+      expect([left.objects.length, left.images]).toEqual([1, 1]);
+      expect(await outboxCount()).toBe(before + 1);
+
+      // the database gone right after: whether the row exists cannot be told, so the object is kept
+      const unknown = await create(adminA);
+      nextCommit = "lost, then the database gone";
+      expect((await send(unknown.id)).statusCode).toBe(500);
+      expect((await leftovers(unknown.id)).objects).toHaveLength(1);
+    } finally {
+      await flaky.close();
+    }
   });
 
   it("shows images, detections and a summary on the inspection, and streams the content back", async () => {

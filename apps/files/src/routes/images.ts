@@ -110,10 +110,23 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       try {
         ({ image } = await store.acceptImage(job, { filename: filename ?? `${imageId}.${ext}`, size: stored.size }));
       } catch (err) {
-        // no row will ever point at the object: remove it rather than leave an orphan nobody can reach
-        await objects
-          .delete(key)
-          .catch((deleteErr: unknown) => request.log.error({ err: deleteErr, key }, "orphan upload not deleted"));
+        // A failed write usually means no row will ever point at the object: remove it rather than leave an orphan.
+        // But a connection lost on COMMIT can hide a write that went through: then the upload was accepted (its
+        // job is in the outbox) and the object is kept. When that cannot be told, the object is kept too: an
+        // orphan costs storage, a row without its object loses an upload.
+        const written = await store.findImage(org, inspection.id, imageId).catch(() => null);
+        if (written) {
+          request.log.warn({ err, imageId }, "the image row was written although its transaction reported an error");
+          deps.relay.kick();
+          return reply.code(202).send(written.image);
+        }
+        if (written === null) {
+          request.log.error({ err, key }, "upload failed; its object is kept (whether its row exists is unknown)");
+        } else {
+          await objects
+            .delete(key)
+            .catch((deleteErr: unknown) => request.log.error({ err: deleteErr, key }, "orphan upload not deleted"));
+        }
         throw err;
       }
       deps.relay.kick();
