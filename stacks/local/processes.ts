@@ -19,7 +19,10 @@ export class ChildExited extends Error {
     readonly logFile: string,
   ) {
     super(
-      `${app} exited (${signal ? `signal ${signal}` : `code ${code}`}); its log ${logFile} ends with:\n${logTail(logFile)}`,
+      `${app} exited (${signal ? `signal ${signal}` : `code ${code}`})` +
+        // nothing in the process could say why: it did not see it coming
+        (signal === "SIGKILL" ? ", killed from outside (kill -9, or the kernel out of memory)" : "") +
+        `; the stack stops. Its log ${logFile} ends with:\n${logTail(logFile)}`,
     );
     this.name = "ChildExited";
   }
