@@ -64,6 +64,24 @@ describe("the local TLS proxy", () => {
     expect(seen).toEqual([]);
   });
 
+  it("sends the services' security headers on its own answers too (P12)", async () => {
+    const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      httpsRequest({ host: "localhost", port, path: "/metrics", ca }, (res) => {
+        res.resume();
+        resolve(res.headers);
+      })
+        .on("error", reject)
+        .end();
+    });
+    expect(headers).toMatchObject({
+      "strict-transport-security": expect.stringContaining("max-age="),
+      "content-security-policy": expect.stringContaining("default-src"),
+      "x-frame-options": "SAMEORIGIN",
+      "x-content-type-options": "nosniff",
+      "cache-control": "no-store",
+    });
+  });
+
   it("forwards a public path as it resolves, query kept", async () => {
     expect(await get("/api/v1/../v1/inspections?limit=5")).toBe(200);
     expect(await get("/.well-known/jwks.json")).toBe(200);

@@ -10,6 +10,7 @@ import { type ClientRequest, type IncomingMessage, request as httpRequest, type 
 import { createServer, type Server } from "node:https";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import { helmetHeaders } from "@ndt/kit";
 import { isPublicPath } from "../topology.js";
 
 export interface ReadinessTarget {
@@ -62,11 +63,11 @@ export function normalizedPath(target: string): string | undefined {
   }
 }
 
-/** What the proxy's own answers carry, as the services' do: JSON, never cached or sniffed. */
+/** What the proxy's own answers carry, as the services' do: the same security headers (P12), JSON, never cached. */
 const OWN_ANSWER_HEADERS = {
+  ...helmetHeaders(),
   "content-type": "application/json",
   "cache-control": "no-store",
-  "x-content-type-options": "nosniff",
 };
 
 // hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded

@@ -51,6 +51,7 @@ export {
 } from "./errors.js";
 export type { Health, ReadinessCheck } from "./http/health.js";
 export { type ListenSettings, type RunningService, type RunOptions, runService, startService } from "./http/run.js";
+export { helmetHeaders } from "./http/security-headers.js";
 export {
   createService,
   type HttpServiceSettings,
