@@ -410,6 +410,10 @@ describe("npm start refuses bad situations with a clear message and loses nothin
         expect(run.output()).toContain("is missing or empty, but");
         expect(run.output()).toContain("Nothing was changed");
         expect(await readdir(join(dataDir, "postgres"))).toEqual([]);
+        // nothing written: no certificate, no logs directory
+        expect((await readdir(dataDir)).sort()).toEqual(
+          [lost === "marker" ? "postgres.created" : "objects", "postgres", "secrets.json"].sort(),
+        );
       } finally {
         await rm(dataDir, { recursive: true, force: true });
       }

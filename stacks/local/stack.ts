@@ -104,6 +104,8 @@ export class LocalStack {
     const publicPort = parsePort(env.PORT);
     const freePorts = env.NDT_FREE_PORTS === "1" || env.NDT_FREE_PORTS === "true";
 
+    // read-only, before anything is made in the data directory
+    if (!env.DATABASE_URL) await this.refuseLostCluster();
     await this.prepareDataDir();
     this.lock = await claimDataDir(this.dataDir);
     const secrets = await this.loadSecrets();
@@ -304,6 +306,22 @@ export class LocalStack {
     }
   }
 
+  /**
+   * A data directory that had a database and lost it is damage, not a first start: initdb would hand out an empty
+   * database beside the old uploads and keys as if nothing had happened. Checked before anything is written.
+   */
+  private async refuseLostCluster(): Promise<void> {
+    const clusterDir = join(this.dataDir, "postgres");
+    const hadOne = existsSync(join(this.dataDir, CLUSTER_MARKER)) || (await holdsFiles(join(this.dataDir, "objects")));
+    if (hadOne && !existsSync(join(clusterDir, "PG_VERSION"))) {
+      throw new LocalStackError(
+        `${clusterDir} is missing or empty, but ${this.dataDir} held a database (its uploads and keys are still ` +
+          `there). Nothing was changed. Restore ${clusterDir}, or set NDT_DATA_DIR to a new directory (or remove ` +
+          `${this.dataDir}) to start afresh.`,
+      );
+    }
+  }
+
   /** `<data>/secrets.json`: made once, kept (the auth service's keys are encrypted with its secret). */
   private async loadSecrets(): Promise<StackSecrets> {
     const file = join(this.dataDir, "secrets.json");
@@ -390,18 +408,6 @@ export class LocalStack {
     }
     const clusterDir = join(this.dataDir, "postgres");
     const marker = join(this.dataDir, CLUSTER_MARKER);
-    // a data directory that had a database and lost it is damage, not a first start: initdb would hand out an empty
-    // database beside the old uploads and keys as if nothing had happened
-    if (
-      !existsSync(join(clusterDir, "PG_VERSION")) &&
-      (existsSync(marker) || (await holdsFiles(join(this.dataDir, "objects"))))
-    ) {
-      throw new LocalStackError(
-        `${clusterDir} is missing or empty, but ${this.dataDir} held a database (its uploads and keys are still ` +
-          `there). Nothing was changed. Restore ${clusterDir}, or set NDT_DATA_DIR to a new directory (or remove ` +
-          `${this.dataDir}) to start afresh.`,
-      );
-    }
     const done = this.step("PostgreSQL (embedded)");
     this.postgres = new LocalPostgres({
       dir: clusterDir,
