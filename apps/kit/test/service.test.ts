@@ -81,7 +81,7 @@ describe("createService", () => {
     const blank = await app.inject({ method: "POST", url: "/things", payload: { name: "a", label: " \t" } });
     expect(blank.json().error.message).toBe("body.label must not be blank");
     // invisible characters are blank too: a zero-width space, a BOM, a direction mark
-    for (const label of ["\u200b", " \ufeff ", "\u200e\u200b"]) {
+    for (const label of ["\u200b", " \ufeff ", "\u200e\u200b", "\u180e", "\u3164"]) {
       const invisible = await app.inject({ method: "POST", url: "/things", payload: { name: "a", label } });
       expect(invisible.json().error.message, JSON.stringify(label)).toBe("body.label must not be blank");
     }

@@ -128,10 +128,11 @@ export function StrictObject<P extends TProperties>(
 
 /**
  * One visible character (a regular-expression class): not whitespace, not a control character, not an invisible
- * format character (zero-width space, joiners, direction marks, BOM, soft hyphen). Text is blank without one.
+ * format or filler character (zero-width space, joiners, direction marks, BOM, soft hyphen, the Mongolian vowel
+ * separator, Hangul fillers). Text is blank without one.
  */
 export const VISIBLE_CHARACTER =
-  "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff]";
+  "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u034f\\u115f\\u1160\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0]";
 
 /**
  * A required free-text field (a title, a name): 1 to `maxLength` characters, not blank. Handlers store it trimmed,
