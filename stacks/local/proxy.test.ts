@@ -2,7 +2,7 @@
  * The local TLS proxy as the edge: only the public paths reach the gateway, judged on the path as it resolves
  * (dot segments, %2e), and what reaches the gateway is that resolved path.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -156,6 +156,55 @@ describe("closing the local TLS proxy (Ctrl-C)", () => {
       await closing;
       // done when the upload was, not at the 5 s bound an open event stream would hold it to
       expect(Date.now() - started).toBeLessThan(4_000);
+    } finally {
+      await proxy.close(100);
+      gateway.closeAllConnections();
+      await new Promise((resolve) => gateway.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("closing the local TLS proxy just as an answer ends", () => {
+  it("delivers that answer whole: its connection is ended after it, not destroyed with it still buffered", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ndt-proxy-end-"));
+    const certificate = await localCertificate(dir);
+    const body = JSON.stringify({ id: "image", status: "queued" });
+    const gateway = createServer((_req, res) => {
+      res.writeHead(202, { "content-type": "application/json" }).end(body);
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
+    const proxy = new TlsProxy({
+      cert: certificate.cert,
+      key: certificate.key,
+      upstream: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
+      readiness: () => [],
+    });
+    // Ctrl-C at the worst moment, as seen under load: the proxy has ended its answer, whose bytes still wait in the
+    // socket's buffer (held here by cork until the close has begun)
+    proxy.server.on("request", (_req, res: ServerResponse) => {
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        res.socket?.cork();
+        const ended = end(...args);
+        void proxy.close(5_000);
+        process.nextTick(() => res.socket?.uncork());
+        return ended;
+      }) as typeof res.end;
+    });
+    const port = await proxy.listen(0);
+    try {
+      const received = await new Promise<string>((resolve) => {
+        httpsRequest({ host: "localhost", port, ca: certificate.cert, method: "POST", path: "/api/v1/x" }, (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          res.on("end", () => resolve(`${res.statusCode} ${text}`));
+          res.on("error", (err) => resolve(`${res.statusCode} ${err.message} after "${text}"`));
+        })
+          .on("error", (err) => resolve(err.message))
+          .end("{}");
+      });
+      expect(received).toBe(`202 ${body}`);
     } finally {
       await proxy.close(100);
       gateway.closeAllConnections();

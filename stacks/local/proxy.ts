@@ -10,6 +10,7 @@ import { type ClientRequest, type IncomingMessage, request as httpRequest, type 
 import { createServer, type Server } from "node:https";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
+import { Server as TlsServer } from "node:tls";
 import { helmetHeaders } from "@ndt/kit";
 import { isPublicPath } from "../topology.js";
 
@@ -88,6 +89,8 @@ export class TlsProxy {
   /** Open server-sent event streams: they never finish by themselves, so closing ends them first. */
   private readonly eventStreams = new Map<ServerResponse, ClientRequest>();
   private closing = false;
+  /** Requests each TLS connection is carrying (an answer not yet finished): idle connections have none. */
+  private readonly inFlight = new Map<Socket, number>();
 
   constructor(private readonly options: TlsProxyOptions) {
     this.server = createServer({ cert: options.cert, key: options.key }, (req, res) => {
@@ -99,6 +102,11 @@ export class TlsProxy {
     this.server.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
+    });
+    // the TLS sockets (requests' sockets), for ending connections gracefully: ending the TCP socket under TLS would not
+    this.server.on("secureConnection", (socket: Socket) => {
+      this.inFlight.set(socket, 0);
+      socket.once("close", () => this.inFlight.delete(socket));
     });
   }
 
@@ -115,9 +123,14 @@ export class TlsProxy {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // once closing, a connection ends with the answer it is carrying (keep-alive would hold the close open)
-    res.once("finish", () => {
-      if (this.closing) req.socket.end();
+    // once closing, a connection ends (gracefully: what is written goes out first) with the last answer it carries
+    const socket = req.socket;
+    this.inFlight.set(socket, (this.inFlight.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const requests = this.inFlight.get(socket);
+      if (requests === undefined) return; // the connection is gone
+      this.inFlight.set(socket, requests - 1);
+      if (this.closing && requests === 1) socket.end();
     });
     if (req.method === "GET" && (req.url === "/readyz" || req.url?.startsWith("/readyz?"))) {
       const readiness = await stackReadiness(this.options.readiness());
@@ -184,8 +197,11 @@ export class TlsProxy {
    */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
+    // Not https.Server#close: it destroys "idle" connections first, and Node counts as idle one whose last answer is
+    // ended but still in the socket's buffer — that answer was lost (seen: 202 headers, no body). The listener
+    // closes here; idle connections are ended, which sends what is buffered before the FIN.
+    const closed = new Promise<void>((resolve) => TlsServer.prototype.close.call(this.server, () => resolve()));
+    for (const [socket, requests] of this.inFlight) if (requests === 0) socket.end();
     for (const [stream, upstream] of this.eventStreams) {
       upstream.destroy();
       stream.end();
