@@ -2,7 +2,7 @@
  * The local TLS proxy as the edge: only the public paths reach the gateway, judged on the path as it resolves
  * (dot segments, %2e), and what reaches the gateway is that resolved path.
  */
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, type RequestListener, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,32 +12,46 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localCertificate } from "./certificate.js";
 import { normalizedPath, TlsProxy } from "./proxy.js";
 
+/** The proxy in front of a plain HTTP stand-in for the gateway; `stop` closes both and removes the certificate. */
+async function proxyInFront(gatewayAnswers: RequestListener) {
+  const dir = await mkdtemp(join(tmpdir(), "ndt-proxy-"));
+  const certificate = await localCertificate(dir);
+  const gateway = createServer(gatewayAnswers);
+  await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
+  const proxy = new TlsProxy({
+    cert: certificate.cert,
+    key: certificate.key,
+    upstream: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
+    readiness: () => [],
+  });
+  const port = await proxy.listen(0);
+  return {
+    proxy,
+    port,
+    ca: certificate.cert,
+    async stop() {
+      await proxy.close(100);
+      gateway.closeAllConnections();
+      await new Promise((resolve) => gateway.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe("the local TLS proxy", () => {
   const seen: string[] = [];
-  let gateway: Server;
-  let proxy: TlsProxy;
+  let edge: Awaited<ReturnType<typeof proxyInFront>>;
   let port: number;
   let ca: string;
-  let dir: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "ndt-proxy-"));
-    const certificate = await localCertificate(dir);
-    ca = certificate.cert;
-    gateway = createServer((req, res) => {
+    edge = await proxyInFront((req, res) => {
       seen.push(req.url ?? "");
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
-    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
-    const origin = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
-    proxy = new TlsProxy({ cert: certificate.cert, key: certificate.key, upstream: origin, readiness: () => [] });
-    port = await proxy.listen(0);
+    ({ port, ca } = edge);
   });
-  afterAll(async () => {
-    await proxy?.close(100);
-    await new Promise((resolve) => gateway?.close(resolve));
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(() => edge?.stop());
 
   // the path goes out exactly as written (no client-side resolution, unlike fetch)
   const get = (path: string) =>
@@ -97,9 +111,7 @@ describe("the local TLS proxy", () => {
 
 describe("closing the local TLS proxy (Ctrl-C)", () => {
   it("lets an upload in flight finish and ends event streams at once", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "ndt-proxy-close-"));
-    const certificate = await localCertificate(dir);
-    const gateway = createServer((req, res) => {
+    const { proxy, port, ca, stop } = await proxyInFront((req, res) => {
       if (req.url?.endsWith("/events")) {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write(": connected\n\n");
@@ -109,15 +121,6 @@ describe("closing the local TLS proxy (Ctrl-C)", () => {
       req.on("data", (chunk: Buffer) => (bytes += chunk.length));
       req.on("end", () => res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ bytes })));
     });
-    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
-    const proxy = new TlsProxy({
-      cert: certificate.cert,
-      key: certificate.key,
-      upstream: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
-      readiness: () => [],
-    });
-    const port = await proxy.listen(0);
-    const ca = certificate.cert;
     try {
       const stream = new Promise<string>((resolve, reject) => {
         httpsRequest({ host: "localhost", port, ca, path: "/api/v1/inspections/i/events" }, (res) => {
@@ -157,28 +160,16 @@ describe("closing the local TLS proxy (Ctrl-C)", () => {
       // done when the upload was, not at the 5 s bound an open event stream would hold it to
       expect(Date.now() - started).toBeLessThan(4_000);
     } finally {
-      await proxy.close(100);
-      gateway.closeAllConnections();
-      await new Promise((resolve) => gateway.close(resolve));
-      await rm(dir, { recursive: true, force: true });
+      await stop();
     }
   });
 });
 
 describe("closing the local TLS proxy just as an answer ends", () => {
   it("delivers that answer whole: its connection is ended after it, not destroyed with it still buffered", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "ndt-proxy-end-"));
-    const certificate = await localCertificate(dir);
     const body = JSON.stringify({ id: "image", status: "queued" });
-    const gateway = createServer((_req, res) => {
+    const { proxy, port, ca, stop } = await proxyInFront((_req, res) => {
       res.writeHead(202, { "content-type": "application/json" }).end(body);
-    });
-    await new Promise<void>((resolve) => gateway.listen(0, "127.0.0.1", resolve));
-    const proxy = new TlsProxy({
-      cert: certificate.cert,
-      key: certificate.key,
-      upstream: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`,
-      readiness: () => [],
     });
     // Ctrl-C at the worst moment, as seen under load: the proxy has ended its answer, whose bytes still wait in the
     // socket's buffer (held here by cork until the close has begun)
@@ -192,10 +183,9 @@ describe("closing the local TLS proxy just as an answer ends", () => {
         return ended;
       }) as typeof res.end;
     });
-    const port = await proxy.listen(0);
     try {
       const received = await new Promise<string>((resolve) => {
-        httpsRequest({ host: "localhost", port, ca: certificate.cert, method: "POST", path: "/api/v1/x" }, (res) => {
+        httpsRequest({ host: "localhost", port, ca, method: "POST", path: "/api/v1/x" }, (res) => {
           let text = "";
           res.on("data", (chunk: Buffer) => (text += chunk.toString()));
           res.on("end", () => resolve(`${res.statusCode} ${text}`));
@@ -206,10 +196,7 @@ describe("closing the local TLS proxy just as an answer ends", () => {
       });
       expect(received).toBe(`202 ${body}`);
     } finally {
-      await proxy.close(100);
-      gateway.closeAllConnections();
-      await new Promise((resolve) => gateway.close(resolve));
-      await rm(dir, { recursive: true, force: true });
+      await stop();
     }
   });
 });

@@ -36,13 +36,16 @@ import { healthPlugin } from "./health.js";
 import { metricsPlugin } from "./metrics.js";
 import { helmetHeaders, securityHeadersPlugin } from "./security-headers.js";
 
+/** An operation's request body as a route declares it (`x-request-body`), over the one derived from `body`. */
+type DeclaredRequestBody = Partial<OpenAPIV3.RequestBodyObject>;
+
 declare module "fastify" {
   interface FastifySchema {
     /**
      * The operation's OpenAPI request body, merged over the one derived from `body`: @fastify/swagger marks every
      * `body` required and knows nothing of a body the handler reads itself (a stream).
      */
-    "x-request-body"?: Partial<OpenAPIV3.RequestBodyObject>;
+    "x-request-body"?: DeclaredRequestBody;
   }
 }
 
@@ -411,7 +414,8 @@ const OPERATION_METHODS = ["get", "put", "post", "delete", "options", "head", "p
 function withDeclaredRequestBodies(doc: OpenApiDocument): OpenApiDocument {
   for (const item of Object.values(doc.paths)) {
     for (const method of OPERATION_METHODS) {
-      const operation = item?.[method] as (OpenAPIV3.OperationObject & FastifySchemaExtension) | undefined;
+      const operation = item?.[method] as
+        (OpenAPIV3.OperationObject & { "x-request-body"?: DeclaredRequestBody }) | undefined;
       const declared = operation?.["x-request-body"];
       if (!operation || !declared) continue;
       const derived = operation.requestBody as OpenAPIV3.RequestBodyObject | undefined;
@@ -421,5 +425,3 @@ function withDeclaredRequestBodies(doc: OpenApiDocument): OpenApiDocument {
   }
   return doc;
 }
-
-type FastifySchemaExtension = { "x-request-body"?: Partial<OpenAPIV3.RequestBodyObject> };
