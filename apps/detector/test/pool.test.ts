@@ -2,7 +2,9 @@
  * The inference thread pool: the model runs on worker threads with the bundled thresholds and gives the same
  * detections as the in-process runner; a thread that dies fails only its batch and is replaced.
  */
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
@@ -11,6 +13,10 @@ import { letterboxImage } from "../src/inference/letterbox.js";
 import { InferencePool, InferenceThreadError } from "../src/inference/pool.js";
 import { ModelRunner, type RgbImage } from "../src/inference/runner.js";
 import { SESSION_WORKER_URL } from "../src/paths.js";
+import { DYING_BATCH_SIZE } from "./fixtures/dying-session.worker.js";
+
+const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const CLOSE_MID_RUN = fileURLToPath(new URL("./fixtures/close-mid-run.ts", import.meta.url));
 
 const THREAD_OPTIONS = {
   modelPath: BUNDLED_MODEL_PATH,
@@ -79,16 +85,41 @@ describe("InferencePool", () => {
     const results = await Promise.all([pool.run(images.slice(0, 2)), pool.run(images.slice(2))]);
     expect(results.map((r) => r.detections.length)).toEqual([2, 2]);
   });
+});
 
-  it("fails the batch of a thread that dies and replaces the thread", async () => {
-    const images = await letterboxed(99, 1);
-    // a thread ends while its batch is in flight (as a crash of that thread would)
-    const running = pool.run(images);
-    expect(await pool.terminateBusyThread()).toBe(true);
-    await expect(running).rejects.toBeInstanceOf(InferenceThreadError);
+describe("InferencePool with a thread that dies", () => {
+  let pool: InferencePool;
+  beforeAll(async () => {
+    const workerUrl = new URL("./fixtures/dying-session.worker.ts", import.meta.url);
+    pool = await InferencePool.start({ ...THREAD_OPTIONS, threads: 2, workerUrl });
+  });
+  afterAll(async () => {
+    await pool?.close();
+  });
+
+  it("fails only the batch of the thread that died and replaces the thread", async () => {
+    const dying = pool.run(await letterboxed(99, DYING_BATCH_SIZE));
+    const alongside = pool.run(await letterboxed(99, 1));
+    await expect(dying).rejects.toThrow(new InferenceThreadError("inference thread exited (70) during a batch"));
+    expect((await alongside).detections).toHaveLength(1);
     await waitUntil(() => pool.threads === 2);
     const again = await pool.run(await letterboxed(99, 1));
     expect(again.detections).toHaveLength(1);
+  });
+});
+
+describe("InferencePool.close", () => {
+  it("lets a running batch finish and fails the waiting one, and the process lives (terminating a running session aborts it)", () => {
+    const child = spawnSync(process.execPath, ["--import", "tsx", CLOSE_MID_RUN], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    const output = `${child.stdout}${child.stderr}`;
+    expect(child.signal, output).toBeNull();
+    expect(child.status, output).toBe(0);
+    const outcomes = JSON.parse(child.stdout.trim().split("\n").pop()!) as unknown;
+    expect(outcomes).toEqual(Array.from({ length: 4 }, () => ({ detections: 4, waitingRejected: true })));
   });
 });
 

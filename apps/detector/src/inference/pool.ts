@@ -2,6 +2,10 @@
  * A fixed set of inference threads, one ONNX session each for the process's life. `run` hands a batch to an idle
  * thread (transferring the RGB buffers) and resolves with its detections; batches wait in order when every thread is
  * busy. A thread that dies fails its batch with `InferenceThreadError` and is replaced, so one crash costs one batch.
+ *
+ * A thread is never terminated while its session runs: onnxruntime-node aborts the whole process (`terminate called
+ * after throwing an instance of 'Napi::Error'`) when a run completes into a thread that is gone. `close` waits for
+ * the running batches, then ends the threads, which are idle by then.
  */
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -26,6 +30,8 @@ interface Pending {
   images: RgbImage[];
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
+  /** Resolves once the batch has an answer, whichever it is. */
+  settled: Promise<void>;
 }
 
 interface Slot {
@@ -168,10 +174,17 @@ export class InferencePool {
   /** Runs one batch on the next free thread. */
   run(images: readonly RgbImage[]): Promise<BatchResult> {
     if (this.#closed) return Promise.reject(new InferenceThreadError("inference pool is closed"));
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({ id: this.#nextId++, images: images.slice(), resolve, reject });
-      this.#dispatch();
+    let pending: Omit<Pending, "settled"> | undefined;
+    const result = new Promise<BatchResult>((resolve, reject) => {
+      pending = { id: this.#nextId++, images: images.slice(), resolve, reject };
     });
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#waiting.push({ ...pending!, settled });
+    this.#dispatch();
+    return result;
   }
 
   #dispatch(): void {
@@ -198,18 +211,14 @@ export class InferencePool {
     return copy;
   }
 
-  /** Ends one thread that is running a batch, as a crash would (fault drills, tests); false when none is busy. */
-  async terminateBusyThread(): Promise<boolean> {
-    const slot = this.#slots.find((s) => s.busy);
-    if (!slot) return false;
-    await slot.worker.terminate();
-    return true;
-  }
-
-  /** Terminates the threads; batches still running or waiting fail with InferenceThreadError. */
+  /**
+   * Batches waiting for a thread fail with InferenceThreadError; batches running finish and answer as usual. Then the
+   * threads end (see the header for why not sooner).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     for (const pending of this.#waiting.splice(0)) pending.reject(new InferenceThreadError("inference pool closed"));
+    await Promise.all(this.#slots.map((s) => s.busy?.settled));
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
 }
