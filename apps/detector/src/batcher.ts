@@ -52,8 +52,9 @@ export class Batcher<T, R> {
       this.#start(this.#waiting.splice(0, maxBatch));
     }
     if (this.#waiting.length > 0 && this.#waiting.length < maxBatch) {
-      const wait = Math.max(0, this.#waiting[0]!.since + maxWaitMs - performance.now());
-      this.#timer = setTimeout(() => this.pump(), Math.ceil(wait));
+      const wait = this.#waiting[0]!.since + maxWaitMs - performance.now();
+      // a partial batch already due waits for a runner, and the runner's onIdle pumps: a timer would poll every 1 ms
+      if (wait > 0) this.#timer = setTimeout(() => this.pump(), Math.ceil(wait));
     }
   }
 

@@ -60,6 +60,25 @@ describe("Batcher", () => {
     expect(batches).toEqual([[1], [2, 3], [4, 5]]);
   });
 
+  it("does not poll while a due partial batch waits for a busy runner", async () => {
+    let capacityChecks = 0;
+    const busy = new Batcher<number, number>({
+      maxBatch: 8,
+      maxWaitMs: 5,
+      capacity: () => {
+        capacityChecks++;
+        return 0;
+      },
+      run: () => Promise.reject(new Error("never runs")),
+    });
+    const waiting = busy.submit(1);
+    await new Promise((r) => setTimeout(r, 100));
+    // one check at submit, one when the wait ends; a 1 ms poll would make ~95
+    expect(capacityChecks).toBeLessThanOrEqual(3);
+    busy.clear(new Error("stopping"));
+    await expect(waiting).rejects.toThrow("stopping");
+  });
+
   it("fails every item of a batch whose run fails, and clear() rejects the waiting ones", async () => {
     const failing = new Batcher<number, number>({
       maxBatch: 2,
