@@ -118,6 +118,11 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
       niceIncrement: config.INFERENCE_NICE_INCREMENT,
       executionProviders: providersOf(config),
       workerUrl: SESSION_WORKER_URL,
+      onThreadEvent: (event) => {
+        if (event.type === "exited") app.log.error(event, "inference thread exited; replacing it");
+        else if (event.type === "replace-failed") app.log.error(event, "replacement inference thread failed to start");
+        else app.log.info(event, "inference thread replaced");
+      },
     });
     for (const failure of loaded.providerFailures) {
       app.log.info(failure, `execution provider ${failure.provider} unavailable, trying the next`);

@@ -3,14 +3,16 @@
  * detections as the in-process runner; a thread that dies fails only its batch and is replaced.
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
 import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../src/inference/bundled.js";
 import { letterboxImage } from "../src/inference/letterbox.js";
-import { InferencePool, InferenceThreadError } from "../src/inference/pool.js";
+import { InferencePool, InferenceThreadError, type ThreadEvent } from "../src/inference/pool.js";
 import { ModelRunner, type RgbImage } from "../src/inference/runner.js";
 import { SESSION_WORKER_URL } from "../src/paths.js";
 import { DYING_BATCH_SIZE } from "./fixtures/dying-session.worker.js";
@@ -89,12 +91,26 @@ describe("InferencePool", () => {
 
 describe("InferencePool with a thread that dies", () => {
   let pool: InferencePool;
+  let modelDir: string;
+  let modelPath: string;
+  const events: ThreadEvent[] = [];
   beforeAll(async () => {
+    // a copy of the model the test can take away, as a lost volume or a full disk would
+    modelDir = mkdtempSync(join(tmpdir(), "ndt-pool-"));
+    modelPath = join(modelDir, "defects.onnx");
+    copyFileSync(BUNDLED_MODEL_PATH, modelPath);
     const workerUrl = new URL("./fixtures/dying-session.worker.ts", import.meta.url);
-    pool = await InferencePool.start({ ...THREAD_OPTIONS, threads: 2, workerUrl });
+    pool = await InferencePool.start({
+      ...THREAD_OPTIONS,
+      modelPath,
+      threads: 2,
+      workerUrl,
+      onThreadEvent: (event) => events.push(event),
+    });
   });
   afterAll(async () => {
     await pool?.close();
+    rmSync(modelDir, { recursive: true, force: true });
   });
 
   it("fails only the batch of the thread that died and replaces the thread", async () => {
@@ -105,6 +121,27 @@ describe("InferencePool with a thread that dies", () => {
     await waitUntil(() => pool.threads === 2);
     const again = await pool.run(await letterboxed(99, 1));
     expect(again.detections).toHaveLength(1);
+    expect(events).toEqual([
+      { type: "exited", code: 70, duringBatch: true },
+      { type: "replaced", attempts: 1 },
+    ]);
+  });
+
+  it("keeps trying, backing off, when the replacement cannot start, and says so each time", async () => {
+    events.length = 0;
+    renameSync(modelPath, `${modelPath}.away`);
+    await expect(pool.run(await letterboxed(7, DYING_BATCH_SIZE))).rejects.toBeInstanceOf(InferenceThreadError);
+    await waitUntil(() => events.filter((e) => e.type === "replace-failed").length >= 2);
+    expect(pool.threads).toBe(1);
+    // meanwhile the other thread carries the work
+    expect((await pool.run(await letterboxed(7, 1))).detections).toHaveLength(1);
+    renameSync(`${modelPath}.away`, modelPath);
+    await waitUntil(() => pool.threads === 2);
+    const failures = events.filter((e) => e.type === "replace-failed");
+    expect(failures[0]).toMatchObject({ attempt: 1, error: expect.stringContaining("defects.onnx") });
+    expect(failures[1]).toMatchObject({ attempt: 2 });
+    for (const f of failures) expect(f.retryInMs).toBeLessThanOrEqual(1_000 * 2 ** (f.attempt - 1));
+    expect(events.at(-1)).toEqual({ type: "replaced", attempts: failures.length + 1 });
   });
 });
 

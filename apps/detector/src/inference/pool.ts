@@ -10,6 +10,7 @@
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { jitteredDelay } from "@ndt/kit";
 import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
 import type { BatchResult, RgbImage } from "./runner.js";
 
@@ -23,7 +24,19 @@ export interface InferencePoolOptions extends SessionThreadOptions {
   threads: number;
   /** The session thread's entry: `session.worker.js` in the build, `.ts` when running from source. */
   workerUrl: URL;
+  /** Told when a thread ends unasked and how its replacement goes (for the log). */
+  onThreadEvent?: (event: ThreadEvent) => void;
 }
+
+export type ThreadEvent =
+  | { type: "exited"; code: number; duringBatch: boolean }
+  /** Starting the replacement failed; the pool tries again after `retryInMs`. */
+  | { type: "replace-failed"; error: string; attempt: number; retryInMs: number }
+  | { type: "replaced"; attempts: number };
+
+/** Backoff between attempts to start a replacement thread: full jitter, 1 s doubling up to 60 s. */
+const REPLACE_BASE_MS = 1_000;
+const REPLACE_CAP_MS = 60_000;
 
 interface Pending {
   id: number;
@@ -79,6 +92,9 @@ export class InferencePool {
   readonly #spare: ArrayBuffer[] = [];
   #nextId = 1;
   #closed = false;
+  /** Replacement threads starting, and timers before the next attempt: close() waits for or cancels them. */
+  readonly #replacing = new Set<Promise<void>>();
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   /** Called whenever a thread becomes free (the batcher dispatches then). */
   onIdle: (() => void) | undefined;
 
@@ -106,7 +122,7 @@ export class InferencePool {
   }
 
   static #boot(opts: InferencePoolOptions): Promise<{ worker: Worker; ready: Ready }> {
-    const { threads: _threads, workerUrl, ...threadOptions } = opts;
+    const { threads: _threads, workerUrl, onThreadEvent: _onThreadEvent, ...threadOptions } = opts;
     const worker = spawn(workerUrl, threadOptions);
     return new Promise((resolve, reject) => {
       const onExit = (code: number) =>
@@ -115,7 +131,7 @@ export class InferencePool {
       worker.once("error", onError);
       worker.once("exit", onExit);
       worker.once("message", (message: FromThread) => {
-        worker.off("error", onError);
+        // the error listener stays: until #attach adds its own, an unheard 'error' would crash the process
         worker.off("exit", onExit);
         if (message.type === "ready") resolve({ worker, ready: message });
         else {
@@ -143,23 +159,44 @@ export class InferencePool {
     worker.on("error", () => undefined); // the exit below settles the batch
     worker.once("exit", (code) => {
       this.#slots.splice(this.#slots.indexOf(slot), 1);
+      const duringBatch = slot.busy !== undefined;
       slot.busy?.reject(new InferenceThreadError(`inference thread exited (${code}) during a batch`));
       slot.busy = undefined;
       if (this.#closed) return;
-      // replace it; until the new session is up, the other threads (or the queue) carry the work
-      InferencePool.#boot(this.#opts).then(
-        ({ worker: next }) => {
-          if (this.#closed) void next.terminate();
-          else {
-            this.#attach(next);
-            this.#dispatch();
-          }
-        },
-        () => {
-          // the model loaded before, so this is the machine (memory, driver); batches wait for the next exit/close
-        },
-      );
+      this.#opts.onThreadEvent?.({ type: "exited", code, duringBatch });
+      // until the new session is up, the other threads (or the queue) carry the work
+      this.#replace(0);
     });
+  }
+
+  #replace(attempt: number): void {
+    const replacing: Promise<void> = InferencePool.#boot(this.#opts)
+      .then(
+        async ({ worker }) => {
+          if (this.#closed) return void (await worker.terminate());
+          this.#attach(worker);
+          this.#opts.onThreadEvent?.({ type: "replaced", attempts: attempt + 1 });
+          this.#dispatch();
+        },
+        (err: unknown) => {
+          if (this.#closed) return;
+          // it loaded before, so this is the machine (memory, driver, a volume): try again, backing off
+          const retryInMs = jitteredDelay(attempt, REPLACE_BASE_MS, REPLACE_CAP_MS);
+          this.#opts.onThreadEvent?.({
+            type: "replace-failed",
+            error: err instanceof Error ? err.message : String(err),
+            attempt: attempt + 1,
+            retryInMs,
+          });
+          const timer = setTimeout(() => {
+            this.#retryTimers.delete(timer);
+            this.#replace(attempt + 1);
+          }, retryInMs);
+          this.#retryTimers.add(timer);
+        },
+      )
+      .finally(() => this.#replacing.delete(replacing));
+    this.#replacing.add(replacing);
   }
 
   /** Threads not running a batch. */
@@ -218,7 +255,11 @@ export class InferencePool {
   async close(): Promise<void> {
     this.#closed = true;
     for (const pending of this.#waiting.splice(0)) pending.reject(new InferenceThreadError("inference pool closed"));
+    for (const timer of this.#retryTimers) clearTimeout(timer);
+    this.#retryTimers.clear();
     await Promise.all(this.#slots.map((s) => s.busy?.settled));
+    // a replacement still loading its model is ended once loaded (terminating a session mid-load is not safe either)
+    await Promise.all([...this.#replacing]);
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
 }
