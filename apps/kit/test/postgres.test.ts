@@ -34,6 +34,16 @@ describe.skipIf(!db)("PgDatabase", () => {
     expect(await pg.migrate(dir)).toEqual([]);
   });
 
+  it("lets a migration run longer than the statement timeout requests get", async () => {
+    const slow = mkdtempSync(join(tmpdir(), "kit-slow-"));
+    writeFileSync(
+      join(slow, "1800000000000_slow.sql"),
+      "-- Up Migration\nSELECT pg_sleep(0.8);\n-- Down Migration\nSELECT 1;\n",
+    );
+    await expect(pg.query("SELECT pg_sleep(0.8)")).rejects.toThrow(/statement timeout/);
+    expect(await pg.migrate(slow)).toEqual(["1800000000000_slow"]);
+  });
+
   it("keeps each service's migration history apart, so services can share one database", async () => {
     const other = mkdtempSync(join(tmpdir(), "kit-other-"));
     const migrations = join(other, "svc", "migrations");

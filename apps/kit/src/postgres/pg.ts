@@ -162,10 +162,14 @@ export class PgDatabase implements SqlDatabase {
   }
 
   /** A pooled client; connection failures are retried with jittered backoff. */
-  private async acquire(): Promise<pg.PoolClient> {
+  private acquire(): Promise<pg.PoolClient> {
+    return this.connecting(() => this.pool.connect());
+  }
+
+  private async connecting<C>(connect: () => Promise<C>): Promise<C> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.pool.connect();
+        return await connect();
       } catch (err) {
         if (attempt >= this.settings.DATABASE_CONNECT_RETRIES || this.pool.ending) throw err;
         const delay = jitteredDelay(attempt);
@@ -216,7 +220,22 @@ export class PgDatabase implements SqlDatabase {
    * and node-pg-migrate's order check would reject another service's history in a shared table).
    */
   async migrate(dir: string, table = migrationsTableFor(dir)): Promise<string[]> {
-    const client = await this.acquire();
+    // a connection of its own, without the request timeouts: a migration (an index build), or the wait for another
+    // replica's migration lock, may take longer than any request is allowed to
+    const client = await this.connecting(async () => {
+      const c = new pg.Client({
+        ...postgresConnection(this.settings),
+        connectionTimeoutMillis: this.settings.DATABASE_CONNECT_TIMEOUT_MS,
+      });
+      c.on("error", (err) => this.log?.warn({ err }, "postgres migration connection error"));
+      try {
+        await c.connect();
+        return c;
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+    });
     try {
       const ran = await runner({
         dbClient: client,
@@ -231,7 +250,7 @@ export class PgDatabase implements SqlDatabase {
       if (names.length > 0) this.log?.info({ migrations: names }, "migrations applied");
       return names;
     } finally {
-      client.release();
+      await client.end().catch(() => undefined);
     }
   }
 
