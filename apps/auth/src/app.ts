@@ -84,6 +84,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
       memoryKiB: config.ARGON2_MEMORY_KIB,
       timeCost: config.ARGON2_TIME_COST,
       ...(config.ARGON2_CONCURRENCY ? { concurrency: config.ARGON2_CONCURRENCY } : {}),
+      nice: config.ARGON2_NICE,
     }),
     sessions: new SessionStore(store, revocations, config.REFRESH_TOKEN_TTL_SEC * 1000),
     tokens: new TokenIssuer(ring, {

@@ -25,6 +25,11 @@ export const AuthConfigSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),
   /** Hashes computed at once (each on a libuv worker thread); the rest queue. @default cores - 1, at least 1 */
   ARGON2_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
+  /**
+   * Niceness of the hashing threads: 19 lets the event loop's thread be scheduled first on busy cores (P99 delay
+   * while logins run). Lower it where something else at normal priority must not starve logins (a shared CI runner).
+   */
+  ARGON2_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 19 }),
 });
 export type AuthConfig = Static<typeof AuthConfigSchema>;
 

@@ -12,6 +12,8 @@ export function authConfig(db: TestDatabase, kv: TestRedis, overrides: Record<st
     SIGNING_KEY_SECRET: SECRET,
     LOG_LEVEL: "silent",
     CORS_ORIGINS: "https://app.example.com",
+    // at nice 19 the hashing thread gets ~1.5% of a core beside another test file's work: logins would take seconds
+    ARGON2_NICE: "0",
     ...overrides,
   });
 }

@@ -146,18 +146,23 @@ describe("InferencePool with a thread that dies", () => {
 });
 
 describe("InferencePool.close", () => {
-  it("lets a running batch finish and fails the waiting one, and the process lives (terminating a running session aborts it)", () => {
-    const child = spawnSync(process.execPath, ["--import", "tsx", CLOSE_MID_RUN], {
-      cwd: REPO_ROOT,
-      encoding: "utf8",
-      timeout: 120_000,
-    });
-    const output = `${child.stdout}${child.stderr}`;
-    expect(child.signal, output).toBeNull();
-    expect(child.status, output).toBe(0);
-    const outcomes = JSON.parse(child.stdout.trim().split("\n").pop()!) as unknown;
-    expect(outcomes).toEqual(Array.from({ length: 4 }, () => ({ detections: 4, waitingRejected: true })));
-  });
+  // the child's own bound (120 s) is the one that should fire; vitest's default 60 s would fail a slow but live run
+  it(
+    "lets a running batch finish and fails the waiting one, and the process lives (terminating a running session aborts it)",
+    { timeout: 150_000 },
+    () => {
+      const child = spawnSync(process.execPath, ["--import", "tsx", CLOSE_MID_RUN], {
+        cwd: REPO_ROOT,
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+      const output = `${child.stdout}${child.stderr}`;
+      expect(child.signal, output).toBeNull();
+      expect(child.status, output).toBe(0);
+      const outcomes = JSON.parse(child.stdout.trim().split("\n").pop()!) as unknown;
+      expect(outcomes).toEqual(Array.from({ length: 4 }, () => ({ detections: 4, waitingRejected: true })));
+    },
+  );
 });
 
 async function waitUntil(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
