@@ -135,6 +135,8 @@ export class DetectionConsumer {
     const { queue, queueName, deliveryLimit, prefetch } = this.#o;
     await queue.declare(queueName, { deliveryLimit });
     this.#subscription = await queue.consume(queueName, { prefetch }, (delivery) => {
+      // arrived while stopping (sent before the pause took effect): left unsettled, it goes back untouched
+      if (this.#stopping) return;
       const handling = this.#handle(delivery).catch((err: unknown) =>
         this.#o.log.error({ err, messageId: delivery.id }, "delivery handling failed"),
       );
@@ -149,12 +151,14 @@ export class DetectionConsumer {
 
   /**
    * Stops taking deliveries: jobs not yet at inference are abandoned (back to the queue), running batches finish
-   * and are committed and acked, then the subscription ends and the broker re-queues whatever is unsettled.
+   * and are committed and acked, then the subscription ends and the broker re-queues whatever is unsettled. The
+   * subscription pauses first, so the acks of the finishing batches bring in no new jobs to hand back.
    */
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#batcher.clear(new Stopping("worker stopping"));
     for (const wake of this.#wakeRetry) wake();
+    await this.#subscription?.pause();
     await Promise.allSettled([...this.#inFlight]);
     await this.#subscription?.stop();
     this.#subscription = undefined;

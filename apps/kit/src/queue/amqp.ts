@@ -251,6 +251,7 @@ class AmqpConsumer implements Subscription {
   private channel: Channel | undefined;
   private consumerTag: string | undefined;
   private stopped = false;
+  private paused = false;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Settle functions of this channel's unsettled deliveries (they die with the channel). */
@@ -295,7 +296,8 @@ class AmqpConsumer implements Subscription {
   }
 
   private reattachLater() {
-    if (this.stopped || this.timer) return;
+    // paused: what the lost channel held went back with it, and nothing new is wanted
+    if (this.stopped || this.paused || this.timer) return;
     const delay = jitteredDelay(this.failures++, 100, 5_000);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -364,6 +366,18 @@ class AmqpConsumer implements Subscription {
       // the channel is already gone: the broker has returned them
     }
     await ch.close().catch(() => undefined);
+  }
+
+  async pause(): Promise<void> {
+    if (this.paused || this.stopped) return;
+    this.paused = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const ch = this.channel;
+    const tag = this.consumerTag;
+    this.consumerTag = undefined;
+    // basic.cancel: the channel stays open, so the deliveries it holds can still be acked
+    if (ch && tag) await ch.cancel(tag).catch(() => undefined);
   }
 
   async stop(): Promise<void> {

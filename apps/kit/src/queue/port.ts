@@ -36,6 +36,12 @@ export interface Delivery {
 }
 
 export interface Subscription {
+  /**
+   * Take no new deliveries, but keep those held settleable: a graceful stop pauses, lets the work in hand finish and
+   * settle, then stops. Without the pause, each settled delivery makes room for a new one that would only go back,
+   * and on RabbitMQ before 4.3 every return counts towards the delivery limit.
+   */
+  pause(): Promise<void>;
   /** Stop taking deliveries; deliveries not yet settled go back to the queue. */
   stop(): Promise<void>;
 }

@@ -305,6 +305,8 @@ type ClaimedRow = {
 
 class PgConsumer implements Subscription {
   private stopped = false;
+  /** Claims nothing more; leases held are still renewed and settleable. */
+  private paused = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private woken = false;
@@ -332,7 +334,7 @@ class PgConsumer implements Subscription {
   }
 
   private idle(ms: number): Promise<void> {
-    if (this.woken || this.stopped) {
+    if (this.woken || this.stopped || this.paused) {
       this.woken = false;
       return Promise.resolve();
     }
@@ -350,7 +352,7 @@ class PgConsumer implements Subscription {
 
   private async run() {
     let failures = 0;
-    while (!this.stopped) {
+    while (!this.stopped && !this.paused) {
       const free = this.prefetch - this.held.size;
       if (free <= 0) {
         // a settled delivery wakes us
@@ -368,15 +370,15 @@ class PgConsumer implements Subscription {
         failures = 0;
         claimed = rows.rows.length;
         for (const row of rows.rows) {
-          if (this.stopped) {
-            // stopped while claiming: give it straight back
+          if (this.stopped || this.paused) {
+            // stopped or paused while claiming: give it straight back
             await this.owner.query(RELEASE, [[row.lease]]).catch(() => undefined);
             continue;
           }
           this.deliver(row);
         }
       } catch (err) {
-        if (this.stopped) break;
+        if (this.stopped || this.paused) break;
         this.owner.log?.warn({ err, queue: this.queue }, "job queue consumer failed, retrying");
         await this.idle(jitteredDelay(failures++, 100, 5_000));
         continue;
@@ -434,6 +436,13 @@ class PgConsumer implements Subscription {
     this.wakeUp?.();
     for (const h of this.held.values()) h.settled = true;
     this.held.clear();
+  }
+
+  async pause(): Promise<void> {
+    if (this.paused || this.stopped) return;
+    this.paused = true;
+    this.wakeUp?.();
+    await this.loop;
   }
 
   async stop(): Promise<void> {

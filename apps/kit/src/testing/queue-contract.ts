@@ -115,6 +115,38 @@ export function jobQueueContract(name: string, harness: JobQueueHarness | undefi
     );
 
     it(
+      "pause takes no new deliveries while those held can still be acked; stop then returns the rest",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await q.declare(name, { deliveryLimit: 5 });
+        await q.publish(name, ["p1", "p2", "p3", "p4", "p5", "p6"].map(message));
+        const held: Delivery[] = [];
+        const sub = await q.consume(name, { prefetch: 2 }, (d) => held.push(d));
+        await waitUntil("two deliveries", () => held.length === 2);
+        await sub.pause();
+        await Promise.all(held.map((d) => d.ack()));
+        // unpaused, each ack would bring the next message within milliseconds
+        await new Promise((r) => setTimeout(r, 500));
+        expect(held).toHaveLength(2);
+        await sub.stop();
+        await waitUntil("4 left in the queue", async () => (await q.depth(name)) === 4);
+        // a fresh consumer gets exactly the four, each on its first delivery
+        const rest: Delivery[] = [];
+        const next = await q.consume(name, { prefetch: 10 }, (d) => {
+          rest.push(d);
+          void d.ack();
+        });
+        await waitUntil("the other four", () => rest.length === 4);
+        expect(new Set(rest.map((d) => d.id))).toEqual(
+          new Set(["p1", "p2", "p3", "p4", "p5", "p6"].filter((id) => !held.some((h) => h.id === id))),
+        );
+        expect(rest.map((d) => d.deliveries)).toEqual([1, 1, 1, 1]);
+        await next.stop();
+      }),
+    );
+
+    it(
       "retry puts the message back and its deliveries count grows",
       withQueues(async () => {
         const q = await open();
