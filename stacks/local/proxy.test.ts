@@ -111,14 +111,24 @@ describe("the local TLS proxy", () => {
 
 describe("closing the local TLS proxy (Ctrl-C)", () => {
   it("lets an upload in flight finish and ends event streams at once", async () => {
+    let streamOpen: () => void = () => undefined;
+    let uploadSending: () => void = () => undefined;
+    const bothInFlight = Promise.all([
+      new Promise<void>((resolve) => (streamOpen = resolve)),
+      new Promise<void>((resolve) => (uploadSending = resolve)),
+    ]);
     const { proxy, port, ca, stop } = await proxyInFront((req, res) => {
       if (req.url?.endsWith("/events")) {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write(": connected\n\n");
+        streamOpen();
         return; // never ends by itself
       }
       let bytes = 0;
-      req.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      req.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        uploadSending();
+      });
       req.on("end", () => res.writeHead(202, { "content-type": "application/json" }).end(JSON.stringify({ bytes })));
     });
     try {
@@ -151,7 +161,8 @@ describe("closing the local TLS proxy (Ctrl-C)", () => {
           }
         }, 150);
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // the close comes once both have reached the upstream (the upload then has ~1.3 s of chunks to go)
+      await bothInFlight;
       const started = Date.now();
       const closing = proxy.close(5_000);
       expect(await stream).toBe("ended");

@@ -287,10 +287,13 @@ describe.skipIf(!db || !kv)("gateway", () => {
   it("aborts the upstream request when its client goes away mid-upload, instead of leaving the service waiting", async () => {
     if (!gateway.server.listening) await gateway.listen({ host: "127.0.0.1", port: 0 });
     const port = (gateway.server.address() as AddressInfo).port;
+    let arrived: () => void = () => undefined;
+    const upstreamReached = new Promise<void>((resolve) => (arrived = resolve));
     const upstreamClosed = new Promise<number>((resolve) => {
       const onRequest = (req: IncomingMessage) => {
         if (req.headers["x-test-marker"] !== "abandoned") return;
         files.server.off("request", onRequest);
+        arrived();
         req.once("close", () => resolve(Date.now()));
       };
       files.server.on("request", onRequest);
@@ -306,7 +309,7 @@ describe.skipIf(!db || !kv)("gateway", () => {
     });
     upload.on("error", () => undefined);
     upload.write(Buffer.alloc(20_000, 1));
-    await new Promise((r) => setTimeout(r, 500)); // the request is on its way upstream, its body unfinished
+    await upstreamReached; // the request is upstream, its body unfinished
     const gone = Date.now();
     upload.destroy();
     const closedAt = await Promise.race([upstreamClosed, new Promise<number>((r) => setTimeout(() => r(-1), 5_000))]);

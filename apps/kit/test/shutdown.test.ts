@@ -21,7 +21,7 @@ describe("graceful shutdown", () => {
       host: "127.0.0.1",
       port: 0,
       timeoutMs: 5_000,
-      delayMs: 300,
+      delayMs: 1_000,
       handleSignals: false,
     });
     const agent = new Agent({ connections: 20, keepAliveTimeout: 10_000 });
@@ -41,8 +41,8 @@ describe("graceful shutdown", () => {
       }
     });
     await new Promise((r) => setTimeout(r, 400));
+    // readiness fails as shutdown() is called; the listener stays open for delayMs
     const done = running.shutdown("test");
-    await new Promise((r) => setTimeout(r, 50));
     const ready = await request(`${running.url}/readyz`);
     expect(ready.statusCode).toBe(503); // still listening, but not ready
     await ready.body.text();
@@ -60,10 +60,10 @@ describe("graceful shutdown", () => {
   });
 
   it("exits within its bound when a request never finishes", async () => {
-    const { app } = await slowService(60_000);
+    const { app, counters } = await slowService(60_000);
     const running = await runService(app, { host: "127.0.0.1", port: 0, timeoutMs: 300, handleSignals: false });
     const hung = request(`${running.url}/work`).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 50));
+    while (counters.started === 0) await new Promise((r) => setTimeout(r, 10));
     const t0 = Date.now();
     expect(await running.shutdown()).toBe(false);
     expect(Date.now() - t0).toBeLessThan(1_000);

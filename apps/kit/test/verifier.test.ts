@@ -163,9 +163,10 @@ describe("TokenVerifier", () => {
   it("re-checks expiry on every cache hit", async () => {
     const { sign, verifier } = setup();
     const v = verifier(100);
-    const token = sign({ exp: now() + 1 });
+    // 2 s, not 1: with whole-second claims, a second boundary between signing and verifying must not expire it
+    const token = sign({ exp: now() + 2 });
     expect((await v.verify(token)).sub).toBe("u1");
-    await new Promise((r) => setTimeout(r, 2100));
+    await new Promise((r) => setTimeout(r, 3100));
     expect(await reason(v, token)).toBe("expired");
   });
 
@@ -180,7 +181,7 @@ describe("TokenVerifier", () => {
       fetches++;
       return new Response(JSON.stringify({ keys: served }), { headers: { "content-type": "application/json" } });
     }) as typeof fetch;
-    const jwks = new RemoteJwks("http://jwks.invalid/jwks.json", { minRefetchMs: 200, fetch: fakeFetch });
+    const jwks = new RemoteJwks("http://jwks.invalid/jwks.json", { minRefetchMs: 1_000, fetch: fakeFetch });
     const v = new TokenVerifier({ issuer: "iss", audience: "aud", keys: jwks });
     expect((await v.verify(tokenOf(a, "k1"))).sub).toBe("u1");
     expect(fetches).toBe(1);
@@ -190,7 +191,7 @@ describe("TokenVerifier", () => {
     expect(await reason(v, next)).toBe("unknown kid");
     for (let i = 0; i < 5; i++) expect(await reason(v, tokenOf(b, `x${i}`))).toBe("unknown kid");
     expect(fetches).toBe(1);
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1_100));
     expect((await v.verify(next)).sub).toBe("u1");
     expect(fetches).toBe(2);
   });
