@@ -135,9 +135,8 @@ export class DetectionConsumer {
     const { queue, queueName, deliveryLimit, prefetch } = this.#o;
     await queue.declare(queueName, { deliveryLimit });
     this.#subscription = await queue.consume(queueName, { prefetch }, (delivery) => {
-      // arrived while stopping (sent before the pause took effect): left unsettled, it goes back untouched
-      if (this.#stopping) return;
-      const handling = this.#handle(delivery).catch((err: unknown) =>
+      // arrived while stopping (sent before the pause took effect): handed back untouched, the attempt not counted
+      const handling = (this.#stopping ? this.#handBack(delivery) : this.#handle(delivery)).catch((err: unknown) =>
         this.#o.log.error({ err, messageId: delivery.id }, "delivery handling failed"),
       );
       this.#inFlight.add(handling);
@@ -209,11 +208,17 @@ export class DetectionConsumer {
     } catch (err) {
       if (err instanceof Stopping) {
         await this.#o.results.requeue(job).catch(() => undefined);
-        return; // unsettled: the subscription's stop returns it to the queue
+        return this.#handBack(d);
       }
       if (err instanceof PermanentJobError) return this.#failPermanently(d, job, err);
       return this.#failTransiently(d, job, err);
     }
+  }
+
+  /** Back to the queue without spending an attempt: stopping is not the job's failure. */
+  async #handBack(d: Delivery): Promise<void> {
+    // if this fails the delivery stays unsettled, and the subscription's stop returns it (counted)
+    await d.release().catch((err: unknown) => this.#o.log.warn({ err, messageId: d.id }, "hand-back failed"));
   }
 
   #checkStopping(): void {

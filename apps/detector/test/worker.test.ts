@@ -291,9 +291,21 @@ describe.each(BACKENDS)("detection worker on the $backend queue (S3, PostgreSQL)
     // the broker applies returns asynchronously
     await waitFor(async () => (await queue.depth(name)) === left);
 
-    const second = await startWorker(name);
+    const attempts: number[] = [];
+    const second = await startWorker(
+      name,
+      {},
+      watchDeliveries(
+        backend === "amqp"
+          ? amqpQueue()
+          : openJobQueue(loadConfig(QueueConfigSchema, { QUEUE_BACKEND: "postgres" }), { db: db!.db }),
+        (d) => attempts.push(d.deliveries),
+      ),
+    );
     try {
       await waitFor(async () => (await imageRows(db!.db, ids)).every((r) => r.status === "done"));
+      // the stop handed its jobs back without spending their attempts
+      expect(attempts).toEqual(Array.from({ length: left }, () => 1));
       for (const [i, job] of jobs.entries()) {
         const got = await detectionsOf(job.imageId);
         expect(

@@ -63,6 +63,11 @@ export async function assertQuorumQueue(ch: Channel, queue: string, deliveryLimi
 
 /** Header carrying the publish time in milliseconds (the AMQP `timestamp` property only has seconds). */
 const PUBLISHED_AT_HEADER = "x-published-at-ms";
+/** On a copy published by `release`: the deliveries the original had spent before the one released. */
+const SPENT_DELIVERIES_HEADER = "x-ndt-spent-deliveries";
+
+/** A message as published: a fresh one, or the copy `release` puts back (its history carried in headers). */
+type Publishing = OutgoingMessage & { publishedAt?: number; spentDeliveries?: number };
 
 export class AmqpQueue implements JobQueue {
   private connection: ChannelModel | undefined;
@@ -144,7 +149,7 @@ export class AmqpQueue implements JobQueue {
     return this.publisher;
   }
 
-  async publish(queue: string, messages: readonly OutgoingMessage[]): Promise<void> {
+  async publish(queue: string, messages: readonly Publishing[]): Promise<void> {
     if (messages.length === 0) return;
     const ch = await this.confirmChannel();
     const confirms: Promise<void>[] = [];
@@ -171,7 +176,7 @@ export class AmqpQueue implements JobQueue {
   private async publishAll(
     ch: ConfirmChannel,
     queue: string,
-    messages: readonly OutgoingMessage[],
+    messages: readonly Publishing[],
     now: number,
     confirms: Promise<void>[],
   ) {
@@ -187,8 +192,11 @@ export class AmqpQueue implements JobQueue {
               persistent: true,
               mandatory: true,
               messageId: message.id,
-              timestamp: Math.floor(now / 1000),
-              headers: { [PUBLISHED_AT_HEADER]: now },
+              timestamp: Math.floor((message.publishedAt ?? now) / 1000),
+              headers: {
+                [PUBLISHED_AT_HEADER]: message.publishedAt ?? now,
+                ...(message.spentDeliveries ? { [SPENT_DELIVERIES_HEADER]: message.spentDeliveries } : {}),
+              },
             },
             (err) =>
               err ? reject(err instanceof Error ? err : new Error(`broker refused message ${message.id}`)) : resolve(),
@@ -277,7 +285,7 @@ class AmqpConsumer implements Subscription {
       const { consumerTag } = await ch.consume(this.queue, (msg) => this.deliver(ch, msg), { noAck: false });
       this.consumerTag = consumerTag;
       this.failures = 0;
-      if (this.stopped) await this.release(ch, consumerTag);
+      if (this.stopped) await this.detach(ch, consumerTag);
     } catch (err) {
       if (this.channel === ch) this.channel = undefined;
       await ch.close().catch(() => undefined);
@@ -323,7 +331,10 @@ class AmqpConsumer implements Subscription {
     this.unsettled.add(state);
     const headers = msg.properties.headers ?? {};
     const count = Number(headers["x-delivery-count"] ?? 0);
+    const spent = Number(headers[SPENT_DELIVERIES_HEADER] ?? 0);
+    const deliveries = (Number.isFinite(count) ? count : 0) + (Number.isFinite(spent) ? spent : 0) + 1;
     const publishedMs = Number(headers[PUBLISHED_AT_HEADER]);
+    const id = String(msg.properties.messageId ?? "");
     const settle = (what: string, fn: () => void) => async () => {
       if (state.settled) {
         if (this.channel !== ch) return; // the channel died: the broker redelivers this message
@@ -334,17 +345,32 @@ class AmqpConsumer implements Subscription {
       if (this.channel !== ch) return;
       fn();
     };
+    const publishedAt = Number.isFinite(publishedMs)
+      ? publishedMs
+      : typeof msg.properties.timestamp === "number"
+        ? msg.properties.timestamp * 1000
+        : Date.now();
     const delivery: Delivery = {
-      id: String(msg.properties.messageId ?? ""),
+      id,
       body: msg.content,
-      deliveries: (Number.isFinite(count) ? count : 0) + 1,
-      publishedAt: Number.isFinite(publishedMs)
-        ? publishedMs
-        : typeof msg.properties.timestamp === "number"
-          ? msg.properties.timestamp * 1000
-          : Date.now(),
+      deliveries,
+      publishedAt,
       ack: settle("ack", () => ch.ack(msg)),
       retry: settle("retry", () => ch.nack(msg, false, true)),
+      // AMQP 0-9-1 has no uncounted return: a confirmed copy carrying the spent count goes in, then the original is
+      // acked (a failure between the two leaves a duplicate, which consumers drop by id)
+      release: async () => {
+        if (state.settled) return settle("release", () => undefined)();
+        try {
+          await this.owner.publish(this.queue, [
+            { id, body: msg.content, publishedAt, spentDeliveries: deliveries - 1 },
+          ]);
+        } catch (err) {
+          this.owner.log?.warn({ err, queue: this.queue, id }, "could not hand a message back; it returns, counted");
+          return;
+        }
+        await settle("release", () => ch.ack(msg))();
+      },
       deadLetter: async (reason: string) => {
         await settle("deadLetter", () => {
           this.owner.log?.warn({ queue: this.queue, id: msg.properties.messageId, reason }, "message dead-lettered");
@@ -355,7 +381,7 @@ class AmqpConsumer implements Subscription {
     handOver(delivery, this.onDelivery, this.queue, this.owner.log);
   }
 
-  private async release(ch: Channel, consumerTag: string | undefined) {
+  private async detach(ch: Channel, consumerTag: string | undefined) {
     if (consumerTag) await ch.cancel(consumerTag).catch(() => undefined);
     for (const d of this.unsettled) d.settled = true;
     this.unsettled.clear();
@@ -389,6 +415,6 @@ class AmqpConsumer implements Subscription {
     const tag = this.consumerTag;
     this.channel = undefined;
     this.consumerTag = undefined;
-    if (ch) await this.release(ch, tag);
+    if (ch) await this.detach(ch, tag);
   }
 }

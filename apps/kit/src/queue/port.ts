@@ -7,7 +7,8 @@
  * - `publish` resolves only once every message is stored durably (publisher confirms); a rejection means none of
  *   the unconfirmed messages may be assumed stored, so the caller publishes them again (ids make that harmless);
  * - a delivery is settled exactly once: `ack` (done), `retry` (back to the queue; its `deliveries` grows, and past
- *   the queue's delivery limit it goes to the dead-letter queue `<queue>.dlq`), or `deadLetter` (straight there);
+ *   the queue's delivery limit it goes to the dead-letter queue `<queue>.dlq`), `release` (back to the queue, this
+ *   delivery not counted), or `deadLetter` (straight there);
  * - an unsettled delivery whose consumer stops, crashes or loses its connection is delivered again;
  * - a consumer holds at most `prefetch` unsettled deliveries;
  * - a lost connection is re-established with backoff and consuming resumes by itself.
@@ -32,6 +33,13 @@ export interface Delivery {
   publishedAt: number;
   ack(): Promise<void>;
   retry(): Promise<void>;
+  /**
+   * Back to the queue as if this delivery had not happened: a consumer that stops before starting the work hands it
+   * back without spending one of the message's attempts (RabbitMQ before 4.3 counts every return, so a job held
+   * through a few rolling restarts would reach the delivery limit and be dead-lettered without ever failing).
+   * If the hand-back fails, the delivery stays unsettled and goes back, counted, when the consumer stops.
+   */
+  release(): Promise<void>;
   deadLetter(reason: string): Promise<void>;
 }
 

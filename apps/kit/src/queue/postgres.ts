@@ -103,6 +103,21 @@ const RELEASE = `WITH released AS (
 )
 SELECT pg_notify('${CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM released) q`;
 
+const RELEASE_UNCOUNTED = `WITH released AS (
+  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp(), deliveries = deliveries - 1
+  WHERE seq = $1::bigint AND lease = $2::uuid
+  RETURNING queue
+)
+SELECT pg_notify('${CHANNEL}', queue) FROM released`;
+
+// claimed rows never handed to the consumer (it paused or stopped meanwhile): the claim's count is taken back
+const RELEASE_UNDELIVERED = `WITH released AS (
+  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp(), deliveries = deliveries - 1
+  WHERE lease = ANY($1::uuid[])
+  RETURNING queue
+)
+SELECT pg_notify('${CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM released) q`;
+
 const RENEW = `UPDATE ndt_queue.messages SET visible_at = clock_timestamp() + make_interval(secs => $2::float8 / 1000)
   WHERE lease = ANY($1::uuid[])`;
 
@@ -371,8 +386,8 @@ class PgConsumer implements Subscription {
         claimed = rows.rows.length;
         for (const row of rows.rows) {
           if (this.stopped || this.paused) {
-            // stopped or paused while claiming: give it straight back
-            await this.owner.query(RELEASE, [[row.lease]]).catch(() => undefined);
+            // stopped or paused while claiming: give it straight back, undelivered
+            await this.owner.query(RELEASE_UNDELIVERED, [[row.lease]]).catch(() => undefined);
             continue;
           }
           this.deliver(row);
@@ -416,6 +431,7 @@ class PgConsumer implements Subscription {
         ]),
       ),
       retry: settle("retry", () => this.owner.query(RETRY, [row.seq, row.lease, this.limit])),
+      release: settle("release", () => this.owner.query(RELEASE_UNCOUNTED, [row.seq, row.lease])),
       deadLetter: (reason: string) =>
         settle("deadLetter", () => this.owner.query(DEAD_LETTER, [row.seq, row.lease, reason]))(),
     };

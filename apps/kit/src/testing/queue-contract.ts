@@ -147,6 +147,33 @@ export function jobQueueContract(name: string, harness: JobQueueHarness | undefi
     );
 
     it(
+      "release puts the message back without counting that delivery, keeping its id, body and publish time",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await q.declare(name, { deliveryLimit: 2 });
+        await q.publish(name, [message("back")]);
+        const seen: Delivery[] = [];
+        const sub = await q.consume(name, { prefetch: 1 }, (d) => {
+          seen.push(d);
+          // a retry, then released three times: past the limit of 2 if releases counted
+          void (seen.length === 1 ? d.retry() : seen.length <= 4 ? d.release() : d.ack());
+        });
+        await waitUntil("five deliveries", () => seen.length >= 5);
+        await waitUntil("empty queue", async () => (await q.depth(name)) === 0);
+        await expect(seen[1]!.release()).rejects.toThrow(/settled/);
+        await sub.stop();
+        expect(seen.map((d) => d.deliveries)).toEqual([1, 2, 2, 2, 2]);
+        for (const d of seen) {
+          expect(d.id).toBe("back");
+          expect(JSON.parse(d.body.toString())).toEqual({ job: "back" });
+          expect(d.publishedAt).toBe(seen[0]!.publishedAt);
+        }
+        expect(await q.depth(`${name}.dlq`)).toBe(0);
+      }),
+    );
+
+    it(
       "retry puts the message back and its deliveries count grows",
       withQueues(async () => {
         const q = await open();
