@@ -13,8 +13,8 @@
  * - transient failure (database, object store, inference thread): retried after a jittered pause; on the delivery
  *   limit's last attempt the image is marked `failed` and the message dead-lettered;
  * - already finished (a redelivery after a lost ack): ack, nothing written twice;
- * - shutdown: jobs not yet at inference return to the queue unsettled (image back to `queued`); batches already
- *   running finish, commit and ack.
+ * - shutdown: the subscription pauses; jobs not yet at inference are released (back to the queue without spending
+ *   an attempt; image back to `queued`); batches already running finish, commit and ack.
  */
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";

@@ -7,7 +7,9 @@
  * - publishing: persistent messages on a confirm channel, messageId = the job id, a timestamp; `publish` resolves
  *   once the broker confirmed every message, and honours the channel's write backpressure;
  * - consuming: one channel per consumer with its own prefetch; `deliveries` comes from the quorum queue's
- *   `x-delivery-count` header; `retry` = nack with requeue, `deadLetter` = nack without requeue;
+ *   `x-delivery-count` header, plus, on a copy that `release` put back, the deliveries the original had spent
+ *   (`x-ndt-spent-deliveries`, which the broker does not know: the adapter applies the queue's delivery limit to
+ *   them itself); `retry` = nack with requeue, `deadLetter` = nack without requeue;
  * - failures: heartbeats notice a dead peer; a lost connection or channel is re-opened with jittered backoff and
  *   every consumer resumes by itself (the broker has already returned its unsettled deliveries to the queue).
  */
@@ -63,6 +65,8 @@ export async function assertQuorumQueue(ch: Channel, queue: string, deliveryLimi
 
 /** Header carrying the publish time in milliseconds (the AMQP `timestamp` property only has seconds). */
 const PUBLISHED_AT_HEADER = "x-published-at-ms";
+/** How long `release` waits for its copy's confirm before leaving the delivery to return (counted) instead. */
+const RELEASE_CONFIRM_MS = 5_000;
 /** On a copy published by `release`: the deliveries the original had spent before the one released. */
 const SPENT_DELIVERIES_HEADER = "x-ndt-spent-deliveries";
 
@@ -74,6 +78,8 @@ export class AmqpQueue implements JobQueue {
   private connecting: Promise<ChannelModel> | undefined;
   private publisher: Promise<ConfirmChannel> | undefined;
   private readonly consumers = new Set<AmqpConsumer>();
+  /** Delivery limits of the queues this adapter declared (a released copy's spent deliveries count against them). */
+  readonly deliveryLimits = new Map<string, number>();
   private closed = false;
   private readonly url: string;
 
@@ -128,6 +134,7 @@ export class AmqpQueue implements JobQueue {
 
   async declare(queue: string, opts: QueueOptions): Promise<void> {
     await this.withChannel((ch) => assertQuorumQueue(ch, queue, opts.deliveryLimit));
+    this.deliveryLimits.set(queue, opts.deliveryLimit);
   }
 
   private confirmChannel(): Promise<ConfirmChannel> {
@@ -286,6 +293,11 @@ class AmqpConsumer implements Subscription {
       this.consumerTag = consumerTag;
       this.failures = 0;
       if (this.stopped) await this.detach(ch, consumerTag);
+      else if (this.paused) {
+        // paused while this (re)attach was under way: take nothing new on the new channel either
+        this.consumerTag = undefined;
+        await ch.cancel(consumerTag).catch(() => undefined);
+      }
     } catch (err) {
       if (this.channel === ch) this.channel = undefined;
       await ch.close().catch(() => undefined);
@@ -309,7 +321,7 @@ class AmqpConsumer implements Subscription {
     const delay = jitteredDelay(this.failures++, 100, 5_000);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (this.stopped || this.channel) return;
+      if (this.stopped || this.paused || this.channel) return;
       this.attach().catch((err) => {
         this.owner.log?.warn({ err, queue: this.queue }, "amqp consumer could not re-attach, retrying");
         this.reattachLater();
@@ -327,7 +339,7 @@ class AmqpConsumer implements Subscription {
       }
       return;
     }
-    const state = { settled: false };
+    const state = { settled: false, releasing: false };
     this.unsettled.add(state);
     const headers = msg.properties.headers ?? {};
     const count = Number(headers["x-delivery-count"] ?? 0);
@@ -335,7 +347,9 @@ class AmqpConsumer implements Subscription {
     const deliveries = (Number.isFinite(count) ? count : 0) + (Number.isFinite(spent) ? spent : 0) + 1;
     const publishedMs = Number(headers[PUBLISHED_AT_HEADER]);
     const id = String(msg.properties.messageId ?? "");
+    const limit = this.owner.deliveryLimits.get(this.queue);
     const settle = (what: string, fn: () => void) => async () => {
+      if (state.releasing) throw new Error(`delivery ${msg.properties.messageId} is being released (${what})`);
       if (state.settled) {
         if (this.channel !== ch) return; // the channel died: the broker redelivers this message
         throw new Error(`delivery ${msg.properties.messageId} is already settled (${what})`);
@@ -350,24 +364,42 @@ class AmqpConsumer implements Subscription {
       : typeof msg.properties.timestamp === "number"
         ? msg.properties.timestamp * 1000
         : Date.now();
+    if (limit !== undefined && deliveries > limit + 1) {
+      // a released copy returned past the limit (its consumer died): what the broker does for an original
+      void settle("deadLetter", () => {
+        this.owner.log?.warn({ queue: this.queue, id, deliveries }, "message dead-lettered: delivery limit");
+        ch.nack(msg, false, false);
+      })();
+      return;
+    }
     const delivery: Delivery = {
       id,
       body: msg.content,
       deliveries,
       publishedAt,
       ack: settle("ack", () => ch.ack(msg)),
-      retry: settle("retry", () => ch.nack(msg, false, true)),
+      // past the limit, to the dead-letter queue (the broker alone would not count a released copy's spent deliveries)
+      retry: settle("retry", () => ch.nack(msg, false, limit === undefined || deliveries <= limit)),
       // AMQP 0-9-1 has no uncounted return: a confirmed copy carrying the spent count goes in, then the original is
-      // acked (a failure between the two leaves a duplicate, which consumers drop by id)
+      // acked (a failure between the two leaves two deliveries of one message, as at-least-once delivery allows)
       release: async () => {
-        if (state.settled) return settle("release", () => undefined)();
+        if (state.settled || state.releasing) return settle("release", () => undefined)();
+        state.releasing = true;
+        let timer: NodeJS.Timeout | undefined;
         try {
-          await this.owner.publish(this.queue, [
-            { id, body: msg.content, publishedAt, spentDeliveries: deliveries - 1 },
+          // bounded: a broker that blocks publishers (memory or disk alarm) must not hold a graceful stop
+          await Promise.race([
+            this.owner.publish(this.queue, [{ id, body: msg.content, publishedAt, spentDeliveries: deliveries - 1 }]),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error("no confirm within 5 s")), RELEASE_CONFIRM_MS);
+            }),
           ]);
         } catch (err) {
           this.owner.log?.warn({ err, queue: this.queue, id }, "could not hand a message back; it returns, counted");
           return;
+        } finally {
+          clearTimeout(timer);
+          state.releasing = false;
         }
         await settle("release", () => ch.ack(msg))();
       },

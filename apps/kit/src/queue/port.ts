@@ -11,7 +11,8 @@
  *   delivery not counted), or `deadLetter` (straight there);
  * - an unsettled delivery whose consumer stops, crashes or loses its connection is delivered again;
  * - a consumer holds at most `prefetch` unsettled deliveries;
- * - a lost connection is re-established with backoff and consuming resumes by itself.
+ * - a lost connection is re-established with backoff and consuming resumes by itself (unless paused: a pause is
+ *   for good, the step before `stop`).
  */
 export interface QueueOptions {
   /** Deliveries of one message before it is dead-lettered (RabbitMQ quorum `x-delivery-limit`). */

@@ -5,7 +5,8 @@
  * - claiming: `FOR UPDATE SKIP LOCKED`, so concurrent consumers never take the same row and never wait on each other;
  * - visibility: a claimed row carries a lease (a token and an expiry). Its consumer renews the lease while it holds
  *   the delivery; a consumer that crashed stops renewing, the lease runs out and the row is delivered again;
- * - delivery limit: like a RabbitMQ quorum queue, a message is delivered at most 1 + limit times; then it moves to
+ * - delivery limit: like a RabbitMQ quorum queue, a message is delivered at most 1 + limit times (deliveries handed
+ *   back with `release` not counted); then it moves to
  *   `<queue>.dlq` (a row whose `queue` is changed, in the same statement), as does `deadLetter`;
  * - waking: publishers `NOTIFY ndt_queue` with the queue's name (sent at commit); each adapter LISTENs on one
  *   connection and wakes its consumers of that queue. A poll timer covers notifications missed while the listening

@@ -174,6 +174,26 @@ export function jobQueueContract(name: string, harness: JobQueueHarness | undefi
     );
 
     it(
+      "a released message keeps the deliveries it spent: retried past the limit, it is dead-lettered all the same",
+      withQueues(async () => {
+        const q = await open();
+        const name = uniqueQueue();
+        await q.declare(name, { deliveryLimit: 2 });
+        await q.publish(name, [message("spent")]);
+        const counts: number[] = [];
+        const sub = await q.consume(name, { prefetch: 1 }, (d) => {
+          counts.push(d.deliveries);
+          void (counts.length === 2 ? d.release() : d.retry());
+        });
+        await waitUntil("dead-lettered", async () => (await q.depth(`${name}.dlq`)) === 1);
+        await sub.stop();
+        // retried, released, then retried until past the limit: 1 + 2 counted deliveries, as without the release
+        expect(counts).toEqual([1, 2, 2, 3]);
+        expect(await q.depth(name)).toBe(0);
+      }),
+    );
+
+    it(
       "retry puts the message back and its deliveries count grows",
       withQueues(async () => {
         const q = await open();
