@@ -230,6 +230,9 @@ export class PgDatabase implements SqlDatabase {
       c.on("error", (err) => this.log?.warn({ err }, "postgres migration connection error"));
       try {
         await c.connect();
+        // explicitly: a default set on the role or the database (common on RDS) would apply otherwise (node-pg does
+        // not send a 0 in the start-up packet)
+        await c.query("SET statement_timeout = 0; SET lock_timeout = 0");
         return c;
       } catch (err) {
         await c.end().catch(() => undefined);
