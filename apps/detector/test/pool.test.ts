@@ -15,7 +15,7 @@ import { letterboxImage } from "../src/inference/letterbox.js";
 import { InferencePool, InferenceThreadError, type ThreadEvent } from "../src/inference/pool.js";
 import { ModelRunner, type RgbImage } from "../src/inference/runner.js";
 import { SESSION_WORKER_URL } from "../src/paths.js";
-import { DYING_BATCH_SIZE } from "./fixtures/dying-session.worker.js";
+import { DYING_BATCH_SIZE } from "./fixtures/dying-batch.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const CLOSE_MID_RUN = fileURLToPath(new URL("./fixtures/close-mid-run.ts", import.meta.url));
@@ -160,7 +160,10 @@ describe("InferencePool.close", () => {
       expect(child.signal, output).toBeNull();
       expect(child.status, output).toBe(0);
       const outcomes = JSON.parse(child.stdout.trim().split("\n").pop()!) as unknown;
-      expect(outcomes).toEqual(Array.from({ length: 4 }, () => ({ detections: 4, waitingRejected: true })));
+      // runningAtClose: the close did land mid-run (otherwise this would prove nothing)
+      expect(outcomes).toEqual(
+        Array.from({ length: 4 }, () => ({ runningAtClose: true, detections: 4, waitingRejected: true })),
+      );
     },
   );
 });

@@ -106,13 +106,18 @@ async function detectionsOf(imageId: string) {
 
 /** `queue` with every delivery shown to `seen` before the consumer gets it. */
 function watchDeliveries(queue: JobQueue, seen: (d: Delivery) => void): JobQueue {
-  return Object.assign(Object.create(queue) as JobQueue, {
-    consume: (name: string, opts: { prefetch: number }, onDelivery: (d: Delivery) => void) =>
+  return {
+    declare: (name, opts) => queue.declare(name, opts),
+    publish: (name, messages) => queue.publish(name, messages),
+    consume: (name, opts, onDelivery) =>
       queue.consume(name, opts, (d) => {
         seen(d);
         onDelivery(d);
       }),
-  });
+    depth: (name) => queue.depth(name),
+    ping: () => queue.ping(),
+    close: () => queue.close(),
+  };
 }
 
 function metricValue(text: string, name: string, labels = ""): number {

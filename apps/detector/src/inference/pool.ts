@@ -163,10 +163,19 @@ export class InferencePool {
       slot.busy?.reject(new InferenceThreadError(`inference thread exited (${code}) during a batch`));
       slot.busy = undefined;
       if (this.#closed) return;
-      this.#opts.onThreadEvent?.({ type: "exited", code, duringBatch });
+      this.#tell({ type: "exited", code, duringBatch });
       // until the new session is up, the other threads (or the queue) carry the work
       this.#replace(0);
     });
+  }
+
+  /** The owner's callback, which must not break the pool if it throws. */
+  #tell(event: ThreadEvent): void {
+    try {
+      this.#opts.onThreadEvent?.(event);
+    } catch {
+      // a logging failure is no reason to stop replacing threads
+    }
   }
 
   #replace(attempt: number): void {
@@ -175,14 +184,14 @@ export class InferencePool {
         async ({ worker }) => {
           if (this.#closed) return void (await worker.terminate());
           this.#attach(worker);
-          this.#opts.onThreadEvent?.({ type: "replaced", attempts: attempt + 1 });
+          this.#tell({ type: "replaced", attempts: attempt + 1 });
           this.#dispatch();
         },
         (err: unknown) => {
           if (this.#closed) return;
           // it loaded before, so this is the machine (memory, driver, a volume): try again, backing off
           const retryInMs = jitteredDelay(attempt, REPLACE_BASE_MS, REPLACE_CAP_MS);
-          this.#opts.onThreadEvent?.({
+          this.#tell({
             type: "replace-failed",
             error: err instanceof Error ? err.message : String(err),
             attempt: attempt + 1,
