@@ -27,13 +27,17 @@ export interface ImageRow extends Record<string, unknown> {
   object_key: string;
 }
 
-/** `detections`, one box in original pixels. */
-export interface DetectionRow extends Record<string, unknown> {
-  image_id: string;
+/** `detections`, one box in original pixels, without its image. */
+export interface DetectionBoxRow extends Record<string, unknown> {
   class: DefectClass;
   score: number;
   x1: number;
   y1: number;
   x2: number;
   y2: number;
+}
+
+/** `detections`, one box in original pixels. */
+export interface DetectionRow extends DetectionBoxRow {
+  image_id: string;
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { badRequest, type SqlDatabase, type SqlExecutor } from "@ndt/kit";
 import type { DetectionJob } from "./relay.js";
-import type { DetectionRow, ImageRow, InspectionRow } from "./rows.js";
+import type { DetectionBoxRow, ImageRow, InspectionRow } from "./rows.js";
 import type { Image, Inspection, InspectionDetail } from "./schemas.js";
 
 /** An inspection row with its keyset-cursor position (to the microsecond, as text: a JS Date keeps milliseconds). */
@@ -26,7 +26,7 @@ const toInspection = (r: InspectionRow): Inspection => ({
 /** The API's image from its row's fields (or a status change's state) and its detections. */
 export function toImage(
   r: Pick<ImageRow, "id" | "filename" | "status" | "width" | "height" | "error">,
-  detections: readonly DetectionRow[],
+  detections: readonly DetectionBoxRow[],
 ): Image {
   return {
     id: r.id,
@@ -127,20 +127,21 @@ export class FilesStore {
     return record;
   }
 
+  /**
+   * One statement, so one snapshot: read in two, an image completed between them showed `processing` with its
+   * detections (or `done` without them).
+   */
   private async images(org: string, where: string, params: unknown[]): Promise<ImageRecord[]> {
-    const { rows } = await this.db.query<ImageRow>(
-      `SELECT ${IMAGE_COLUMNS} FROM images WHERE ${where} AND organization_id = $2 ORDER BY created_at, id`,
+    const { rows } = await this.db.query<ImageRow & { detections: DetectionBoxRow[] }>(
+      `SELECT ${IMAGE_COLUMNS},
+         COALESCE((SELECT json_agg(json_build_object('class', d.class, 'score', d.score,
+                     'x1', d.x1, 'y1', d.y1, 'x2', d.x2, 'y2', d.y2) ORDER BY d.id)
+                   FROM detections d WHERE d.image_id = images.id), '[]'::json) AS detections
+       FROM images WHERE ${where} AND organization_id = $2 ORDER BY created_at, id`,
       [params[0], org, ...params.slice(1)],
     );
-    if (rows.length === 0) return [];
-    const { rows: detections } = await this.db.query<DetectionRow>(
-      "SELECT image_id, class, score, x1, y1, x2, y2 FROM detections WHERE image_id = ANY($1::uuid[]) ORDER BY id",
-      [rows.map((r) => r.id)],
-    );
-    const byImage = new Map<string, DetectionRow[]>();
-    for (const d of detections) byImage.set(d.image_id, [...(byImage.get(d.image_id) ?? []), d]);
     return rows.map((r) => ({
-      image: toImage(r, byImage.get(r.id) ?? []),
+      image: toImage(r, r.detections),
       contentType: r.content_type,
       size: Number(r.size_bytes),
       objectKey: r.object_key,

@@ -520,6 +520,51 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect(content.rawPayload.equals(png)).toBe(true);
   });
 
+  it("reads an inspection as one snapshot: no image is processing with detections, or done without them", async () => {
+    const inspection = await create(adminA, { title: "Snapshot" });
+    const ids = Array.from({ length: 40 }, () => randomUUID());
+    for (const id of ids) {
+      await app.deps.db.query(
+        `INSERT INTO images (id, inspection_id, organization_id, filename, content_type, size_bytes, object_key, status)
+         VALUES ($1, $2, $3, 'w.png', 'image/png', 1, $4, 'processing')`,
+        [id, inspection.id, orgA, `${orgA}/${inspection.id}/${id}`],
+      );
+    }
+    let writing = true;
+    // as the detector completes an image: its detections and `done` in one transaction
+    const writer = (async () => {
+      for (const id of ids) {
+        await app.deps.db.transaction(async (tx) => {
+          await tx.query(
+            `INSERT INTO detections (job_id, image_id, class, score, x1, y1, x2, y2)
+             VALUES ($1, $2, 'crack', 0.9, 1, 2, 3, 4), ($1, $2, 'porosity', 0.8, 5, 6, 7, 8)`,
+            [randomUUID(), id],
+          );
+          await tx.query("UPDATE images SET status = 'done', width = 10, height = 10 WHERE id = $1", [id]);
+        });
+      }
+      writing = false;
+    })();
+    const torn: string[] = [];
+    let reads = 0;
+    while (writing) {
+      const res = await app.inject({
+        method: "GET",
+        url: `/api/v1/inspections/${inspection.id}`,
+        headers: bearer(viewerA),
+      });
+      reads++;
+      for (const image of res.json().images as { status: string; detections: unknown[] }[]) {
+        if ((image.status === "done") !== (image.detections.length === 2)) {
+          torn.push(`${image.status} with ${image.detections.length} detections`);
+        }
+      }
+    }
+    await writer;
+    expect(reads).toBeGreaterThan(5);
+    expect(torn).toEqual([]);
+  });
+
   it("streams one server-sent event per image status change", async () => {
     const inspection = await create(adminA);
     await app.listen({ host: "127.0.0.1", port: 0 });
