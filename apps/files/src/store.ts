@@ -122,6 +122,11 @@ export class FilesStore {
     };
   }
 
+  /** The inspection's images as the API shows them, oldest first. */
+  async imagesOf(org: string, inspectionId: string): Promise<Image[]> {
+    return (await this.images(org, "inspection_id = $1", [inspectionId])).map((r) => r.image);
+  }
+
   async findImage(org: string, inspectionId: string, imageId: string): Promise<ImageRecord | undefined> {
     const [record] = await this.images(org, "inspection_id = $1 AND id = $3", [inspectionId, imageId]);
     return record;

@@ -648,6 +648,32 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     ]);
     expect(failed[1].error).toHaveLength(5000);
     res.destroy();
+
+    // a client reconnecting with Last-Event-ID gets every image's current state first (what changed while it was
+    // away is not lost), then the changes as before
+    const resumed = await new Promise<IncomingMessage>((resolve, reject) =>
+      httpGet(
+        {
+          host: "127.0.0.1",
+          port,
+          path: `/api/v1/inspections/${inspection.id}/events`,
+          headers: { ...bearer(viewerA), "last-event-id": `${long.id}:failed` },
+        },
+        resolve,
+      ).on("error", reject),
+    );
+    text = "";
+    resumed.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    const current = await events(3);
+    expect(current.map((e) => [e.id, e.status])).toEqual([
+      [image.id, "done"],
+      [fast.id, "done"],
+      [long.id, "failed"],
+    ]);
+    expect(current[1]).toMatchObject({ width: 64, height: 32, detections: [{ class: "crack", box: [1, 2, 3, 4] }] });
+    await app.deps.db.query("UPDATE images SET status = 'processing' WHERE id = $1", [image.id]);
+    expect((await events(4))[3]).toMatchObject({ id: image.id, status: "processing" });
+    resumed.destroy();
   });
 
   it("answers 404 for another organisation's inspection and images, everywhere", async () => {

@@ -172,6 +172,11 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       schema: {
         tags: ["images"],
         security: [{ bearer: [] }],
+        summary: "Follow the inspection's image status changes",
+        description:
+          "Server-sent events: one `image` event per image status change, `data:` the Image. A client reconnecting " +
+          "with `Last-Event-ID` (as EventSource does) first gets every image's current state, so changes made while " +
+          "it was away are not lost.",
         params: InspectionParams,
         produces: ["text/event-stream"],
         response: { ...errorResponses(400, 401, 404) },
@@ -184,6 +189,11 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
 
       const stream = new PassThrough();
       streams.add(stream);
+      const send = (image: Image) => {
+        if (stream.writableEnded) return;
+        stream.write(`event: image\nid: ${image.id}:${image.status}\n`);
+        stream.write(`data: ${JSON.stringify(image)}\n\n`);
+      };
       let chain = Promise.resolve();
       const unsubscribe = deps.events.subscribe(inspectionId, (change) => {
         chain = chain
@@ -195,13 +205,20 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
               state && state.status !== "done"
                 ? toImage({ id: change.imageId, ...state }, [])
                 : (await store.findImage(org, inspectionId, change.imageId))?.image;
-            if (image && !stream.writableEnded) {
-              stream.write(`event: image\nid: ${image.id}:${image.status}\n`);
-              stream.write(`data: ${JSON.stringify(image)}\n\n`);
-            }
+            if (image) send(image);
           })
           .catch((err) => request.log.warn({ err }, "image event failed"));
       });
+      // A reconnecting client (EventSource sends Last-Event-ID) missed what changed while it was away, and no history
+      // is kept: it gets every image's current state first. Subscribed before this read, so a change during it is
+      // sent after it (at worst once more), never lost.
+      if (request.headers["last-event-id"] !== undefined) {
+        chain = chain
+          .then(async () => {
+            for (const image of await store.imagesOf(org, inspectionId)) send(image);
+          })
+          .catch((err) => request.log.warn({ err }, "catching up a reconnected event stream failed"));
+      }
       const heartbeat = setInterval(() => stream.write(": ping\n\n"), SSE_HEARTBEAT_MS);
       const cleanup = () => {
         clearInterval(heartbeat);
