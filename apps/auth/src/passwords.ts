@@ -28,7 +28,10 @@ class Argon2Pool {
   private readonly all: Worker[] = [];
   private readonly queue: { job: Job; pending: Pending }[] = [];
   private readonly inflight = new Map<number, Pending>();
+  /** The job each busy thread runs, so a thread's death fails that job instead of leaving it pending. */
+  private readonly running = new Map<Worker, number>();
   private nextId = 0;
+  private closed = false;
 
   constructor(
     private readonly size: number,
@@ -41,9 +44,24 @@ class Argon2Pool {
     worker.on("message", (msg: { id: number; result?: string | boolean; error?: string }) => {
       const pending = this.inflight.get(msg.id);
       this.inflight.delete(msg.id);
+      this.running.delete(worker);
       if (msg.error !== undefined) pending?.reject(new Error(msg.error));
       else pending?.resolve(msg.result!);
       this.release(worker);
+    });
+    // an uncaught error ends the thread: the exit below settles its job (an unheard 'error' would crash the process)
+    worker.on("error", () => undefined);
+    worker.once("exit", (code) => {
+      const id = this.running.get(worker);
+      this.running.delete(worker);
+      for (const list of [this.all, this.idle]) if (list.includes(worker)) list.splice(list.indexOf(worker), 1);
+      if (id !== undefined) {
+        this.inflight.get(id)?.reject(new Error(`password hashing thread exited (${code})`));
+        this.inflight.delete(id);
+      }
+      // a job waiting for a thread gets a new one
+      const next = this.closed ? undefined : this.queue.shift();
+      if (next) this.dispatch(this.spawn(), next.job, next.pending);
     });
     this.all.push(worker);
     return worker;
@@ -58,10 +76,12 @@ class Argon2Pool {
   private dispatch(worker: Worker, job: Job, pending: Pending) {
     const id = this.nextId++;
     this.inflight.set(id, pending);
+    this.running.set(worker, id);
     worker.postMessage({ id, ...job });
   }
 
   run(job: Job): Promise<string | boolean> {
+    if (this.closed) return Promise.reject(new Error("the password hasher is closed"));
     return new Promise((resolve, reject) => {
       const worker = this.idle.pop() ?? (this.all.length < this.size ? this.spawn() : undefined);
       if (worker) this.dispatch(worker, job, { resolve, reject });
@@ -69,8 +89,15 @@ class Argon2Pool {
     });
   }
 
+  /** Ends the threads; calls still waiting or running fail (none are left hanging). */
   async close() {
-    await Promise.all(this.all.map((w) => w.terminate()));
+    this.closed = true;
+    const gone = new Error("the password hasher is closed");
+    for (const { pending } of this.queue.splice(0)) pending.reject(gone);
+    for (const pending of this.inflight.values()) pending.reject(gone);
+    this.inflight.clear();
+    this.running.clear();
+    await Promise.all([...this.all].map((w) => w.terminate()));
   }
 }
 
@@ -84,6 +111,8 @@ export class PasswordHasher {
     this.params = { algorithm: ARGON2ID, memoryCost: opts.memoryKiB, timeCost: opts.timeCost, parallelism: 1 };
     this.pool = new Argon2Pool(opts.concurrency ?? Math.max(1, availableParallelism() - 1), opts.nice ?? 19);
     this.dummy = this.hash(crypto.randomUUID());
+    // awaited by the first verify of an unknown account; a failure must not be an unhandled rejection meanwhile
+    this.dummy.catch(() => undefined);
   }
 
   async hash(password: string): Promise<string> {

@@ -26,6 +26,21 @@ describe("PasswordHasher (argon2id, GUARDRAILS P1)", () => {
     expect(ticks).toBeGreaterThan(elapsed / 10); // and the loop kept turning meanwhile
   });
 
+  it("close() fails the calls still waiting or running instead of leaving them pending, and later calls", async () => {
+    const closing = new PasswordHasher({ memoryKiB: 19456, timeCost: 2, concurrency: 1, nice: 0 });
+    const calls = [closing.hash("one"), closing.hash("two"), closing.hash("three")];
+    const outcomes = Promise.allSettled(calls);
+    await closing.close();
+    const settled = await Promise.race([
+      outcomes,
+      new Promise<"pending">((r) => setTimeout(() => r("pending"), 10_000)),
+    ]);
+    expect(settled).toEqual(
+      calls.map(() => ({ status: "rejected", reason: new Error("the password hasher is closed") })),
+    );
+    await expect(closing.hash("four")).rejects.toThrow("closed");
+  });
+
   it("does the same work for an unknown account as for a wrong password", async () => {
     const hash = await hasher.hash("correct horse battery");
     const time = async (f: () => Promise<boolean>) => {
