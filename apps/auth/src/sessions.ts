@@ -6,6 +6,10 @@
  * swap marks it spent, keeping its expiry) and issues the next one in the same family. Presenting a spent token
  * again means it leaked: the whole family is revoked (its refresh tokens die with the family record, its access
  * tokens through `SessionRevocations`).
+ *
+ * A revoked family also leaves a tombstone for a refresh lifetime: a refresh that raced the revocation (the same
+ * token presented twice at once, or a refresh during a logout) renews the family record after checking it, and the
+ * tombstone, written before the record is deleted and read after it is renewed, is what undoes that renewal.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { KeyValueStore, SessionRevocations } from "@ndt/kit";
@@ -61,6 +65,11 @@ export class SessionStore {
       this.store.set(`fam:${record.f}`, record.u, { ttlMs: this.refreshTtlMs }),
       this.store.addToSet(`user:${record.u}:fams`, record.f, this.refreshTtlMs),
     ]);
+    // revoked meanwhile (see the header): the renewal above must not bring the family back
+    if ((await this.store.get(`famrevoked:${record.f}`)) !== null) {
+      await this.store.del(`fam:${record.f}`);
+      return { ok: false, reason: "revoked" };
+    }
     return { ok: true, sid: record.f, userId: record.u, refreshToken: await this.putToken(record.f, record.u) };
   }
 
@@ -74,6 +83,8 @@ export class SessionStore {
 
   /** End a session: its refresh tokens stop working, its access tokens are revoked until they expire. */
   async revoke(sid: string): Promise<void> {
+    // the tombstone first, then the record: a racing refresh that renews the record after this reads the tombstone
+    await this.store.set(`famrevoked:${sid}`, "1", { ttlMs: this.refreshTtlMs });
     await Promise.all([this.store.del(`fam:${sid}`), this.revocations.revoke(sid)]);
   }
 

@@ -387,6 +387,32 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
   });
 });
 
+describe.skipIf(!kv)("a refresh racing a revocation", () => {
+  it("cannot keep the family alive: the same token presented twice at once, or a refresh during a logout", async () => {
+    const store = new RedisStore(
+      loadConfig(Type.Object(RedisConfig), { REDIS_URL: kv!.url, REDIS_KEY_PREFIX: `${kv!.prefix}race:` }),
+    );
+    const sessions = new SessionStore(store, new SessionRevocations(store, 60_000), 60_000);
+    try {
+      let survivors = 0;
+      for (let trial = 0; trial < 40; trial++) {
+        const { sid, refreshToken } = await sessions.create(`user-race-${trial}`);
+        // half the trials: a stolen copy presented at the same moment; the others: a logout at the same moment
+        const results =
+          trial % 2 === 0
+            ? await Promise.all([sessions.rotate(refreshToken), sessions.rotate(refreshToken)])
+            : [(await Promise.all([sessions.rotate(refreshToken), sessions.revoke(sid)]))[0]];
+        for (const result of results) {
+          if (result.ok && (await sessions.rotate(result.refreshToken)).ok) survivors++;
+        }
+      }
+      expect(survivors).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe.skipIf(!kv)("sessions kept alive by refreshing", () => {
   it("are still ended by a password change after the login that started them has aged out", async () => {
     const store = new RedisStore(
