@@ -35,6 +35,11 @@ export const FilesConfigSchema = Type.Object({
   /** The relay re-reads unsent outbox rows this often (it is also woken by every upload). */
   OUTBOX_POLL_MS: Type.Integer({ minimum: 10, default: 1_000 }),
   OUTBOX_BATCH: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  /**
+   * An event stream's heartbeat: keeps idle proxies from closing it, and is when the stream re-checks its token (a
+   * logout or a revoked session ends it by the next heartbeat).
+   */
+  EVENT_STREAM_HEARTBEAT_MS: Type.Integer({ minimum: 100, default: 15_000 }),
 });
 export type FilesConfig = Static<typeof FilesConfigSchema>;
 

@@ -4,7 +4,8 @@ import { get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { s3Client, type SqlDatabase } from "@ndt/kit";
+import { loadConfig, RedisConfig, RedisStore, s3Client, SessionRevocations, type SqlDatabase } from "@ndt/kit";
+import { Type } from "@sinclair/typebox";
 import pg from "pg";
 import {
   type TestDatabase,
@@ -55,7 +56,8 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     issuer = await testIssuer();
     config = filesConfig(
       { db: db as TestDatabase, kv: kv as TestRedis, mq: mq as TestAmqp, s3, issuer },
-      { UPLOAD_MAX_BYTES: String(LIMIT) },
+      // heartbeats (when a stream re-checks its token) every 200 ms, so a revocation shows within the test
+      { UPLOAD_MAX_BYTES: String(LIMIT), EVENT_STREAM_HEARTBEAT_MS: "200" },
     );
     app = await buildApp({ config });
     bucket = s3Client(config);
@@ -674,6 +676,47 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     await app.deps.db.query("UPDATE images SET status = 'processing' WHERE id = $1", [image.id]);
     expect((await events(4))[3]).toMatchObject({ id: image.id, status: "processing" });
     resumed.destroy();
+  });
+
+  it("ends an event stream at its token's expiry, and at the next heartbeat after its session is revoked", async () => {
+    const inspection = await create(adminA);
+    if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const open = async (token: string) => {
+      const res = await new Promise<IncomingMessage>((resolve, reject) =>
+        httpGet(
+          { host: "127.0.0.1", port, path: `/api/v1/inspections/${inspection.id}/events`, headers: bearer(token) },
+          resolve,
+        ).on("error", reject),
+      );
+      expect(res.statusCode).toBe(200);
+      res.resume();
+      return new Promise<number>((resolve) => res.on("end", () => resolve(Date.now())));
+    };
+    // a session revoked (a logout, a password change, a reused refresh token) while its stream is open
+    const sid = randomUUID();
+    const revocable = open(await issuer.token({ org: orgA, role: "viewer", sid }));
+    // a token that expires in 2 s
+    const expiring = open(await issuer.token({ org: orgA, role: "viewer", ttlSec: 2 }));
+    const openedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const store = new RedisStore(
+      loadConfig(Type.Object(RedisConfig), {
+        REDIS_URL: (kv as TestRedis).url,
+        REDIS_KEY_PREFIX: (kv as TestRedis).prefix,
+      }),
+    );
+    const revokedAt = Date.now();
+    await new SessionRevocations(store, 900_000).revoke(sid);
+    await store.close();
+    const bound = (ms: number) => new Promise<number>((r) => setTimeout(() => r(-1), ms));
+    const revokedEnd = await Promise.race([revocable, bound(5_000)]);
+    expect(revokedEnd, "the revoked session's stream was still open 5 s later").toBeGreaterThan(0);
+    expect(revokedEnd - revokedAt).toBeLessThan(2_000);
+    const expiredEnd = await Promise.race([expiring, bound(5_000)]);
+    expect(expiredEnd, "the expired token's stream was still open 5 s later").toBeGreaterThan(0);
+    // exp is whole seconds: between 1 and 2 s after the token was made
+    expect(expiredEnd - openedAt).toBeLessThan(3_000);
   });
 
   it("answers 404 for another organisation's inspection and images, everywhere", async () => {

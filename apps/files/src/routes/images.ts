@@ -17,8 +17,6 @@ import { FileName, Image, ImageParams, InspectionParams, UploadQuery } from "../
 import { toImage } from "../store.js";
 import { payloadTooLarge, putImage } from "../upload.js";
 
-const SSE_HEARTBEAT_MS = 15_000;
-
 export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
   const { config, store, objects } = deps;
   const max = config.UPLOAD_MAX_BYTES;
@@ -176,7 +174,8 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         description:
           "Server-sent events: one `image` event per image status change, `data:` the Image. A client reconnecting " +
           "with `Last-Event-ID` (as EventSource does) first gets every image's current state, so changes made while " +
-          "it was away are not lost.",
+          "it was away are not lost. The stream ends when its access token expires, and within a heartbeat (15 s) " +
+          "of a logout or a revoked session: reconnect with a fresh token.",
         params: InspectionParams,
         produces: ["text/event-stream"],
         response: { ...errorResponses(400, 401, 404) },
@@ -219,8 +218,22 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
           })
           .catch((err) => request.log.warn({ err }, "catching up a reconnected event stream failed"));
       }
-      const heartbeat = setInterval(() => stream.write(": ping\n\n"), SSE_HEARTBEAT_MS);
+      // the stream must not outlive the token that opened it: it ends at the token's expiry (the client reconnects
+      // with a fresh one), and at the first heartbeat after a logout or a revocation (unknown counts as revoked)
+      const user = request.user!;
+      const expiry = setTimeout(() => stream.end(), Math.max(0, user.exp * 1000 - Date.now()));
+      const heartbeat = setInterval(() => {
+        app.stillAuthenticated(user).then(
+          (live) => {
+            if (stream.writableEnded) return;
+            if (live) stream.write(": ping\n\n");
+            else stream.end();
+          },
+          () => stream.end(),
+        );
+      }, config.EVENT_STREAM_HEARTBEAT_MS);
       const cleanup = () => {
+        clearTimeout(expiry);
         clearInterval(heartbeat);
         unsubscribe();
         streams.delete(stream);

@@ -27,6 +27,11 @@ declare module "fastify" {
      * `read` must have no side effects: it runs before the session is known to be live.
      */
     authenticatedRead<T>(request: FastifyRequest, read: (user: AccessClaims) => Promise<T>): Promise<T>;
+    /**
+     * Whether an access token checked earlier still holds: not expired, its session not revoked. For long-lived
+     * responses (event streams), which must not outlive a logout or the token that opened them.
+     */
+    stillAuthenticated(user: AccessClaims): Promise<boolean>;
   }
 }
 
@@ -84,6 +89,11 @@ const plugin: FastifyPluginAsync<AuthPluginOptions> = async (app, { verifier, re
       return result.value;
     },
   );
+
+  app.decorate("stillAuthenticated", async (user: AccessClaims) => {
+    if (Date.now() >= user.exp * 1000) return false;
+    return !(await revocations.isRevoked(user.sid));
+  });
 
   app.decorate("requireRole", (...roles: Role[]) => async (request: FastifyRequest) => {
     if (!request.user) throw unauthorized();

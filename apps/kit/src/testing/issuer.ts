@@ -11,7 +11,8 @@ import type { Role } from "../auth/verifier.js";
 
 export interface TestIssuer {
   jwksUrl: string;
-  token(claims: { org: string; role: Role; sub?: string; sid?: string }): Promise<string>;
+  /** An access token; it lives `ttlSec` (default 900, auth's access token lifetime). */
+  token(claims: { org: string; role: Role; sub?: string; sid?: string; ttlSec?: number }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -25,7 +26,7 @@ export async function testIssuer(): Promise<TestIssuer> {
   const { port } = server.server.address() as AddressInfo;
   return {
     jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    async token({ org, role, sub = randomUUID(), sid = randomUUID() }) {
+    async token({ org, role, sub = randomUUID(), sid = randomUUID(), ttlSec = 900 }) {
       const now = Math.floor(Date.now() / 1000);
       return new SignJWT({ org, role, sid })
         .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid, typ: "at+jwt" })
@@ -35,7 +36,7 @@ export async function testIssuer(): Promise<TestIssuer> {
         .setJti(randomUUID())
         .setIssuedAt(now)
         .setNotBefore(now)
-        .setExpirationTime(now + 900)
+        .setExpirationTime(now + ttlSec)
         .sign(privateKey);
     },
     stop: () => server.close(),
