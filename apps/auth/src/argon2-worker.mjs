@@ -16,8 +16,8 @@ try {
 parentPort?.on("message", (msg) => {
   try {
     const result = msg.op === "hash" ? hashSync(msg.password, msg.params) : verifySync(msg.hash, msg.password);
-    parentPort?.postMessage({ id: msg.id, result });
+    parentPort?.postMessage({ result });
   } catch (err) {
-    parentPort?.postMessage({ id: msg.id, error: err instanceof Error ? err.message : String(err) });
+    parentPort?.postMessage({ error: err instanceof Error ? err.message : String(err) });
   }
 });

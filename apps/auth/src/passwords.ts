@@ -27,10 +27,8 @@ class Argon2Pool {
   private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: { job: Job; pending: Pending }[] = [];
-  private readonly inflight = new Map<number, Pending>();
-  /** The job each busy thread runs, so a thread's death fails that job instead of leaving it pending. */
-  private readonly running = new Map<Worker, number>();
-  private nextId = 0;
+  /** The call each busy thread runs (one at a time), so a thread's death fails it instead of leaving it pending. */
+  private readonly running = new Map<Worker, Pending>();
   private closed = false;
 
   constructor(
@@ -41,9 +39,8 @@ class Argon2Pool {
   private spawn(): Worker {
     const worker = new Worker(new URL("./argon2-worker.mjs", import.meta.url), { workerData: { nice: this.nice } });
     worker.unref();
-    worker.on("message", (msg: { id: number; result?: string | boolean; error?: string }) => {
-      const pending = this.inflight.get(msg.id);
-      this.inflight.delete(msg.id);
+    worker.on("message", (msg: { result?: string | boolean; error?: string }) => {
+      const pending = this.running.get(worker);
       this.running.delete(worker);
       if (msg.error !== undefined) pending?.reject(new Error(msg.error));
       else pending?.resolve(msg.result!);
@@ -52,13 +49,9 @@ class Argon2Pool {
     // an uncaught error ends the thread: the exit below settles its job (an unheard 'error' would crash the process)
     worker.on("error", () => undefined);
     worker.once("exit", (code) => {
-      const id = this.running.get(worker);
+      this.running.get(worker)?.reject(new Error(`password hashing thread exited (${code})`));
       this.running.delete(worker);
       for (const list of [this.all, this.idle]) if (list.includes(worker)) list.splice(list.indexOf(worker), 1);
-      if (id !== undefined) {
-        this.inflight.get(id)?.reject(new Error(`password hashing thread exited (${code})`));
-        this.inflight.delete(id);
-      }
       // a job waiting for a thread gets a new one
       const next = this.closed ? undefined : this.queue.shift();
       if (next) this.dispatch(this.spawn(), next.job, next.pending);
@@ -74,10 +67,8 @@ class Argon2Pool {
   }
 
   private dispatch(worker: Worker, job: Job, pending: Pending) {
-    const id = this.nextId++;
-    this.inflight.set(id, pending);
-    this.running.set(worker, id);
-    worker.postMessage({ id, ...job });
+    this.running.set(worker, pending);
+    worker.postMessage(job);
   }
 
   run(job: Job): Promise<string | boolean> {
@@ -94,8 +85,7 @@ class Argon2Pool {
     this.closed = true;
     const gone = new Error("the password hasher is closed");
     for (const { pending } of this.queue.splice(0)) pending.reject(gone);
-    for (const pending of this.inflight.values()) pending.reject(gone);
-    this.inflight.clear();
+    for (const pending of this.running.values()) pending.reject(gone);
     this.running.clear();
     await Promise.all([...this.all].map((w) => w.terminate()));
   }

@@ -97,23 +97,10 @@ const DEAD_LETTER = `WITH settled AS (
 )
 SELECT pg_notify('${CHANNEL}', queue) FROM settled`;
 
+// leases back to the queue. $2 takes back the claim's count: 1 for a delivery released uncounted, or rows claimed but
+// never handed to the consumer (it paused or stopped meanwhile); 0 for deliveries a stopping consumer left unsettled
 const RELEASE = `WITH released AS (
-  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp()
-  WHERE lease = ANY($1::uuid[])
-  RETURNING queue
-)
-SELECT pg_notify('${CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM released) q`;
-
-const RELEASE_UNCOUNTED = `WITH released AS (
-  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp(), deliveries = deliveries - 1
-  WHERE seq = $1::bigint AND lease = $2::uuid
-  RETURNING queue
-)
-SELECT pg_notify('${CHANNEL}', queue) FROM released`;
-
-// claimed rows never handed to the consumer (it paused or stopped meanwhile): the claim's count is taken back
-const RELEASE_UNDELIVERED = `WITH released AS (
-  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp(), deliveries = deliveries - 1
+  UPDATE ndt_queue.messages SET lease = NULL, visible_at = clock_timestamp(), deliveries = deliveries - $2::integer
   WHERE lease = ANY($1::uuid[])
   RETURNING queue
 )
@@ -388,7 +375,7 @@ class PgConsumer implements Subscription {
         for (const row of rows.rows) {
           if (this.stopped || this.paused) {
             // stopped or paused while claiming: give it straight back, undelivered
-            await this.owner.query(RELEASE_UNDELIVERED, [[row.lease]]).catch(() => undefined);
+            await this.owner.query(RELEASE, [[row.lease], 1]).catch(() => undefined);
             continue;
           }
           this.deliver(row);
@@ -432,7 +419,7 @@ class PgConsumer implements Subscription {
         ]),
       ),
       retry: settle("retry", () => this.owner.query(RETRY, [row.seq, row.lease, this.limit])),
-      release: settle("release", () => this.owner.query(RELEASE_UNCOUNTED, [row.seq, row.lease])),
+      release: settle("release", () => this.owner.query(RELEASE, [[row.lease], 1])),
       deadLetter: (reason: string) =>
         settle("deadLetter", () => this.owner.query(DEAD_LETTER, [row.seq, row.lease, reason]))(),
     };
@@ -472,6 +459,6 @@ class PgConsumer implements Subscription {
     const leases = [...this.held.values()].filter((h) => !h.settled).map((h) => h.lease);
     for (const h of this.held.values()) h.settled = true;
     this.held.clear();
-    if (leases.length > 0) await this.owner.query(RELEASE, [leases]);
+    if (leases.length > 0) await this.owner.query(RELEASE, [leases, 0]);
   }
 }
