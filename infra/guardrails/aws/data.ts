@@ -307,7 +307,7 @@ function parseIpv6(text: string): bigint | undefined {
   return all.reduce((address, group) => (address << 16n) | BigInt(`0x${group}`), 0n);
 }
 
-export function parseCidr(text: string): Cidr | undefined {
+function parseCidr(text: string): Cidr | undefined {
   const [address = "", prefixText, ...rest] = text.trim().split("/");
   const version = address.includes(":") ? 6 : 4;
   const bits = version === 4 ? 32 : 128;

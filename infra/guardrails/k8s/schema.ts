@@ -126,10 +126,20 @@ const DECLARATION_ROOTS = [
   "@kubernetes-models/cert-manager",
 ].map((name) => dirname(require.resolve(name)));
 
+const declarationFiles = new Map<string, string | undefined>();
+
 /** `<root>/<group>/<version>/<Kind>.d.ts` (core kinds: `<root>/v1/<Kind>.d.ts`) of the first package that has it. */
 function declarationFileOf(apiVersion: string, kind: string): string | undefined {
-  const version = SCHEMA_ALIASES[apiVersion] ?? apiVersion;
-  return DECLARATION_ROOTS.map((root) => join(root, version, `${kind}.d.ts`)).find((file) => existsSync(file));
+  const key = `${apiVersion}|${kind}`;
+  if (!declarationFiles.has(key)) {
+    const version = SCHEMA_ALIASES[apiVersion] ?? apiVersion;
+    const roots = DECLARATION_ROOTS.map((root) => join(root, version, `${kind}.d.ts`));
+    declarationFiles.set(
+      key,
+      roots.find((file) => existsSync(file)),
+    );
+  }
+  return declarationFiles.get(key);
 }
 
 /** One compiler program over the declarations needed so far, rebuilt when an object of a new kind needs more. */
@@ -138,13 +148,14 @@ let declarations: { files: Set<string>; program: ts.Program; checker: ts.TypeChe
 function declaredTypeOf(file: string, kind: string): { type: ts.Type; checker: ts.TypeChecker } | undefined {
   if (!declarations?.files.has(file)) {
     const files = new Set([...(declarations?.files ?? []), file]);
-    // Declarations only: no emit, no type-checking of the packages, and the ES5 lib for Array.
-    const program = ts.createProgram([...files], {
-      noEmit: true,
-      skipLibCheck: true,
-      types: [],
-      lib: ["lib.es5.d.ts"],
-    });
+    // Declarations only: no emit, no type-checking of the packages, and the ES5 lib for Array. The previous program
+    // is passed in, so the files it parsed are reused rather than parsed again.
+    const program = ts.createProgram(
+      [...files],
+      { noEmit: true, skipLibCheck: true, types: [], lib: ["lib.es5.d.ts"] },
+      undefined,
+      declarations?.program,
+    );
     declarations = { files, program, checker: program.getTypeChecker() };
   }
   const { program, checker } = declarations;
@@ -190,7 +201,7 @@ function* unknownFields(checker: ts.TypeChecker, declared: ts.Type, value: unkno
 }
 
 /** Fields of a Kubernetes object that its kind's schema does not have (the API server would drop them). */
-export function unknownFieldsOf(object: Record<string, unknown>): string[] {
+function unknownFieldsOf(object: Record<string, unknown>): string[] {
   const file = declarationFileOf(String(object.apiVersion), String(object.kind));
   const declared = file ? declaredTypeOf(file, String(object.kind)) : undefined;
   return declared ? [...unknownFields(declared.checker, declared.type, object, "")] : [];

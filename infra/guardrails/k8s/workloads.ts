@@ -364,10 +364,13 @@ export const k11Secrets: Guardrail = {
       ),
     );
     const namespaces = new Set(workloads(plan).map(namespaceOf));
+    const secretKeys = new Map(
+      objectsOfKind(plan, "ConfigMap").map((configMap) => [configMap, secretKeysOf(configMap)]),
+    );
     const configMapsHoldingSecrets = new Set(
-      objectsOfKind(plan, "ConfigMap")
-        .filter((configMap) => Object.values(secretKeysOf(configMap)).some((keys) => keys.length > 0))
-        .map((configMap) => `${namespaceOf(configMap)}/${nameOf(configMap)}`),
+      [...secretKeys]
+        .filter(([, keys]) => keys.named.length > 0 || keys.inUrls.length > 0)
+        .map(([configMap]) => `${namespaceOf(configMap)}/${nameOf(configMap)}`),
     );
     for (const workload of workloads(plan)) {
       const namespace = namespaceOf(workload);
@@ -417,9 +420,8 @@ export const k11Secrets: Guardrail = {
     for (const secret of objectsOfKind(plan, "Secret")) {
       if (namespaces.has(namespaceOf(secret))) fail(secret, "a literal Secret in an application namespace");
     }
-    for (const configMap of objectsOfKind(plan, "ConfigMap")) {
+    for (const [configMap, { named, inUrls }] of secretKeys) {
       if (!namespaces.has(namespaceOf(configMap))) continue;
-      const { named, inUrls } = secretKeysOf(configMap);
       if (named.length > 0) fail(configMap, `holds secret-looking keys: ${named.join(", ")}`);
       if (inUrls.length > 0) fail(configMap, `holds URLs with a password in them: ${inUrls.join(", ")}`);
     }
