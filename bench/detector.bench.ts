@@ -27,7 +27,7 @@ import { encodeSample } from "../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../apps/detector/model/dataset/synth.js";
 import { loadDetectorConfig } from "../apps/detector/src/config.js";
 import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../apps/detector/src/inference/bundled.js";
-import { rgbToChw } from "../apps/detector/src/inference/geometry.js";
+import { toChw } from "../apps/detector/src/inference/geometry.js";
 import { letterboxImage } from "../apps/detector/src/inference/letterbox.js";
 import { ModelRunner } from "../apps/detector/src/inference/runner.js";
 import {
@@ -130,7 +130,7 @@ const bench: Benchmark = {
       const images = await sampleImages();
       // the same preprocessed tensors for the bare runs
       const letterboxed = await Promise.all(images.map((b) => letterboxImage(b, 640, 640)));
-      const tensors = letterboxed.map((l) => rgbToChw(l.rgb, 640, 640));
+      const tensors = letterboxed.map((l) => toChw(l.pixels, l.channels, 640, 640));
 
       // (a) and (c), (e): the worker as its own process, as deployed (its event loop shared with nothing of the
       // benchmark's), at the benchmark's priority
@@ -238,7 +238,7 @@ const bench: Benchmark = {
             batch.push(await letterboxImage(bytes, 640, 640));
             if (pass > 0) steps.sharp += performance.now() - t;
           }
-          const { timings } = await alone.runRgb(batch);
+          const { timings } = await alone.runLetterboxed(batch);
           if (pass === 0) continue; // warm-up
           steps.chw += timings.prepareMs;
           steps.inference += timings.inferenceMs;

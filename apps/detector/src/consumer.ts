@@ -27,8 +27,8 @@ import {
   type Subscription,
 } from "@ndt/kit";
 import { Batcher } from "./batcher.js";
-import { ImageDecodeError, letterboxImage } from "./inference/letterbox.js";
-import type { BatchResult, Detection, RgbImage } from "./inference/runner.js";
+import { ImageDecodeError, type LetterboxedImage, letterboxImage } from "./inference/letterbox.js";
+import type { BatchResult, Detection } from "./inference/runner.js";
 import { InvalidJobError, parseJob, type DetectionJob } from "./job.js";
 import type { DetectorMetrics, FailureReason } from "./metrics.js";
 import type { ResultStore } from "./results.js";
@@ -40,7 +40,7 @@ export interface BatchRunner {
   /** Threads free to start a batch now. */
   readonly idle: number;
   onIdle: (() => void) | undefined;
-  run(images: readonly RgbImage[]): Promise<BatchResult>;
+  run(images: readonly LetterboxedImage[]): Promise<BatchResult>;
 }
 
 export interface ConsumerOptions {
@@ -81,7 +81,7 @@ class Stopping extends Error {
 }
 
 interface BatchItem {
-  image: RgbImage;
+  image: LetterboxedImage;
 }
 
 interface ItemResult {
@@ -225,7 +225,7 @@ export class DetectionConsumer {
     if (this.#stopping) throw new Stopping("worker stopping");
   }
 
-  async #fetchAndDecode(job: DetectionJob): Promise<{ image: RgbImage; decodeMs: number }> {
+  async #fetchAndDecode(job: DetectionJob): Promise<{ image: LetterboxedImage; decodeMs: number }> {
     const store = this.#o.objects(job.bucket);
     if (!store) throw new PermanentJobError("unknown_bucket", `this worker does not read bucket ${job.bucket}`);
     const object = await store.get(job.key);

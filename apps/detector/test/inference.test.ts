@@ -5,7 +5,7 @@ import {
   ImageDecodeError,
   letterboxGeometry,
   letterboxImage,
-  rgbToChw,
+  toChw,
   unletterboxBox,
 } from "../src/inference/letterbox.js";
 import { parseImgsz, parseNames } from "../src/inference/metadata.js";
@@ -41,18 +41,56 @@ describe("letterboxImage (sharp decode)", () => {
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) grey[y * w + x] = (x + y) % 256;
   const greyPng = (): Promise<Buffer> =>
     sharp(grey, { raw: { width: w, height: h, channels: 1 } })
+      .toColourspace("b-w")
       .png()
       .toBuffer();
 
-  it("copies a grey PNG into the centre as RGB and pads with 114", async () => {
-    const { rgb, geometry } = await letterboxImage(await greyPng(), 640, 640);
+  it("copies a grey PNG into the centre as one grey channel and pads with 114", async () => {
+    const { pixels, channels, geometry } = await letterboxImage(await greyPng(), 640, 640);
     expect(geometry).toMatchObject({ srcWidth: 640, srcHeight: 320, padTop: 160, scale: 1 });
-    expect(rgb.length).toBe(640 * 640 * 3);
-    expect([...rgb.subarray(0, 6)]).toEqual([114, 114, 114, 114, 114, 114]);
-    const at = (x: number, y: number): number[] => [...rgb.subarray((y * 640 + x) * 3, (y * 640 + x) * 3 + 3)];
-    expect(at(5, 160 + 7)).toEqual([12, 12, 12]);
-    expect(at(300, 160 + 100)).toEqual([144, 144, 144]);
-    expect(at(639, 639)).toEqual([114, 114, 114]);
+    expect(channels).toBe(1);
+    expect(pixels.length).toBe(640 * 640);
+    expect([...pixels.subarray(0, 2)]).toEqual([114, 114]);
+    const at = (x: number, y: number): number => pixels[y * 640 + x]!;
+    expect(at(5, 160 + 7)).toBe(12);
+    expect(at(300, 160 + 100)).toBe(144);
+    expect(at(639, 639)).toBe(114);
+  });
+
+  it("gives a grey image the same tensor as the same image stored as RGB", async () => {
+    // noise at 1000×600: resized and padded, so the grey and RGB paths must agree through both
+    const sw = 1000;
+    const sh = 600;
+    const noise = Uint8Array.from({ length: sw * sh }, (_, k) => (k * 7919 + ((k / sw) | 0) * 104729) % 251);
+    const asGrey = await sharp(noise, { raw: { width: sw, height: sh, channels: 1 } })
+      .toColourspace("b-w")
+      .png()
+      .toBuffer();
+    const asRgb = await sharp(noise, { raw: { width: sw, height: sh, channels: 1 } })
+      .toColourspace("srgb")
+      .png()
+      .toBuffer();
+    const grey = await letterboxImage(asGrey, 640, 640);
+    const rgb = await letterboxImage(asRgb, 640, 640);
+    expect([grey.channels, rgb.channels]).toEqual([1, 3]);
+    expect(toChw(grey.pixels, grey.channels, 640, 640)).toEqual(toChw(rgb.pixels, rgb.channels, 640, 640));
+  });
+
+  it("flattens grey with alpha over the pad value and reads 16-bit grey as 8-bit", async () => {
+    const greyAlpha = await sharp(Buffer.from([200, 0, 200, 255]), { raw: { width: 2, height: 1, channels: 2 } })
+      .toColourspace("b-w")
+      .png()
+      .toBuffer();
+    const flat = await letterboxImage(greyAlpha, 2, 1);
+    expect(flat.channels).toBe(1);
+    expect([...flat.pixels]).toEqual([114, 200]);
+    const grey16 = await sharp(Buffer.from([0, 255, 128]), { raw: { width: 3, height: 1, channels: 1 } })
+      .toColourspace("grey16")
+      .png()
+      .toBuffer();
+    const eight = await letterboxImage(grey16, 3, 1);
+    expect(eight.channels).toBe(1);
+    expect([...eight.pixels]).toEqual([0, 255, 128]);
   });
 
   it("applies EXIF orientation before letterboxing", async () => {
@@ -61,10 +99,10 @@ describe("letterboxImage (sharp decode)", () => {
       .jpeg({ quality: 100 })
       .withMetadata({ orientation: 6 })
       .toBuffer();
-    const { rgb, geometry } = await letterboxImage(jpeg, 640, 640);
+    const { pixels, channels, geometry } = await letterboxImage(jpeg, 640, 640);
     expect(geometry).toMatchObject({ srcWidth: 320, srcHeight: 640, padLeft: 160, padTop: 0 });
     // Displayed (x', y') = stored (x = y', y = h - 1 - x'): top-right displayed pixel is stored (0, 0) = 0.
-    const at = (x: number, y: number): number => rgb[(y * 640 + x) * 3]!;
+    const at = (x: number, y: number): number => pixels[(y * 640 + x) * channels]!;
     expect(Math.abs(at(160 + 319, 0) - 0)).toBeLessThanOrEqual(3);
     expect(Math.abs(at(160 + 0, 100) - ((100 + 319) % 256))).toBeLessThanOrEqual(3);
   });
@@ -73,8 +111,9 @@ describe("letterboxImage (sharp decode)", () => {
     const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 200, g: 20, b: 90 } } })
       .png()
       .toBuffer();
-    const { rgb } = await letterboxImage(png, 8, 8);
-    expect([...rgb.subarray(0, 3)]).toEqual([200, 20, 90]);
+    const { pixels, channels } = await letterboxImage(png, 8, 8);
+    expect(channels).toBe(3);
+    expect([...pixels.subarray(0, 3)]).toEqual([200, 20, 90]);
   });
 
   it("rejects bytes that are not a PNG or JPEG", async () => {
@@ -111,12 +150,12 @@ describe("letterboxImage (sharp decode)", () => {
     );
   });
 
-  it("writes planar CHW floats in 0..1", () => {
+  it("writes planar CHW floats in 0..1, repeating a grey channel in all three planes", () => {
     const rgb = Uint8Array.of(255, 0, 51, 0, 102, 255);
-    expect([...rgb2(rgb)]).toEqual([1, 0, 0, 0.4, 0.2, 1].map((v) => Math.fround(v)));
-    function rgb2(x: Uint8Array): Float32Array {
-      return rgbToChw(x, 2, 1);
-    }
+    expect([...toChw(rgb, 3, 2, 1)]).toEqual([1, 0, 0, 0.4, 0.2, 1].map((v) => Math.fround(v)));
+    const grey = Uint8Array.of(255, 51);
+    const out = new Float32Array(8).fill(-1);
+    expect([...toChw(grey, 1, 2, 1, out, 1)]).toEqual([-1, 1, 0.2, 1, 0.2, 1, 0.2, -1].map((v) => Math.fround(v)));
   });
 });
 

@@ -7,13 +7,14 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
 import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../src/inference/bundled.js";
-import { letterboxImage } from "../src/inference/letterbox.js";
+import { type LetterboxedImage, letterboxImage } from "../src/inference/letterbox.js";
 import { InferencePool, InferenceThreadError, type ThreadEvent } from "../src/inference/pool.js";
-import { ModelRunner, type RgbImage } from "../src/inference/runner.js";
+import { ModelRunner } from "../src/inference/runner.js";
 import { SESSION_WORKER_URL } from "../src/paths.js";
 import { DYING_BATCH_SIZE } from "./fixtures/dying-batch.js";
 
@@ -30,8 +31,8 @@ const THREAD_OPTIONS = {
   ...BUNDLED_MODEL_OPTIONS,
 };
 
-async function letterboxed(seed: number, count: number): Promise<RgbImage[]> {
-  const out: RgbImage[] = [];
+async function letterboxed(seed: number, count: number): Promise<LetterboxedImage[]> {
+  const out: LetterboxedImage[] = [];
   for (let i = 0; i < count; i++) {
     const bytes = await encodeSample(generateSample(seed, i), i % 2 ? "jpeg" : "png");
     out.push(await letterboxImage(bytes, 640, 640));
@@ -73,13 +74,37 @@ describe("InferencePool", () => {
 
   it("returns the in-process runner's detections for a batch, in original pixels, with timings", async () => {
     const images = await letterboxed(4242, 3);
-    const expected = await runner.runRgb(images);
-    const copies = images.map((img) => ({ rgb: img.rgb.slice(), geometry: img.geometry }));
-    const got = await pool.run(copies);
+    const expected = await runner.runLetterboxed(images);
+    const got = await pool.run(images);
     expect(got.detections).toEqual(expected.detections);
     expect(got.detections.flat().length).toBeGreaterThan(0);
     expect(got.timings.inferenceMs).toBeGreaterThan(0);
     expect(got.timings.prepareMs).toBeGreaterThan(0);
+  });
+
+  it("reuses its shared pixel buffers without mixing batches up", async () => {
+    // grey and colour images of different byte sizes through the same buffers, one batch after another
+    const grey = await letterboxed(9090, 2);
+    const colour = await Promise.all(
+      [0, 1].map(async (i) =>
+        letterboxImage(
+          await sharp(await encodeSample(generateSample(9191, i), "png"))
+            .toColourspace("srgb")
+            .png()
+            .toBuffer(),
+          640,
+          640,
+        ),
+      ),
+    );
+    expect(grey.map((g) => g.channels)).toEqual([1, 1]);
+    expect(colour.map((c) => c.channels)).toEqual([3, 3]);
+    const expected = [await runner.runLetterboxed(grey), await runner.runLetterboxed(colour)];
+    for (let round = 0; round < 3; round++) {
+      expect((await pool.run(grey)).detections).toEqual(expected[0]!.detections);
+      expect((await pool.run(colour)).detections).toEqual(expected[1]!.detections);
+    }
+    expect(grey[0]!.pixels.length).toBe(640 * 640); // the caller's images are left as they were
   });
 
   it("runs concurrent batches on both threads", async () => {

@@ -28,8 +28,12 @@ export async function packDataset(dir: string, imgsz: number): Promise<PackedInd
   const plane = Buffer.alloc(imgsz * imgsz);
   try {
     for (const line of lines) {
-      const { rgb, geometry: g } = await letterboxImage(await readFile(join(dir, line.file)), imgsz, imgsz);
-      for (let k = 0; k < plane.length; k++) plane[k] = rgb[k * 3] ?? 0;
+      const {
+        pixels,
+        channels,
+        geometry: g,
+      } = await letterboxImage(await readFile(join(dir, line.file)), imgsz, imgsz);
+      for (let k = 0; k < plane.length; k++) plane[k] = pixels[k * channels] ?? 0;
       await fh.write(plane);
       index.boxes.push(
         line.boxes.map(({ classId, box }) => [

@@ -41,7 +41,7 @@ export class Detector {
     if (images.length === 0) return [];
     const [h, w] = this.imgsz;
     const letterboxed = await Promise.all(images.map((bytes) => letterboxImage(bytes, w, h)));
-    return (await this.#runner.runRgb(letterboxed)).detections;
+    return (await this.#runner.runLetterboxed(letterboxed)).detections;
   }
 
   async release(): Promise<void> {

@@ -36,24 +36,43 @@ export function letterboxGeometry(
 }
 
 /**
- * Writes an interleaved RGB image as 0..1 planar CHW into `out` at `offset` (a batch slot), allocating when no
- * buffer is given.
+ * A letterboxed image at the network's input size, as decoding hands it to inference: interleaved 8-bit pixels,
+ * grey (1 channel) or RGB (3). Grey images stay one channel until the CHW tensor: a third of the bytes to decode,
+ * copy and hold while queued, and the same tensor.
  */
-export function rgbToChw(
-  rgb: Uint8Array,
+export interface LetterboxedImage {
+  /** dstWidth × dstHeight × channels bytes, row by row, channels interleaved. */
+  pixels: Uint8Array;
+  channels: 1 | 3;
+  geometry: LetterboxGeometry;
+}
+
+/**
+ * Writes a letterboxed image as 0..1 planar RGB (CHW) into `out` at `offset` (a batch slot), allocating when no
+ * buffer is given. A grey image fills the three planes alike.
+ */
+export function toChw(
+  pixels: Uint8Array,
+  channels: 1 | 3,
   width: number,
   height: number,
   out: Float32Array = new Float32Array(3 * width * height),
   offset = 0,
 ): Float32Array {
   const plane = width * height;
-  if (rgb.length < plane * 3) throw new RangeError("rgb buffer is smaller than width × height × 3");
+  if (pixels.length < plane * channels) throw new RangeError(`pixels are fewer than width × height × ${channels}`);
   if (out.length < offset + plane * 3) throw new RangeError("output tensor is too small");
   const inv = 1 / 255;
+  if (channels === 1) {
+    for (let k = 0; k < plane; k++) out[offset + k] = (pixels[k] ?? 0) * inv;
+    out.copyWithin(offset + plane, offset, offset + plane);
+    out.copyWithin(offset + 2 * plane, offset, offset + plane);
+    return out;
+  }
   for (let k = 0; k < plane; k++) {
-    out[offset + k] = (rgb[k * 3] ?? 0) * inv;
-    out[offset + plane + k] = (rgb[k * 3 + 1] ?? 0) * inv;
-    out[offset + 2 * plane + k] = (rgb[k * 3 + 2] ?? 0) * inv;
+    out[offset + k] = (pixels[k * 3] ?? 0) * inv;
+    out[offset + plane + k] = (pixels[k * 3 + 1] ?? 0) * inv;
+    out[offset + 2 * plane + k] = (pixels[k * 3 + 2] ?? 0) * inv;
   }
   return out;
 }

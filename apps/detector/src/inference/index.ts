@@ -1,7 +1,14 @@
 export { type Box, type DecodeOptions, decodeOutput, iou, nms, type RawDetection } from "./decode.js";
 export { Detector, type DetectorOptions } from "./detector.js";
-export { type LetterboxGeometry, letterboxGeometry, PAD_VALUE, rgbToChw, unletterboxBox } from "./geometry.js";
-export { ImageDecodeError, type LetterboxedImage, letterboxImage } from "./letterbox.js";
+export {
+  type LetterboxedImage,
+  type LetterboxGeometry,
+  letterboxGeometry,
+  PAD_VALUE,
+  toChw,
+  unletterboxBox,
+} from "./geometry.js";
+export { ImageDecodeError, letterboxImage } from "./letterbox.js";
 export { describeModel, type ModelDescription, onnxMetadata, parseImgsz, parseNames } from "./metadata.js";
 export { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "./bundled.js";
 export { InferencePool, type InferencePoolOptions, InferenceThreadError } from "./pool.js";
@@ -12,6 +19,5 @@ export {
   type Detection,
   ModelRunner,
   ProviderError,
-  type RgbImage,
   type RunnerOptions,
 } from "./runner.js";

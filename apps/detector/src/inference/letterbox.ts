@@ -1,18 +1,19 @@
 /**
  * Letterboxing exactly as Ultralytics does it (CONTRACTS.md §4): scale to fit keeping the aspect, centre, pad with
  * 114, RGB, then 0..1 float32 CHW. Decoding is sharp's: PNG or JPEG, grey or colour, 8 or 16 bit, EXIF orientation
- * applied, alpha dropped.
+ * applied, alpha dropped. A grey image stays one channel here (radiographs are grey): the CHW step repeats it.
  */
 import sharp, { type Metadata, type OutputInfo } from "sharp";
-import { type LetterboxGeometry, letterboxGeometry, PAD_VALUE } from "./geometry.js";
+import { type LetterboxedImage, letterboxGeometry, PAD_VALUE } from "./geometry.js";
 
-export { type LetterboxGeometry, letterboxGeometry, PAD_VALUE, rgbToChw, unletterboxBox } from "./geometry.js";
-
-export interface LetterboxedImage {
-  /** RGB, interleaved (HWC), dstWidth × dstHeight × 3. */
-  rgb: Uint8Array;
-  geometry: LetterboxGeometry;
-}
+export {
+  type LetterboxedImage,
+  type LetterboxGeometry,
+  letterboxGeometry,
+  PAD_VALUE,
+  toChw,
+  unletterboxBox,
+} from "./geometry.js";
 
 export class ImageDecodeError extends Error {
   override name = "ImageDecodeError";
@@ -56,6 +57,8 @@ export async function letterboxImage(
   const srcWidth = swap ? meta.height : meta.width;
   const srcHeight = swap ? meta.width : meta.height;
   const g = letterboxGeometry(srcWidth, srcHeight, dstWidth, dstHeight);
+  // grey, with or without alpha (8 or 16 bit); CMYK and the rest become sRGB
+  const grey = meta.channels !== undefined && meta.channels <= 2;
   let pipeline = sharp(bytes, { failOn: "error" }).rotate();
   if (g.newWidth !== srcWidth || g.newHeight !== srcHeight) {
     pipeline = pipeline.resize(g.newWidth, g.newHeight, { fit: "fill", kernel: "linear" });
@@ -71,7 +74,7 @@ export async function letterboxImage(
         background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE, alpha: 1 },
       })
       .flatten({ background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE } })
-      .toColourspace("srgb")
+      .toColourspace(grey ? "b-w" : "srgb")
       .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
@@ -81,15 +84,7 @@ export async function letterboxImage(
   if (info.width !== dstWidth || info.height !== dstHeight) {
     throw new ImageDecodeError(`letterbox produced ${info.width}x${info.height}, expected ${dstWidth}x${dstHeight}`);
   }
-  const n = dstWidth * dstHeight;
-  if (info.channels === 3) return { rgb: new Uint8Array(data.buffer, data.byteOffset, n * 3), geometry: g };
-  const rgb = new Uint8Array(n * 3);
-  for (let k = 0; k < n; k++) {
-    const base = k * info.channels;
-    const grey = info.channels < 3;
-    rgb[k * 3] = data[base] ?? 0;
-    rgb[k * 3 + 1] = data[grey ? base : base + 1] ?? 0;
-    rgb[k * 3 + 2] = data[grey ? base : base + 2] ?? 0;
-  }
-  return { rgb, geometry: g };
+  const channels = info.channels;
+  if (channels !== 1 && channels !== 3) throw new ImageDecodeError(`letterbox produced ${channels} channels`);
+  return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), channels, geometry: g };
 }

@@ -1,6 +1,6 @@
 /**
  * A fixed set of inference threads, one ONNX session each for the process's life. `run` hands a batch to an idle
- * thread (transferring the RGB buffers) and resolves with its detections; batches wait in order when every thread is
+ * thread (its pixels copied into shared buffers) and resolves with its detections; batches wait in order when every thread is
  * busy. A thread that dies fails its batch with `InferenceThreadError` and is replaced, so one crash costs one batch.
  *
  * A thread is never terminated while its session runs: onnxruntime-node aborts the whole process (`terminate called
@@ -12,7 +12,8 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { jitteredDelay } from "@ndt/kit";
 import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
-import type { BatchResult, RgbImage } from "./runner.js";
+import type { LetterboxedImage } from "./geometry.js";
+import type { BatchResult } from "./runner.js";
 
 /** The thread's batch failed or the thread died: transient, the job may be retried. */
 export class InferenceThreadError extends Error {
@@ -40,7 +41,7 @@ const REPLACE_CAP_MS = 60_000;
 
 interface Pending {
   id: number;
-  images: RgbImage[];
+  images: LetterboxedImage[];
   resolve: (r: BatchResult) => void;
   reject: (e: Error) => void;
   /** Resolves once the batch has an answer, whichever it is. */
@@ -50,6 +51,8 @@ interface Pending {
 interface Slot {
   worker: Worker;
   busy: Pending | undefined;
+  /** The shared buffers holding the running batch's pixels, back to the pool when it answers. */
+  lent: SharedArrayBuffer[];
 }
 
 interface Ready {
@@ -71,9 +74,6 @@ function spawn(url: URL, workerData: SessionThreadOptions): Worker {
   return new Worker(boot, { eval: true, workerData });
 }
 
-/** Spare RGB buffers kept for reuse at most (one per image in flight is all the steady state needs). */
-const MAX_SPARE_BUFFERS = 64;
-
 export class InferencePool {
   readonly names: readonly string[];
   /** [height, width] */
@@ -84,12 +84,14 @@ export class InferencePool {
   readonly #slots: Slot[] = [];
   readonly #waiting: Pending[] = [];
   /**
-   * RGB buffers the threads handed back. sharp's output lives in native memory, which postMessage cannot transfer:
-   * it silently structured-clones it instead (~35 ms on the event loop for a batch of 8 at 640², as much again to
-   * deserialize on the thread). Copying into a JS-owned buffer makes the transfer real; reusing these buffers keeps
-   * that copy cheap (fresh pages would cost page faults: ~4 ms per image, ~0.1 ms warm).
+   * Pixel buffers free for the next batch, each big enough for one RGB image at the model's size; as many exist as
+   * images ever ran at once. Why shared memory: sharp's output lives in native memory, which postMessage cannot
+   * transfer (it structured-clones it: ~35 ms on the event loop for a batch of 8 RGB images at 640², as much again on
+   * the thread). A transferred copy avoids that, but every buffer coming back is a new ArrayBuffer in this isolate,
+   * and V8 counts those bytes as external memory towards its next full GC: with them, the event loop's isolate ran a
+   * mark-compact every ~0.4 s under load. A shared buffer is posted without copy or transfer and is never new here.
    */
-  readonly #spare: ArrayBuffer[] = [];
+  readonly #freeBuffers: SharedArrayBuffer[] = [];
   #nextId = 1;
   #closed = false;
   /** Replacement threads starting, and timers before the next attempt: close() waits for or cancels them. */
@@ -143,15 +145,13 @@ export class InferencePool {
   }
 
   #attach(worker: Worker): void {
-    const slot: Slot = { worker, busy: undefined };
+    const slot: Slot = { worker, busy: undefined, lent: [] };
     this.#slots.push(slot);
     worker.on("message", (message: FromThread) => {
       const pending = slot.busy;
       if (!pending || !("id" in message) || message.id !== pending.id) return;
       slot.busy = undefined;
-      for (const buffer of message.buffers) {
-        if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
-      }
+      this.#freeBuffers.push(...slot.lent.splice(0));
       if (message.type === "result") pending.resolve({ detections: message.detections, timings: message.timings });
       else pending.reject(new InferenceThreadError(`inference failed: ${message.message}`));
       this.#dispatch();
@@ -162,6 +162,7 @@ export class InferencePool {
       const duringBatch = slot.busy !== undefined;
       slot.busy?.reject(new InferenceThreadError(`inference thread exited (${code}) during a batch`));
       slot.busy = undefined;
+      this.#freeBuffers.push(...slot.lent.splice(0));
       if (this.#closed) return;
       this.#tell({ type: "exited", code, duringBatch });
       // until the new session is up, the other threads (or the queue) carry the work
@@ -218,7 +219,7 @@ export class InferencePool {
   }
 
   /** Runs one batch on the next free thread. */
-  run(images: readonly RgbImage[]): Promise<BatchResult> {
+  run(images: readonly LetterboxedImage[]): Promise<BatchResult> {
     if (this.#closed) return Promise.reject(new InferenceThreadError("inference pool is closed"));
     let pending: Omit<Pending, "settled"> | undefined;
     const result = new Promise<BatchResult>((resolve, reject) => {
@@ -239,22 +240,23 @@ export class InferencePool {
       const next = this.#waiting.shift();
       if (!next) break;
       slot.busy = next;
-      const images = next.images.map((img) => ({ rgb: this.#transferableCopy(img.rgb), geometry: img.geometry }));
+      const images = next.images.map((img) => ({ ...img, pixels: this.#shared(img.pixels, slot) }));
       const message: ToThread = { type: "run", id: next.id, images };
-      slot.worker.postMessage(
-        message,
-        images.map((img) => img.rgb.buffer as ArrayBuffer),
-      );
+      slot.worker.postMessage(message);
     }
     if (this.idle > 0) this.onIdle?.();
   }
 
-  /** `rgb` copied into a spare (or new) buffer of exactly its size, which postMessage can transfer. */
-  #transferableCopy(rgb: Uint8Array): Uint8Array {
-    const i = this.#spare.findIndex((b) => b.byteLength === rgb.byteLength);
-    const copy = new Uint8Array(i >= 0 ? this.#spare.splice(i, 1)[0]! : new ArrayBuffer(rgb.byteLength));
-    copy.set(rgb);
-    return copy;
+  /** `pixels` copied into a free shared buffer (or a new one), lent to `slot` until its batch answers. */
+  #shared(pixels: Uint8Array, slot: Slot): Uint8Array {
+    const [h, w] = this.imgsz;
+    const size = Math.max(3 * w * h, pixels.length);
+    const i = this.#freeBuffers.findIndex((b) => b.byteLength >= pixels.length);
+    const buffer = i >= 0 ? this.#freeBuffers.splice(i, 1)[0]! : new SharedArrayBuffer(size);
+    slot.lent.push(buffer);
+    const view = new Uint8Array(buffer, 0, pixels.length);
+    view.set(pixels);
+    return view;
   }
 
   /**

@@ -1,5 +1,5 @@
 /** Messages between the inference pool (main thread) and its session threads. Plain data, structured-cloned. */
-import type { LetterboxGeometry } from "./geometry.js";
+import type { LetterboxedImage } from "./geometry.js";
 import type { BatchTimings, Detection } from "./runner.js";
 
 export interface SessionThreadOptions {
@@ -21,12 +21,12 @@ export interface SessionThreadOptions {
 export type ToThread = {
   type: "run";
   id: number;
-  /** Letterboxed interleaved RGB per image, each filling its own buffer (transferred, not copied). */
-  images: { rgb: Uint8Array; geometry: LetterboxGeometry }[];
+  /**
+   * Each image's pixels are a view of a SharedArrayBuffer the pool owns: shared, not copied. The thread reads them
+   * before it answers; the pool reuses the buffer once it has the answer.
+   */
+  images: LetterboxedImage[];
 };
-
-/** The batch's RGB buffers, transferred back once read, for the pool to reuse. */
-type Returned = { buffers: ArrayBuffer[] };
 
 export type FromThread =
   | {
@@ -37,5 +37,5 @@ export type FromThread =
       providerFailures: { provider: string; error: string }[];
     }
   | { type: "load-failed"; message: string }
-  | ({ type: "result"; id: number; detections: Detection[][]; timings: BatchTimings } & Returned)
-  | ({ type: "run-failed"; id: number; message: string } & Returned);
+  | { type: "result"; id: number; detections: Detection[][]; timings: BatchTimings }
+  | { type: "run-failed"; id: number; message: string };

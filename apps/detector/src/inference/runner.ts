@@ -1,6 +1,6 @@
 /**
  * One onnxruntime-node session for the §4 interface and the work around it that belongs on the same thread: CHW
- * batch assembly from letterboxed RGB, `session.run`, output decoding with NMS, boxes back to original pixels. The
+ * batch assembly from letterboxed images, `session.run`, output decoding with NMS, boxes back to original pixels. The
  * worker threads each own one (src/inference/session.worker.ts); the `Detector` facade wraps one for in-process use.
  *
  * Execution providers are tried in the configured order (`["cuda", "cpu"]`): the first that creates a session wins,
@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
 import { type Box, type DecodeOptions, decodeOutput } from "./decode.js";
-import { type LetterboxGeometry, rgbToChw, unletterboxBox } from "./geometry.js";
+import { type LetterboxedImage, type LetterboxGeometry, toChw, unletterboxBox } from "./geometry.js";
 import { describeModel } from "./metadata.js";
 
 export interface Detection {
@@ -40,12 +40,6 @@ export interface RunnerOptions {
    * @default false
    */
   allowSpinning?: boolean;
-}
-
-/** A letterboxed image as the decoder thread hands it over: interleaved RGB at the model's input size. */
-export interface RgbImage {
-  rgb: Uint8Array;
-  geometry: LetterboxGeometry;
 }
 
 export interface BatchTimings {
@@ -156,8 +150,8 @@ export class ModelRunner {
     return 3 * this.imgsz[0] * this.imgsz[1];
   }
 
-  /** Letterboxed RGB images → detections in original pixels, with where the time went. */
-  async runRgb(images: readonly RgbImage[]): Promise<BatchResult> {
+  /** Letterboxed images → detections in original pixels, with where the time went. */
+  async runLetterboxed(images: readonly LetterboxedImage[]): Promise<BatchResult> {
     const t0 = performance.now();
     const [h, w] = this.imgsz;
     const plane = this.planeSize;
@@ -168,7 +162,7 @@ export class ModelRunner {
     const batch = reuse ? this.#scratch.subarray(0, size) : new Float32Array(size);
     if (reuse) this.#scratchInUse = true;
     try {
-      images.forEach((img, i) => rgbToChw(img.rgb, w, h, batch, i * plane));
+      images.forEach((img, i) => toChw(img.pixels, img.channels, w, h, batch, i * plane));
       const t1 = performance.now();
       const result = await this.runChw(
         batch,

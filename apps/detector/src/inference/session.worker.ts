@@ -11,7 +11,7 @@ import { ModelRunner } from "./runner.js";
 const port = parentPort;
 if (!port) throw new Error("session.worker must run in a worker thread");
 const opts = workerData as SessionThreadOptions;
-const send = (message: FromThread) => port.postMessage(message, "buffers" in message ? message.buffers : undefined);
+const send = (message: FromThread) => port.postMessage(message);
 
 /**
  * Lowers this thread's priority before the session exists, so ONNX Runtime's intra-op threads inherit it (Linux: nice
@@ -47,16 +47,9 @@ try {
 // One batch at a time: the pool never sends a second before the first answered.
 port.on("message", (message: ToThread) => {
   if (message.type !== "run") return;
-  // read once the batch tensor is assembled: handed back so the pool refills them instead of allocating
-  const buffers = message.images.map((img) => img.rgb.buffer as ArrayBuffer);
-  runner.runRgb(message.images).then(
-    (result) => send({ type: "result", id: message.id, ...result, buffers }),
+  runner.runLetterboxed(message.images).then(
+    (result) => send({ type: "result", id: message.id, ...result }),
     (err: unknown) =>
-      send({
-        type: "run-failed",
-        id: message.id,
-        message: err instanceof Error ? err.message : String(err),
-        buffers,
-      }),
+      send({ type: "run-failed", id: message.id, message: err instanceof Error ? err.message : String(err) }),
   );
 });
