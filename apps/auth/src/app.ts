@@ -23,7 +23,7 @@ import { authRoutes } from "./routes/auth.js";
 import { jwksRoutes } from "./routes/jwks.js";
 import { orgRoutes } from "./routes/org.js";
 import { SessionStore } from "./sessions.js";
-import { LoginThrottle } from "./throttle.js";
+import { LoginThrottle, MemberThrottle, RegistrationThrottle } from "./throttle.js";
 import { TokenIssuer } from "./tokens.js";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations", import.meta.url));
@@ -35,7 +35,9 @@ export interface AuthDeps {
   passwords: PasswordHasher;
   sessions: SessionStore;
   tokens: TokenIssuer;
-  throttle: LoginThrottle;
+  loginThrottle: LoginThrottle;
+  registrationThrottle: RegistrationThrottle;
+  memberThrottle: MemberThrottle;
 }
 
 export interface BuildOptions {
@@ -92,10 +94,18 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
       audience: config.JWT_AUDIENCE,
       ttlSec: config.ACCESS_TOKEN_TTL_SEC,
     }),
-    throttle: new LoginThrottle(store, {
+    loginThrottle: new LoginThrottle(store, {
       maxPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       maxPerIp: config.LOGIN_MAX_FAILURES_PER_IP,
       windowMs: config.LOGIN_THROTTLE_WINDOW_SEC * 1000,
+    }),
+    registrationThrottle: new RegistrationThrottle(store, {
+      maxPerIp: config.REGISTER_MAX_PER_IP,
+      windowMs: config.REGISTER_THROTTLE_WINDOW_SEC * 1000,
+    }),
+    memberThrottle: new MemberThrottle(store, {
+      maxTakenPerUser: config.MEMBER_MAX_TAKEN_EMAILS_PER_USER,
+      windowMs: config.MEMBER_THROTTLE_WINDOW_SEC * 1000,
     }),
   };
 

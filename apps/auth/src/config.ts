@@ -20,6 +20,19 @@ export const AuthConfigSchema = Type.Object({
   /** Failed logins per client IP per window before 429. */
   LOGIN_MAX_FAILURES_PER_IP: Type.Integer({ minimum: 1, default: 50 }),
   LOGIN_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 900 }),
+  /**
+   * Registrations per client IP per window before 429. Every attempt counts, whatever its outcome: each costs a hash
+   * and may answer `email_taken`. An office behind one NAT address registers its organisation once and adds its
+   * people as members (not counted here).
+   */
+  REGISTER_MAX_PER_IP: Type.Integer({ minimum: 1, default: 10 }),
+  REGISTER_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 3600 }),
+  /**
+   * `email_taken` answers per admin per window when adding members; past them, adding members answers 429 until the
+   * window ends. New emails do not count (bulk onboarding is not limited here).
+   */
+  MEMBER_MAX_TAKEN_EMAILS_PER_USER: Type.Integer({ minimum: 1, default: 10 }),
+  MEMBER_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 900 }),
   /** argon2id parameters (OWASP minimum: m=19456 KiB, t=2, p=1). */
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19456, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 2, default: 2 }),

@@ -16,7 +16,12 @@ describe.skipIf(!db || !kv)("auth API (CONTRACTS.md §3)", () => {
 
   beforeAll(async () => {
     app = await buildApp({
-      config: authConfig(db!, kv!, { LOGIN_MAX_FAILURES_PER_ACCOUNT: "5", LOGIN_MAX_FAILURES_PER_IP: "30" }),
+      config: authConfig(db!, kv!, {
+        LOGIN_MAX_FAILURES_PER_ACCOUNT: "5",
+        LOGIN_MAX_FAILURES_PER_IP: "30",
+        // this suite registers a dozen organisations from 127.0.0.1 (throttle.test.ts tests that limit)
+        REGISTER_MAX_PER_IP: "50",
+      }),
     });
   });
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import type { Role } from "@ndt/kit";
-import { conflict, errorResponses, isUniqueViolation, type ServiceApp, unauthorized } from "@ndt/kit";
+import { errorResponses, type ServiceApp, unauthorized } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
 import type { AuthDeps } from "../app.js";
 import {
@@ -12,15 +12,15 @@ import {
   RegisterReply,
   TokenPair,
 } from "../schemas.js";
+import { insertingUser, normalizeEmail } from "../users.js";
 
-const normalizeEmail = (email: string) => email.trim().toLowerCase();
 const invalidCredentials = () => unauthorized("Invalid email or password", "invalid_credentials");
 const invalidRefresh = () => unauthorized("Invalid or expired refresh token", "invalid_token");
 
 type UserRow = { id: string; organization_id: string; role: Role; email: string; password_hash: string };
 
 export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
-  const { db, passwords, sessions, tokens, throttle } = deps;
+  const { db, passwords, sessions, tokens, loginThrottle, registrationThrottle } = deps;
 
   const pair = async (
     user: { id: string; organization_id: string; role: Role },
@@ -38,16 +38,22 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
     {
       schema: {
         summary: "Create an organisation and its first user (admin)",
+        description:
+          "Every attempt, whatever its outcome, counts against the client's address: over the limit, 429 with " +
+          "Retry-After before any password is hashed.",
         tags: ["auth"],
         body: RegisterBody,
-        response: { 201: RegisterReply, ...errorResponses(400, 409) },
+        response: { 201: RegisterReply, ...errorResponses(400, 409, 429) },
       },
     },
     async (request, reply) => {
       const email = normalizeEmail(request.body.email);
+      // every registration counts against the client's IP before the hash: the hashing and the email_taken
+      // answers (an enumeration oracle) are bounded per IP
+      await registrationThrottle.attempt(request.ip);
       const hash = await passwords.hash(request.body.password);
-      try {
-        const result = await db.transaction(async (tx) => {
+      const result = await insertingUser(() =>
+        db.transaction(async (tx) => {
           const org = await tx.query<{ id: string; name: string }>(
             "INSERT INTO organizations (name) VALUES ($1) RETURNING id, name",
             [request.body.organization.trim()],
@@ -58,12 +64,9 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
             [o.id, email, hash],
           );
           return { user: { id: user.rows[0]!.id, email, role: "admin" as const }, organization: o };
-        });
-        return reply.code(201).send(result);
-      } catch (err) {
-        if (isUniqueViolation(err)) throw conflict("email_taken", "An account with this email already exists");
-        throw err;
-      }
+        }),
+      );
+      return reply.code(201).send(result);
     },
   );
 
@@ -79,14 +82,14 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
     },
     async (request) => {
       const email = normalizeEmail(request.body.email);
-      await throttle.attempt(email, request.ip);
+      await loginThrottle.attempt(email, request.ip);
       const { rows } = await db.query<UserRow>(
         "SELECT id, organization_id, role, email, password_hash FROM users WHERE email = $1",
         [email],
       );
       const user = rows[0];
       if (!(await passwords.verify(user?.password_hash, request.body.password)) || !user) throw invalidCredentials();
-      await throttle.succeeded(email, request.ip);
+      await loginThrottle.succeeded(email, request.ip);
       const session = await sessions.create(user.id);
       return pair(user, session.sid, session.refreshToken);
     },
@@ -193,9 +196,9 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
       const user = rows[0];
       if (!user) throw unauthorized("Invalid or expired token");
       // the current password is a guess like a login's: it counts against the same account and IP limits
-      await throttle.attempt(user.email, request.ip);
+      await loginThrottle.attempt(user.email, request.ip);
       if (!(await passwords.verify(user.password_hash, request.body.currentPassword))) throw invalidCredentials();
-      await throttle.succeeded(user.email, request.ip);
+      await loginThrottle.succeeded(user.email, request.ip);
       const hash = await passwords.hash(request.body.newPassword);
       await db.query("UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1", [userId, hash]);
       await sessions.revokeAll(userId);
