@@ -136,6 +136,8 @@ export function definePlatform(
     provider: kubernetes,
     environment: config.environment,
     region: config.region,
+    vpcId: network.vpcId,
+    vpcCidr: config.network.cidrBlock,
     kubernetesVersion: config.cluster.kubernetesVersion,
     zoneName: config.domain.zoneName,
     ...config.addons,

@@ -1,11 +1,13 @@
 import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
 import { mockIdOf } from "../../../stacks/plan/mocks.js";
 import { asArray, findingsFor, type Guardrail, inputAt, ofType, stackKey } from "../guardrail.js";
+import { checkLoadBalancerServices } from "./load-balancers.js";
 
 /**
  * The data tiers' lines: A7 (Aurora), A8 (Aurora instances), A9 (ElastiCache), A10 (Amazon MQ) and A13 (security
- * groups across the whole plan). Resources refer to each other by id; in a plan every id is the mock's
- * (`mockIdOf(name)`), so a reference is resolved by comparing against that.
+ * groups across the whole plan, and the LoadBalancer Services whose groups controllers make: load-balancers.ts).
+ * Resources refer to each other by id; in a plan every id is the mock's (`mockIdOf(name)`), so a reference is
+ * resolved by comparing against that.
  */
 
 const AURORA = "aws:rds/cluster:Cluster";
@@ -341,10 +343,17 @@ function onlyWebPorts(rule: Rule): boolean {
   return (rule.fromPort === 443 && rule.toPort === 443) || (rule.fromPort === 80 && rule.toPort === 80);
 }
 
+/**
+ * A13 over the rules the plan declares, and over the ones controllers will make at run time from what the plan
+ * declares: the cluster's security group (every node and pod carries it) never admits the internet, not even on
+ * 443/80 and not through a load balancer that shares it; and every LoadBalancer Service is the AWS Load Balancer
+ * Controller's with IP targets (load-balancers.ts), since EKS's in-tree controller would open NodePorts to 0.0.0.0/0
+ * in the nodes' group where no plan shows it.
+ */
 export const a13SecurityGroups: Guardrail = {
   id: "A13",
   title:
-    "Security groups: every rule described; no 0.0.0.0/0 (or other internet-wide) ingress except the public load balancer on 443/80; data tiers accept only the cluster's security groups",
+    "Security groups: every rule described; no 0.0.0.0/0 (or other internet-wide) ingress except the public load balancer on 443/80, never on the cluster's group; LoadBalancer Services are the AWS Load Balancer Controller's with IP targets; data tiers accept only the cluster's security groups",
   check({ plan }) {
     const { findings, fail } = findingsFor("A13");
     const rules = rulesOf(plan);
@@ -358,10 +367,24 @@ export const a13SecurityGroups: Guardrail = {
         fail(rule.resource, `${rule.label}: rule has no description`);
     }
 
+    // The cluster's security group is an EKS output: the plan names it among the stack outputs.
+    const clusterGroup = plan.outputs.clusterSecurityGroupId;
+    const isClusterGroup = (groupId: string): boolean => typeof clusterGroup === "string" && groupId === clusterGroup;
+    const publicLoadBalancers = LOAD_BALANCERS.flatMap((type) => ofType(plan, type)).filter(
+      (balancer) => inputAt(balancer, "internal") !== true,
+    );
+    for (const balancer of publicLoadBalancers) {
+      if (strings(inputAt(balancer, "securityGroups")).some(isClusterGroup))
+        fail(
+          balancer,
+          "internet-facing load balancer carries the cluster's security group: it needs a group of its own",
+        );
+    }
+    // The cluster's group never counts as the public load balancer's, whatever carries it.
     const publicLoadBalancerGroups = new Set(
-      LOAD_BALANCERS.flatMap((type) => ofType(plan, type))
-        .filter((balancer) => inputAt(balancer, "internal") !== true)
-        .flatMap((balancer) => strings(inputAt(balancer, "securityGroups"))),
+      publicLoadBalancers
+        .flatMap((balancer) => strings(inputAt(balancer, "securityGroups")))
+        .filter((groupId) => !isClusterGroup(groupId)),
     );
     const privateSpace = [
       ...PRIVATE_CIDRS,
@@ -372,11 +395,19 @@ export const a13SecurityGroups: Guardrail = {
       const problems = rule.cidrs.flatMap((cidr) => worldProblem(cidr, privateSpace) ?? []);
       if (problems.length === 0) continue;
       const groupId = typeof rule.groupId === "string" ? rule.groupId : "";
-      if (!publicLoadBalancerGroups.has(groupId)) {
+      if (isClusterGroup(groupId)) {
+        for (const problem of problems)
+          fail(
+            rule.resource,
+            `${rule.label}: ${problem} on the cluster's security group, which every node and pod carries: NodePorts and pods would be reachable; public traffic comes in through the load balancer's own group`,
+          );
+      } else if (!publicLoadBalancerGroups.has(groupId)) {
         for (const problem of problems) fail(rule.resource, `${rule.label}: ${problem}`);
       } else if (!onlyWebPorts(rule))
         fail(rule.resource, `${rule.label}: the public load balancer is open beyond TCP 443 and 80`);
     }
+
+    checkLoadBalancerServices(plan, fail);
 
     const dataTierGroups = groupIdsUsedBy(plan, [
       [AURORA, "vpcSecurityGroupIds"],
@@ -387,8 +418,6 @@ export const a13SecurityGroups: Guardrail = {
       [CACHE_CLUSTER, "securityGroupIds"],
       [BROKER, "securityGroups"],
     ]);
-    // The cluster's security group is an EKS output: the plan names it among the stack outputs.
-    const clusterGroup = plan.outputs.clusterSecurityGroupId;
     if (dataTierGroups.size > 0 && typeof clusterGroup !== "string") {
       fail(stackKey(plan), "no clusterSecurityGroupId stack output: cannot tell which group data tiers may admit");
       return findings;

@@ -205,7 +205,13 @@ describe("Kubernetes guardrails K1–K12", () => {
       "K10",
       "a LoadBalancer Service",
       (plan) => {
-        (object(plan, "Service", "files").inputs.spec as Json).type = "LoadBalancer";
+        // The AWS Load Balancer Controller's, with IP targets, so A13 holds: exposing it at all is K10's finding (a
+        // Service left to EKS's in-tree controller fails A13 as well: infra/guardrails/aws/load-balancers.test.ts).
+        const service = object(plan, "Service", "files").inputs;
+        Object.assign(service.spec as Json, { type: "LoadBalancer", loadBalancerClass: "service.k8s.aws/nlb" });
+        (service.metadata as Json).annotations = {
+          "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        };
       },
     ],
     [

@@ -1,13 +1,32 @@
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks.js";
 import { describe, expect, it } from "vitest";
 import type { PlanResource } from "../../../stacks/plan/document.js";
 import { planOf, planSerially, resourceOf, resourcesOf } from "../../../stacks/plan/testing.js";
 import { ACME_SERVERS, NLB_ANNOTATIONS, needsDevicePlugin } from "./addons.js";
 import { CHARTS, EXACT_SEMVER } from "./charts.js";
-import { type PolicyDocument, wildcardStatements } from "./policies.js";
+import { awsLoadBalancerControllerPolicy, type PolicyDocument, wildcardStatements } from "./policies.js";
 
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 const ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
+const NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
+
+/**
+ * Each resource's direct dependencies (URNs), as the engine receives them: the plan document does not carry them, so
+ * the mock monitor's registration is watched for this file's plans (one process per test file).
+ */
+const dependencies = new Map<string, string[]>();
+const registerResource = MockMonitor.prototype.registerResource;
+MockMonitor.prototype.registerResource = function (
+  this: MockMonitor,
+  request: { getName(): string; getDependenciesList(): string[] },
+  callback: (error: unknown, response: unknown) => void,
+) {
+  dependencies.set(request.getName(), request.getDependenciesList());
+  return registerResource.call(this, request, callback);
+};
+const dependsOn = (name: string, on: string): boolean =>
+  (dependencies.get(name) ?? []).some((urn) => urn.endsWith(`::${on}`));
 
 const addonReleases = (resources: PlanResource[]) =>
   resources.filter((resource) => resource.type === RELEASE && resource.parent === "ndt:k8s:Addons::addons");
@@ -20,6 +39,7 @@ describe("Addons: Helm releases", () => {
     expect(releases.map((release) => release.inputs.chart).sort()).toEqual(
       [
         "aws-for-fluent-bit",
+        "aws-load-balancer-controller",
         "cert-manager",
         "cluster-autoscaler",
         "dcgm-exporter",
@@ -52,7 +72,6 @@ describe("Addons: Helm releases", () => {
     expect(controller.ingressClassResource).toMatchObject({ name: "nginx", enabled: true });
     expect(controller.allowSnippetAnnotations).toBe(false);
     expect(controller.service).toMatchObject({ type: "LoadBalancer", annotations: NLB_ANNOTATIONS });
-    expect(NLB_ANNOTATIONS["service.beta.kubernetes.io/aws-load-balancer-scheme"]).toBe("internet-facing");
     expect(controller.replicaCount).toBe(2);
   });
 
@@ -67,6 +86,130 @@ describe("Addons: Helm releases", () => {
     expect(values.grafana).toMatchObject({
       admin: { existingSecret: "grafana-admin" },
       sidecar: { dashboards: { label: "grafana_dashboard" } },
+    });
+  });
+});
+
+describe("Addons: the public entry (AWS Load Balancer Controller, A13)", () => {
+  it("ingress-nginx's Service is the load balancer controller's: an internet-facing NLB to pod IPs, TCP pass-through", async () => {
+    const values = resourceOf(await planOf("prod"), RELEASE, "addons-ingress-nginx").inputs.values as Values;
+    expect(values.controller?.service).toEqual({
+      type: "LoadBalancer",
+      loadBalancerClass: "service.k8s.aws/nlb",
+      externalTrafficPolicy: "Local",
+      ports: { http: 80, https: 443 },
+      annotations: {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+        "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp",
+        "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
+      },
+    });
+    // TLS stays with ingress-nginx: no certificate at the NLB, and no extra TCP/UDP ports on the Service.
+    expect(Object.keys(NLB_ANNOTATIONS).some((key) => key.includes("ssl"))).toBe(false);
+    expect(values.tcp).toBeUndefined();
+    expect(values.udp).toBeUndefined();
+  });
+
+  it.each(["prod", "dev"])(
+    "%s: the load balancer controller is installed before ingress-nginx, for this cluster and VPC",
+    async (stack) => {
+      const plan = await planOf(stack);
+      const release = resourceOf(plan, RELEASE, "addons-aws-load-balancer-controller");
+      expect(release.inputs).toMatchObject({
+        chart: "aws-load-balancer-controller",
+        version: CHARTS.awsLoadBalancerController.version,
+        repositoryOpts: { repo: "https://aws.github.io/eks-charts" },
+        namespace: "kube-system",
+      });
+      const replicas = stack === "prod" ? 2 : 1;
+      expect(release.inputs.values).toMatchObject({
+        clusterName: `ndt-${stack}`,
+        region: "eu-west-1",
+        vpcId: "vpc-network-vpc",
+        replicaCount: replicas,
+        podDisruptionBudget: replicas > 1 ? { maxUnavailable: 1 } : {},
+        enableServiceMutatorWebhook: false,
+        defaultTargetType: "ip",
+        disableRestrictedSecurityGroupRules: false,
+        createIngressClassResource: false,
+        serviceMonitor: { enabled: true, additionalLabels: { release: "kube-prometheus-stack" } },
+        resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+      });
+      expect(dependsOn("addons-ingress-nginx", "addons-aws-load-balancer-controller")).toBe(true);
+      expect(dependsOn("addons-aws-load-balancer-controller", "addons-ingress-nginx")).toBe(false);
+    },
+  );
+
+  it("the controller's ServiceAccount assumes its IRSA role, which trusts that account only and carries its policy", async () => {
+    const plan = await planOf("prod");
+    const values = resourceOf(plan, RELEASE, "addons-aws-load-balancer-controller").inputs.values as Values;
+    expect(values.serviceAccount).toEqual({
+      create: true,
+      name: "aws-load-balancer-controller",
+      annotations: {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/cluster-irsa-aws-load-balancer-controller",
+      },
+    });
+    const role = resourceOf(plan, "aws:iam/role:Role", "cluster-irsa-aws-load-balancer-controller");
+    const trust = JSON.parse(String(role.inputs.assumeRolePolicy));
+    expect(trust.Statement).toHaveLength(1);
+    expect(trust.Statement[0].Condition.StringEquals).toEqual({
+      "oidc.eks.eu-west-1.amazonaws.com/id/CLUSTER-EKS:sub":
+        "system:serviceaccount:kube-system:aws-load-balancer-controller",
+      "oidc.eks.eu-west-1.amazonaws.com/id/CLUSTER-EKS:aud": "sts.amazonaws.com",
+    });
+    const policy = resourceOf(plan, ROLE_POLICY, "addons-aws-load-balancer-controller-policy");
+    expect(policy.inputs.role).toBe("cluster-irsa-aws-load-balancer-controller");
+    expect(policyOf(policy)).toEqual(awsLoadBalancerControllerPolicy());
+  });
+
+  it("the controller's policy is upstream's: named actions, load balancer writes gated by its cluster tag, fits inline", () => {
+    const policy = awsLoadBalancerControllerPolicy();
+    expect(wildcardStatements(policy)).toEqual([]);
+    for (const statement of policy.Statement)
+      for (const action of statement.Action) expect(action, statement.Sid).toMatch(/^[a-z0-9-]+:[A-Za-z]+$/);
+    const gated = (action: string, tag: "RequestTag" | "ResourceTag") =>
+      policy.Statement.filter((statement) => statement.Action.includes(action)).every(
+        (statement) => statement.Condition?.Null?.[`aws:${tag}/elbv2.k8s.aws/cluster`] === "false",
+      );
+    expect(gated("elasticloadbalancing:CreateLoadBalancer", "RequestTag")).toBe(true);
+    expect(gated("elasticloadbalancing:DeleteLoadBalancer", "ResourceTag")).toBe(true);
+    expect(gated("ec2:DeleteSecurityGroup", "ResourceTag")).toBe(true);
+    expect(new Set(policy.Statement.map((statement) => statement.Sid)).size).toBe(policy.Statement.length);
+    // IAM limits a role's inline policies to 10,240 characters (whitespace not counted).
+    expect(JSON.stringify(policy).length).toBeLessThan(10_240);
+  });
+
+  it("the ingress namespace asks for readiness gates; its policy admits 80/443 from anywhere and nothing else from outside", async () => {
+    const plan = await planOf("prod");
+    const namespace = resourceOf(plan, "kubernetes:core/v1:Namespace", "addons-ns-ingress-nginx");
+    expect((namespace.inputs.metadata as Values).labels).toMatchObject({
+      "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
+    });
+    const policy = resourceOf(plan, NETWORK_POLICY, "addons-ingress-nginx-netpol");
+    expect(policy.inputs.metadata).toMatchObject({ name: "ingress-nginx-controller", namespace: "ingress-nginx" });
+    expect(policy.inputs.spec).toEqual({
+      podSelector: {
+        matchLabels: { "app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller" },
+      },
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          from: [{ ipBlock: { cidr: "0.0.0.0/0" } }],
+          ports: [
+            { protocol: "TCP", port: 80 },
+            { protocol: "TCP", port: 443 },
+          ],
+        },
+        {
+          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+          ports: [{ protocol: "TCP", port: 10254 }],
+        },
+        { from: [{ ipBlock: { cidr: "10.40.0.0/16" } }], ports: [{ protocol: "TCP", port: 8443 }] },
+      ],
     });
   });
 });
@@ -143,7 +286,7 @@ describe("Addons: IRSA scope (A14)", () => {
   it("no add-on policy pairs a wildcard action with a * resource; scaling writes need the cluster's tag", async () => {
     const plan = await planOf("prod");
     const policies = resourcesOf(plan, ROLE_POLICY).filter((resource) => resource.parent === "ndt:k8s:Addons::addons");
-    expect(policies).toHaveLength(5);
+    expect(policies).toHaveLength(6);
     for (const resource of policies) expect(wildcardStatements(policyOf(resource)), resource.name).toEqual([]);
     const scale = policyOf(resourceOf(plan, ROLE_POLICY, "addons-cluster-autoscaler-policy")).Statement.find(
       (statement) => statement.Sid === "ScaleOwnNodeGroups",
@@ -169,6 +312,7 @@ describe("Addons: IRSA scope (A14)", () => {
       "external-secrets": "system:serviceaccount:external-secrets:external-secrets",
       "cluster-autoscaler": "system:serviceaccount:kube-system:cluster-autoscaler",
       "fluent-bit": "system:serviceaccount:amazon-cloudwatch:aws-for-fluent-bit",
+      "aws-load-balancer-controller": "system:serviceaccount:kube-system:aws-load-balancer-controller",
     };
     for (const [role, subject] of Object.entries(subjects)) {
       const trust = JSON.parse(

@@ -15,6 +15,7 @@ import {
 import { ALERTMANAGER_CONFIG_NAME, DASHBOARD_FOLDER_ANNOTATION, DASHBOARD_LABEL } from "../observability/names.js";
 import { CHARTS, type ChartKey, CLUSTER_AUTOSCALER_IMAGES } from "./charts.js";
 import {
+  awsLoadBalancerControllerPolicy,
   certManagerPolicy,
   clusterAutoscalerPolicy,
   externalDnsPolicy,
@@ -24,6 +25,7 @@ import {
 } from "./policies.js";
 import type {
   AwsForFluentBitValues,
+  AwsLoadBalancerControllerValues,
   CertManagerValues,
   ClusterAutoscalerValues,
   DcgmExporterValues,
@@ -53,6 +55,14 @@ export interface AddonsArgs {
   provider: k8s.Provider;
   environment: "dev" | "prod";
   region: string;
+  /** The cluster's VPC: the AWS Load Balancer Controller makes its load balancers and security groups there. */
+  vpcId: pulumi.Input<string>;
+  /**
+   * The VPC's CIDR: the EKS control plane reaches admission webhooks from its network interfaces in the VPC, so
+   * ingress-nginx's webhook port is open to this range only.
+   * @example "10.40.0.0/16"
+   */
+  vpcCidr: string;
   /** Picks the cluster-autoscaler image of the same minor. */
   kubernetesVersion: string;
   /** The public Route53 zone: cert-manager and external-dns may touch this zone only. */
@@ -92,9 +102,18 @@ export interface AddonsArgs {
  * The cluster add-ons, each a Helm release with a pinned chart version and typed values, in dependency order:
  * namespaces and a gp3 StorageClass; kube-prometheus-stack first (its CRDs back every other chart's ServiceMonitor);
  * External Secrets with the `aws-secrets-manager` ClusterSecretStore; cert-manager with the Let's Encrypt staging and
- * production ClusterIssuers (DNS-01 on Route53); ingress-nginx behind an internet-facing NLB; external-dns; KEDA;
- * metrics-server; cluster-autoscaler; the NVIDIA device plugin (AL2023 GPU AMIs) and DCGM exporter; fluent-bit to
- * CloudWatch Logs. Every AWS right comes from an IRSA role scoped to what that add-on touches (A14).
+ * production ClusterIssuers (DNS-01 on Route53); the AWS Load Balancer Controller; ingress-nginx behind an
+ * internet-facing NLB that controller makes; external-dns; KEDA; metrics-server; cluster-autoscaler; the NVIDIA device
+ * plugin (AL2023 GPU AMIs) and DCGM exporter; fluent-bit to CloudWatch Logs. Every AWS right comes from an IRSA role
+ * scoped to what that add-on touches (A14).
+ *
+ * The public entry (A13, K10): the NLB sends TCP 80/443 straight to ingress-nginx's pod IPs (IP targets, client
+ * addresses preserved), TLS stays with ingress-nginx and cert-manager's certificates. The controller gives the NLB its
+ * own security group, open to the internet on the listener ports only, and admits that group's traffic into the
+ * cluster's security group on the pod ports only: no NodePort is opened to anyone. EKS's in-tree service controller,
+ * which opened every node's NodePorts to 0.0.0.0/0 for instance targets, no longer owns any Service. A NetworkPolicy
+ * admits exactly that into the controller pods: 80/443 from anywhere, metrics from Prometheus, the admission webhook
+ * from the VPC.
  *
  * Cost: the NLB ~$18/month plus traffic; Prometheus volume (gp3 $0.08/GiB: dev 20 GiB ~$2, prod 2×200 GiB ~$32);
  * CloudWatch Logs ingestion $0.50/GiB (dev ~$5, prod ~$50). The controllers fit on the system nodes.
@@ -125,6 +144,7 @@ export class Addons extends pulumi.ComponentResource {
     const monitoring = createMonitoring();
     const secrets = createExternalSecrets();
     const certManager = createCertManager();
+    const loadBalancers = createLoadBalancerController();
     const ingress = createIngressNginx();
     const dns = createExternalDns();
     const keda = createKeda();
@@ -132,7 +152,19 @@ export class Addons extends pulumi.ComponentResource {
     const autoscaler = createClusterAutoscaler();
     const gpu = createGpuSupport();
     const logs = createLogShipping();
-    this.ready.push(monitoring, ...secrets, ...certManager, ingress, dns, keda, metrics, autoscaler, ...gpu, logs);
+    this.ready.push(
+      monitoring,
+      ...secrets,
+      ...certManager,
+      loadBalancers,
+      ...ingress,
+      dns,
+      keda,
+      metrics,
+      autoscaler,
+      ...gpu,
+      logs,
+    );
     this.registerOutputs({ clusterIssuer: this.clusterIssuer, ingressClass: this.ingressClass });
 
     function createNamespaces(parent: Addons): Record<string, k8s.core.v1.Namespace> {
@@ -147,6 +179,11 @@ export class Addons extends pulumi.ComponentResource {
         [MONITORING_NAMESPACE]: "privileged",
         "amazon-cloudwatch": "privileged",
       };
+      // IP targets: the load balancer controller adds a readiness gate to ingress-nginx's pods, so a rollout waits
+      // until the NLB sees each new pod healthy before the next old one goes.
+      const extraLabels: Record<string, Record<string, string>> = {
+        [INGRESS_NAMESPACE]: { [POD_READINESS_GATE_LABEL]: "enabled" },
+      };
       return Object.fromEntries(
         Object.entries(levels).map(([namespace, level]) => [
           namespace,
@@ -160,6 +197,7 @@ export class Addons extends pulumi.ComponentResource {
                   "pod-security.kubernetes.io/warn": "restricted",
                   "pod-security.kubernetes.io/audit": "restricted",
                   "app.kubernetes.io/part-of": "ndt-platform",
+                  ...extraLabels[namespace],
                 },
               },
             },
@@ -389,7 +427,41 @@ export class Addons extends pulumi.ComponentResource {
       return [operator, ...issuers];
     }
 
-    function createIngressNginx(): k8s.helm.v3.Release {
+    function createLoadBalancerController(): k8s.helm.v3.Release {
+      // kube-system, as upstream installs it; no toleration: it runs on the system nodes, never the tainted GPU ones.
+      // No zone spread list: the chart's default soft anti-affinity spreads the replicas over nodes, and its values
+      // schema types topologySpreadConstraints as an object.
+      const namespace = "kube-system";
+      const serviceAccount = "aws-load-balancer-controller";
+      const role = irsa("aws-load-balancer-controller", namespace, serviceAccount, awsLoadBalancerControllerPolicy());
+      const values: AwsLoadBalancerControllerValues = {
+        clusterName: args.cluster.name,
+        region: args.region,
+        vpcId: args.vpcId,
+        replicaCount: replicas,
+        podDisruptionBudget: replicas > 1 ? { maxUnavailable: 1 } : {},
+        serviceAccount: { create: true, name: serviceAccount, annotations: roleAnnotation(role) },
+        // Off: with it on, the controller's webhook (failure policy Fail) sits in front of every Service created in
+        // the cluster and claims every LoadBalancer Service with its defaults. Here only a Service that asks for this
+        // controller gets an NLB (ingress-nginx's, by class and annotations), and an outage of the controller cannot
+        // block Service creation elsewhere. A13's check fails any LoadBalancer Service that does not ask for it.
+        enableServiceMutatorWebhook: false,
+        defaultTargetType: "ip",
+        enableBackendSecurityGroup: true,
+        disableRestrictedSecurityGroupRules: false,
+        createIngressClassResource: false,
+        disableIngressClassAnnotation: true,
+        enableShield: false,
+        enableWaf: false,
+        enableWafv2: false,
+        keepTLSSecret: true,
+        serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+        resources: small("50m", "128Mi", "512Mi"),
+      };
+      return release("awsLoadBalancerController", namespace, values, [monitoring]);
+    }
+
+    function createIngressNginx(): pulumi.Resource[] {
       const zoneSpread: TopologySpreadConstraint[] = prod
         ? [
             {
@@ -422,7 +494,9 @@ export class Addons extends pulumi.ComponentResource {
           },
           service: {
             type: "LoadBalancer",
-            // Local keeps the client address (rate limits, logs) and skips a second hop.
+            loadBalancerClass: LOAD_BALANCER_CLASS,
+            // No effect on the NLB's path (IP targets reach pod IPs directly); on the NodePorts Kubernetes still
+            // allocates, only nodes running a controller pod answer.
             externalTrafficPolicy: "Local",
             annotations: NLB_ANNOTATIONS,
             ports: { http: 80, https: 443 },
@@ -435,7 +509,43 @@ export class Addons extends pulumi.ComponentResource {
           topologySpreadConstraints: zoneSpread,
         },
       };
-      return release("ingressNginx", INGRESS_NAMESPACE, values, [monitoring]);
+      // The load balancer controller first: it makes the NLB, and its webhook injects the readiness gate into the
+      // controller pods (failure policy Fail in this namespace, so it must be serving before they are created).
+      const controller = release("ingressNginx", INGRESS_NAMESPACE, values, [monitoring, loadBalancers]);
+      return [controller, createIngressNetworkPolicy()];
+    }
+
+    function createIngressNetworkPolicy(): k8s.networking.v1.NetworkPolicy {
+      const tcp = (port: number) => ({ protocol: "TCP", port });
+      return new k8s.networking.v1.NetworkPolicy(
+        `${name}-ingress-nginx-netpol`,
+        {
+          metadata: {
+            name: "ingress-nginx-controller",
+            namespace: INGRESS_NAMESPACE,
+            labels: { "app.kubernetes.io/part-of": "ndt-platform" },
+          },
+          spec: {
+            podSelector: {
+              matchLabels: { "app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller" },
+            },
+            // Ingress only: what may reach the public entry. Its egress (the API server, the gateway) stays open.
+            policyTypes: ["Ingress"],
+            ingress: [
+              // Clients, whose addresses the NLB preserves, and the NLB's health checks: the listener ports only.
+              { from: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: [tcp(80), tcp(443)] },
+              // Prometheus scrapes the controller's metrics.
+              {
+                from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": MONITORING_NAMESPACE } } }],
+                ports: [tcp(INGRESS_NGINX_PORTS.metrics)],
+              },
+              // The API server calls the admission webhook from the control plane's interfaces in the VPC.
+              { from: [{ ipBlock: { cidr: args.vpcCidr } }], ports: [tcp(INGRESS_NGINX_PORTS.webhook)] },
+            ],
+          },
+        },
+        { ...k8sOpts, dependsOn: [namespaces[INGRESS_NAMESPACE] as k8s.core.v1.Namespace] },
+      );
     }
 
     function createExternalDns(): k8s.helm.v3.Release {
@@ -586,15 +696,29 @@ export const ACME_SERVERS: Record<ClusterIssuerName, string> = {
   "letsencrypt-production": "https://acme-v02.api.letsencrypt.org/directory",
 };
 
+/** The AWS Load Balancer Controller's Service class (its default `loadBalancerClass`). */
+export const LOAD_BALANCER_CLASS = "service.k8s.aws/nlb";
+
+/** The namespace label that makes the load balancer controller add target-health readiness gates to pods. */
+export const POD_READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject";
+
+/** ingress-nginx controller ports beyond the listeners (the chart's defaults). */
+export const INGRESS_NGINX_PORTS = { metrics: 10254, webhook: 8443 } as const;
+
 /**
- * An internet-facing Network Load Balancer from EKS's built-in service controller: TCP pass-through to the
- * controller, which terminates TLS with cert-manager's certificates (no TLS at the NLB).
+ * An internet-facing Network Load Balancer from the AWS Load Balancer Controller (`external`), targets the controller
+ * pods' IPs (`ip`: no NodePort in the path, none opened in any security group), the clients' addresses preserved
+ * (IP targets hide them by default) for rate limits and logs, cross-zone on. TCP pass-through: ingress-nginx
+ * terminates TLS with cert-manager's certificates (no TLS at the NLB). The controller gives the NLB a security group
+ * open on the listener ports only and admits it into the cluster's group on the target ports only.
  */
 export const NLB_ANNOTATIONS: Record<string, string> = {
-  "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+  "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+  "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
   "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
   "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp",
-  "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+  "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
+  "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=true",
 };
 
 /** AL2023 NVIDIA AMIs lack the Kubernetes device plugin; Bottlerocket NVIDIA variants include it. */

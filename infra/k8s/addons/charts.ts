@@ -57,6 +57,12 @@ export const CHARTS = {
     repository: "https://prometheus-community.github.io/helm-charts",
   },
   awsForFluentBit: { chart: "aws-for-fluent-bit", version: "0.2.0", repository: "https://aws.github.io/eks-charts" },
+  /** Chart 1.13.x ships controller v2.13.x; its IAM policy (policies.ts) must be the same release's. */
+  awsLoadBalancerController: {
+    chart: "aws-load-balancer-controller",
+    version: "1.13.4",
+    repository: "https://aws.github.io/eks-charts",
+  },
   rabbitmqExporter: {
     chart: "prometheus-rabbitmq-exporter",
     version: "2.1.1",

@@ -47,6 +47,11 @@ export interface IngressNginxValues {
     config: Record<string, string>;
     service: {
       type: "LoadBalancer";
+      /**
+       * The AWS Load Balancer Controller's class: it provisions the NLB, and EKS's in-tree controller leaves a Service
+       * of another class alone. Kubernetes refuses to change a LoadBalancer Service's class once it exists.
+       */
+      loadBalancerClass: "service.k8s.aws/nlb";
       externalTrafficPolicy: "Local" | "Cluster";
       annotations: Record<string, string>;
       ports: { http: number; https: number };
@@ -55,6 +60,39 @@ export interface IngressNginxValues {
     resources: Resources;
     topologySpreadConstraints: TopologySpreadConstraint[];
   };
+}
+
+/** kubernetes-sigs/aws-load-balancer-controller (eks-charts): NLBs for LoadBalancer Services, nothing else. */
+export interface AwsLoadBalancerControllerValues {
+  clusterName: string;
+  /** Region and VPC given: pods cannot read them from IMDS (hop limit 1, A4). */
+  region: string;
+  vpcId: pulumi.Input<string>;
+  replicaCount: number;
+  /** Rendered only when replicaCount > 1. */
+  podDisruptionBudget: { maxUnavailable: number } | Record<string, never>;
+  serviceAccount: ServiceAccountValues & { create: true; name: string };
+  /**
+   * false: the controller does not stamp its class on every new LoadBalancer Service (a cluster-wide admission
+   * webhook); a Service opts in by naming the class or `aws-load-balancer-type: external`.
+   */
+  enableServiceMutatorWebhook: false;
+  /** Target type for a Service that names none: pod IPs, never NodePorts. */
+  defaultTargetType: "ip";
+  /** One shared backend group per cluster, admitted by the nodes' group on the target ports only. */
+  enableBackendSecurityGroup: true;
+  disableRestrictedSecurityGroupRules: false;
+  /** No ALB IngressClass and no `kubernetes.io/ingress.class: alb`: ingress-nginx serves every Ingress. */
+  createIngressClassResource: false;
+  disableIngressClassAnnotation: true;
+  /** ALB-only integrations, unused with NLBs. */
+  enableShield: false;
+  enableWaf: false;
+  enableWafv2: false;
+  /** Keep the webhook certificate across upgrades instead of re-issuing it on every `helm upgrade`. */
+  keepTLSSecret: true;
+  serviceMonitor: ServiceMonitorToggle;
+  resources: Resources;
 }
 
 export interface CertManagerValues {
