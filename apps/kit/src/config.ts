@@ -50,6 +50,15 @@ export const HttpConfig = {
 };
 
 /**
+ * What an integer or number variable may look like. TypeBox's conversion is lenient ("2.5" → 2 and "1e3" → 1 for an
+ * integer, "0x10" → 0 for a number): text that is not a plain decimal stays text, so it is reported, not truncated.
+ */
+const NUMERIC_TEXT: Record<string, RegExp> = {
+  integer: /^[+-]?\d+$/,
+  number: /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/,
+};
+
+/**
  * Validate `env` against `schema` and return the typed config.
  * @throws ConfigError naming every variable that is missing or invalid.
  */
@@ -62,7 +71,13 @@ export function loadConfig<P extends TProperties>(
     const raw = env[key];
     if (raw !== undefined && raw !== "") picked[key] = raw;
   }
-  const value = Value.Convert(schema, Value.Default(schema, picked));
+  const value = Value.Convert(schema, Value.Default(schema, picked)) as Record<string, unknown>;
+  for (const [key, property] of Object.entries(schema.properties)) {
+    // env, not picked: TypeBox fills in defaults and converts in place
+    const raw = env[key];
+    const pattern = NUMERIC_TEXT[String(property.type)];
+    if (pattern && raw !== undefined && raw !== "" && !pattern.test(raw.trim())) value[key] = raw;
+  }
   const problems = [...Value.Errors(schema, value)].map((e) => ({
     variable: e.path.replace(/^\//, "").split("/")[0] || "(root)",
     reason:

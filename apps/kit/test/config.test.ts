@@ -34,6 +34,20 @@ describe("loadConfig", () => {
     expect((error as Error).message).toContain("PORT:");
   });
 
+  it("names a number that is not plain decimal text instead of truncating it", () => {
+    const Numbers = Type.Object({ COUNT: Type.Integer({ minimum: 0 }), RATIO: Type.Number() });
+    const load = (COUNT: string, RATIO = "0.5") => loadConfig(Numbers, { COUNT, RATIO });
+    expect(load(" 12 ", "-1.5e2")).toEqual({ COUNT: 12, RATIO: -150 });
+    expect(load("+7", ".25")).toEqual({ COUNT: 7, RATIO: 0.25 });
+    // TypeBox alone read these as 2, 1, 16 and 1
+    for (const bad of ["2.5", "1e3", "0x10", "1.0"]) {
+      expect(() => load(bad)).toThrow(new RegExp(`COUNT: Expected integer \\(got "${bad.replace(".", "\\.")}"\\)`));
+    }
+    // and these as 0 and null
+    expect(() => load("1", "0x10")).toThrow(/RATIO: Expected number \(got "0x10"\)/);
+    expect(() => load("1", "Infinity")).toThrow(/RATIO: Expected number \(got "Infinity"\)/);
+  });
+
   it("takes the trusted proxies as addresses or CIDR blocks, and names TRUST_PROXY when it is anything else", () => {
     const base = { DATABASE_URL: "postgres://u@h/db", REDIS_URL: "redis://h", SECRET: "long-enough" };
     expect(loadConfig(Schema, base).TRUST_PROXY).toBe("");
