@@ -104,7 +104,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
       windowMs: config.REGISTER_THROTTLE_WINDOW_SEC * 1000,
     }),
     memberThrottle: new MemberThrottle(store, {
-      maxTakenPerUser: config.MEMBER_MAX_TAKEN_EMAILS_PER_USER,
+      maxTakenPerOrganization: config.MEMBER_MAX_TAKEN_EMAILS_PER_ORG,
       windowMs: config.MEMBER_THROTTLE_WINDOW_SEC * 1000,
     }),
   };

@@ -28,10 +28,11 @@ export const AuthConfigSchema = Type.Object({
   REGISTER_MAX_PER_IP: Type.Integer({ minimum: 1, default: 10 }),
   REGISTER_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 3600 }),
   /**
-   * `email_taken` answers per admin per window when adding members; past them, adding members answers 429 until the
-   * window ends. New emails do not count (bulk onboarding is not limited here).
+   * `email_taken` answers per organisation per window when adding members; past them, adding members answers 429
+   * until the window ends. Per organisation, not per admin: an admin can add admins, each with a budget of its own.
+   * New emails do not count (bulk onboarding is not limited here).
    */
-  MEMBER_MAX_TAKEN_EMAILS_PER_USER: Type.Integer({ minimum: 1, default: 10 }),
+  MEMBER_MAX_TAKEN_EMAILS_PER_ORG: Type.Integer({ minimum: 1, default: 10 }),
   MEMBER_THROTTLE_WINDOW_SEC: Type.Integer({ minimum: 1, default: 900 }),
   /** argon2id parameters (OWASP minimum: m=19456 KiB, t=2, p=1). */
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 19456, default: 19456 }),

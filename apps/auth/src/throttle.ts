@@ -7,8 +7,9 @@
  * - logins, per account and per client IP: a success clears the account's counter and takes its hit back from the
  *   IP's, so only failures accumulate (an office behind one NAT address is not locked out by its own logins);
  * - registrations, per client IP: every attempt counts (each creates an organisation or says an email is taken);
- * - adding members, per admin: only attempts that find the email taken stay counted (no enumeration through an
- *   organisation of one's own, which anyone can register), so adding new emails one after another is never refused.
+ * - adding members, per organisation (an admin can add admins, so per admin would not bound anything): only attempts
+ *   that find the email taken stay counted (no enumeration through an organisation of one's own, which anyone can
+ *   register, and registrations are limited per IP), so adding new emails one after another is never refused.
  */
 import { judge, type KeyValueStore, type Limit, type LimitResult, tooManyRequests } from "@ndt/kit";
 import { isEmailTaken } from "./users.js";
@@ -94,8 +95,8 @@ export class RegistrationThrottle {
 }
 
 export interface MemberThrottleOptions {
-  /** `email_taken` answers per admin per window. */
-  maxTakenPerUser: number;
+  /** `email_taken` answers per organisation per window. */
+  maxTakenPerOrganization: number;
   windowMs: number;
 }
 
@@ -103,24 +104,27 @@ export class MemberThrottle {
   private readonly taken: AttemptCounter;
 
   constructor(store: KeyValueStore, opts: MemberThrottleOptions) {
-    this.taken = new AttemptCounter(store, "members:taken", { max: opts.maxTakenPerUser, windowMs: opts.windowMs });
+    this.taken = new AttemptCounter(store, "members:taken", {
+      max: opts.maxTakenPerOrganization,
+      windowMs: opts.windowMs,
+    });
   }
 
   /**
-   * Run `create` (hash, insert) for the admin `userId`. The attempt holds one of the user's counts while it runs,
-   * taken atomically before `create` starts: none left (taken emails earlier in the window, or as many attempts in
-   * flight) → 429 and `create` does not run. The count is kept only when `create` throws `email_taken`; a created
-   * member or a refusal gives it back (a parallel onboarding burst does not lock its admin out).
+   * Run `create` (hash, insert) for an admin of `organizationId`. The attempt holds one of the organisation's counts
+   * while it runs, taken atomically before `create` starts: none left (taken emails earlier in the window, or as many
+   * attempts in flight) → 429 and `create` does not run. The count is kept only when `create` throws `email_taken`; a
+   * created member or a refusal gives it back (a parallel onboarding burst does not lock its admins out).
    *
    * Admission is decided before the outcome is known, so a 429 says nothing about its email, and at most the limit
-   * of `email_taken` answers per window reach the user however the requests are timed. (Counting only after the
+   * of `email_taken` answers per window reach the organisation however the requests are timed. (Counting only after the
    * outcome would not do: in a parallel burst, the requests already past the check would answer 201 for new emails
    * and 429 for taken ones.) The price: more member additions in flight at once than the limit has left are refused.
    */
-  async creating<T>(userId: string, create: () => Promise<T>): Promise<T> {
-    const held = await this.taken.count(userId);
+  async creating<T>(organizationId: string, create: () => Promise<T>): Promise<T> {
+    const held = await this.taken.count(organizationId);
     if (!held.allowed) {
-      await this.taken.uncount(userId);
+      await this.#giveBack(organizationId);
       refuseOverLimit([held], "Too many attempts to add members, try again later");
     }
     let taken = false;
@@ -130,7 +134,15 @@ export class MemberThrottle {
       taken = isEmailTaken(err);
       throw err;
     } finally {
-      if (!taken) await this.taken.uncount(userId);
+      if (!taken) await this.#giveBack(organizationId);
     }
+  }
+
+  /**
+   * Best effort: a store failure here must not turn a member already created into a 500 (a retry would then hear
+   * email_taken); a count not given back costs the organisation one attempt until the window ends.
+   */
+  async #giveBack(organizationId: string): Promise<void> {
+    await this.taken.uncount(organizationId).catch(() => undefined);
   }
 }

@@ -11,8 +11,8 @@ export async function orgRoutes(app: ServiceApp, { db, passwords, memberThrottle
       schema: {
         summary: "Add a user to the caller's organisation (admins only)",
         description:
-          "An admin whose additions keep finding emails already taken (409) is refused with 429 for a while, before " +
-          "any password is hashed; adding new emails never uses that limit up.",
+          "An organisation whose additions keep finding emails already taken (409) is refused with 429 for a while, " +
+          "before any password is hashed; adding new emails never uses that limit up.",
         tags: ["org"],
         security: [{ bearer: [] }],
         body: MemberBody,
@@ -22,7 +22,7 @@ export async function orgRoutes(app: ServiceApp, { db, passwords, memberThrottle
     async (request, reply) => {
       const email = normalizeEmail(request.body.email);
       const { role } = request.body;
-      const id = await memberThrottle.creating(request.user!.sub, async () => {
+      const id = await memberThrottle.creating(request.user!.org, async () => {
         const hash = await passwords.hash(request.body.password);
         const { rows } = await insertingUser(() =>
           db.query<{ id: string }>(
