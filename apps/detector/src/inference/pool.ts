@@ -1,7 +1,8 @@
 /**
  * A fixed set of inference threads, one ONNX session each for the process's life. `run` hands a batch to an idle
- * thread (its pixels copied into shared buffers) and resolves with its detections; batches wait in order when every thread is
- * busy. A thread that dies fails its batch with `InferenceThreadError` and is replaced, so one crash costs one batch.
+ * thread (its pixels copied into shared buffers) and resolves with its detections; batches wait in order when every
+ * thread is busy. A thread that dies fails its batch with `InferenceThreadError` and is replaced, so one crash costs
+ * one batch.
  *
  * A thread is never terminated while its session runs: onnxruntime-node aborts the whole process (`terminate called
  * after throwing an instance of 'Napi::Error'`) when a run completes into a thread that is gone. `close` waits for
