@@ -1,3 +1,4 @@
+import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeOutput, iou, nms } from "../src/inference/decode.js";
@@ -74,6 +75,19 @@ describe("letterboxImage (sharp decode)", () => {
     const rgb = await letterboxImage(asRgb, 640, 640);
     expect([grey.channels, rgb.channels]).toEqual([1, 3]);
     expect(toChw(grey.pixels, grey.channels, 640, 640)).toEqual(toChw(rgb.pixels, rgb.channels, 640, 640));
+  });
+
+  it("gives a 16-bit grey image the same tensor as the same image stored as 16-bit RGB", async () => {
+    // every 16-bit level once (256×256), letterboxed to 200×200: resized and padded
+    const ramp = Uint16Array.from({ length: 65536 }, (_, k) => k);
+    const grey = await letterboxImage(png16(256, 256, 1, ramp), 200, 200);
+    const rgb = await letterboxImage(png16(256, 256, 3, ramp), 200, 200);
+    expect([grey.channels, rgb.channels]).toEqual([1, 3]);
+    expect(toChw(grey.pixels, grey.channels, 200, 200)).toEqual(toChw(rgb.pixels, rgb.channels, 200, 200));
+    // unresized, each level maps as the RGB path maps it
+    const flat = await letterboxImage(png16(256, 256, 1, ramp), 256, 256);
+    const flatRgb = await letterboxImage(png16(256, 256, 3, ramp), 256, 256);
+    expect(toChw(flat.pixels, 1, 256, 256)).toEqual(toChw(flatRgb.pixels, 3, 256, 256));
   });
 
   it("flattens grey with alpha over the pad value and reads 16-bit grey as 8-bit", async () => {
@@ -158,6 +172,34 @@ describe("letterboxImage (sharp decode)", () => {
     expect([...toChw(grey, 1, 2, 1, out, 1)]).toEqual([-1, 1, 0.2, 1, 0.2, 1, 0.2, -1].map((v) => Math.fround(v)));
   });
 });
+
+/** A 16-bit PNG, grey (1) or RGB (3) with every channel `levels[k]`, written by hand: sharp makes no 16-bit ramp. */
+function png16(width: number, height: number, channels: 1 | 3, levels: Uint16Array): Buffer {
+  const rows = Buffer.alloc(height * (1 + width * channels * 2));
+  for (let y = 0, o = 0; y < height; y++) {
+    rows[o++] = 0; // filter: none
+    for (let x = 0; x < width; x++)
+      for (let c = 0; c < channels; c++, o += 2) rows.writeUInt16BE(levels[y * width + x]!, o);
+  }
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([16, channels === 1 ? 0 : 2, 0, 0, 0], 8); // bit depth, colour type, compression, filter, interlace
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(rows)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
 
 /** Builds a [N, 4 + C, A] tensor from per-anchor rows [cx, cy, w, h, ...scores]. */
 function tensor(images: number[][][]): { data: Float32Array; dims: number[] } {

@@ -59,12 +59,16 @@ export async function letterboxImage(
   const g = letterboxGeometry(srcWidth, srcHeight, dstWidth, dstHeight);
   // grey, with or without alpha (8 or 16 bit); CMYK and the rest become sRGB
   const grey = meta.channels !== undefined && meta.channels <= 2;
+  // 16-bit grey goes through sRGB and keeps one channel: libvips' grey16 → b-w rounds differently from grey16 → sRGB
+  // (one level apart for 18,965 of the 65,536 values), and sRGB is what the same image stored as RGB gets
+  const grey16 = grey && meta.depth === "ushort";
   let pipeline = sharp(bytes, { failOn: "error" }).rotate();
   if (g.newWidth !== srcWidth || g.newHeight !== srcHeight) {
     pipeline = pipeline.resize(g.newWidth, g.newHeight, { fit: "fill", kernel: "linear" });
   }
   let raw: { data: Buffer; info: OutputInfo };
   try {
+    if (grey16) pipeline = pipeline.extractChannel(0);
     raw = await pipeline
       .extend({
         top: g.padTop,
@@ -74,7 +78,7 @@ export async function letterboxImage(
         background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE, alpha: 1 },
       })
       .flatten({ background: { r: PAD_VALUE, g: PAD_VALUE, b: PAD_VALUE } })
-      .toColourspace(grey ? "b-w" : "srgb")
+      .toColourspace(grey && !grey16 ? "b-w" : "srgb")
       .raw({ depth: "uchar" })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
