@@ -161,6 +161,62 @@ describe("A13: LoadBalancer Services are the AWS Load Balancer Controller's with
   });
 });
 
+describe("A13: LoadBalancer Services, the ways around the NLB's own security group and the port check", () => {
+  const ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-";
+
+  it("fails when the NLB is to get no security group of its own: the feature gate off, or the Service's annotation", async () => {
+    const gate = await planOf("prod");
+    (resourceOf(gate, RELEASE, "addons-aws-load-balancer-controller").inputs.values as Json).controllerConfig = {
+      featureGates: { NLBSecurityGroup: false },
+    };
+    expect(findingsOf(gate, "A13").map(({ resource, reason }) => `${resource} ${reason.split(":")[0]}`)).toEqual([
+      `${RELEASE}::addons-aws-load-balancer-controller featureGates.NLBSecurityGroup off`,
+    ]);
+
+    const annotated = await planOf("prod");
+    (nginxService(annotated).annotations as Json)[`${ANNOTATION}disable-nlb-sg`] = "true";
+    expect(reasonsOf(annotated)).toEqual([
+      "controller.service: aws-load-balancer-disable-nlb-sg: its NLBs get no security group of their own, and the controller admits the listeners' source ranges (0.0.0.0/0) into the cluster's security group on the target ports",
+    ]);
+  });
+
+  it('treats the deprecated `aws-load-balancer-internal: "false"` as internet-facing, and HTTP/3 as UDP on the https port', async () => {
+    const deprecated = await planOf("prod");
+    const service = nginxService(deprecated);
+    const annotations = service.annotations as Json;
+    delete annotations[`${ANNOTATION}scheme`];
+    annotations[`${ANNOTATION}internal`] = "false";
+    (deprecated.resources.find((r) => r.name === "addons-ingress-nginx")!.inputs.values as Json).tcp = {
+      "22": "ndt/bastion:22",
+    };
+    expect(reasonsOf(deprecated)).toEqual([
+      "controller.service: internet-facing and listening on TCP 22: the public load balancer may take the internet on TCP 443 and 80 only",
+    ]);
+
+    const quic = await planOf("prod");
+    nginxService(quic).enableQuic = true;
+    expect(reasonsOf(quic)).toEqual([
+      "controller.service: internet-facing and listening on UDP 443: the public load balancer may take the internet on TCP 443 and 80 only",
+    ]);
+  });
+
+  it("reads ingress-nginx's internal Service as the chart renders it: only when annotated, with its own class only", async () => {
+    const unannotated = await planOf("prod");
+    nginxService(unannotated).internal = { enabled: true };
+    expect(reasonsOf(unannotated)).toEqual([]);
+
+    const noClass = await planOf("prod");
+    nginxService(noClass).internal = {
+      enabled: true,
+      annotations: { [`${ANNOTATION}scheme`]: "internal", [`${ANNOTATION}nlb-target-type`]: "ip" },
+    };
+    // the external Service's class is not the internal one's: EKS's in-tree controller would own it
+    expect(reasonsOf(noClass)).toEqual([
+      "controller.service.internal: not the AWS Load Balancer Controller's (aws-load-balancer-type unset, no loadBalancerClass): EKS's in-tree controller would own it and open its NodePorts to 0.0.0.0/0 in the nodes' security group",
+    ]);
+  });
+});
+
 describe("A13: the cluster's security group never admits the internet", () => {
   /** The prod plan plus a rule on the cluster's security group (every node and pod carries it). */
   const clusterRule = async (inputs: Json) => {

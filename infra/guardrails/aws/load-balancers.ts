@@ -25,6 +25,8 @@ const LBC_CLASS = "service.k8s.aws/nlb";
 const LBC_CHART = "aws-load-balancer-controller";
 const ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-";
 const WEB_PORTS = [80, 443];
+const NO_NLB_GROUP =
+  "its NLBs get no security group of their own, and the controller admits the listeners' source ranges (0.0.0.0/0) into the cluster's security group on the target ports";
 
 /** One LoadBalancer Service as the plan declares it: as an object, or in a chart's values. */
 interface LoadBalancerService {
@@ -50,11 +52,14 @@ export function checkLoadBalancerServices(plan: PlanDocument, fail: Fail): void 
     );
   }
   for (const controller of controllers) {
-    if (at(inputValues(controller), "disableRestrictedSecurityGroupRules") === true)
+    const values = inputValues(controller);
+    if (at(values, "disableRestrictedSecurityGroupRules") === true)
       fail(
         controller,
         "disableRestrictedSecurityGroupRules: the controller would admit its load balancers into the nodes' security group on every port, not the target ports",
       );
+    if (at(values, "controllerConfig.featureGates.NLBSecurityGroup") === false)
+      fail(controller, `featureGates.NLBSecurityGroup off: ${NO_NLB_GROUP}`);
   }
   for (const service of services) {
     for (const problem of problemsOf(service))
@@ -86,7 +91,12 @@ function problemsOf(service: LoadBalancerService): string[] {
       `targets are ${targetType === undefined ? "unset (instance)" : `"${targetType}"`}, not "ip": the load balancer would reach pods through NodePorts opened in the nodes' security group`,
     );
   }
-  if (annotation("scheme") === "internet-facing" && service.ports !== undefined) {
+  if (annotation("disable-nlb-sg") === "true") problems.push(`aws-load-balancer-disable-nlb-sg: ${NO_NLB_GROUP}`);
+  // the deprecated `aws-load-balancer-internal: "false"` asks for the same as the scheme annotation
+  const internetFacing =
+    annotation("scheme") === "internet-facing" ||
+    (annotation("scheme") === undefined && annotation("internal") === "false");
+  if (internetFacing && service.ports !== undefined) {
     const others = service.ports.filter(
       ({ port, protocol }) => protocol.toUpperCase() !== "TCP" || typeof port !== "number" || !WEB_PORTS.includes(port),
     );
@@ -152,6 +162,8 @@ function ingressNginxServices(release: PlanResource): LoadBalancerService[] {
     ...(service.enableHttps === false ? [] : [{ port: at(service, "ports.https") ?? 443, protocol: "TCP" }]),
     ...Object.keys(asJson(values.tcp)).map((port) => ({ port: Number(port), protocol: "TCP" })),
     ...Object.keys(asJson(values.udp)).map((port) => ({ port: Number(port), protocol: "UDP" })),
+    // HTTP/3: the https port again, over UDP
+    ...(service.enableQuic === true ? [{ port: at(service, "ports.https") ?? 443, protocol: "UDP" }] : []),
   ];
   if ((service.type ?? "LoadBalancer") === "LoadBalancer" && at(service, "external.enabled") !== false) {
     found.push({
@@ -162,13 +174,19 @@ function ingressNginxServices(release: PlanResource): LoadBalancerService[] {
       ports,
     });
   }
+  // rendered only when enabled and annotated, and with its own class only (controller-service-internal.yaml)
   const internal = asJson(service.internal);
-  if (internal.enabled === true && (internal.type ?? service.type ?? "LoadBalancer") === "LoadBalancer") {
+  const internalAnnotations = asJson(internal.annotations);
+  if (
+    internal.enabled === true &&
+    Object.keys(internalAnnotations).length > 0 &&
+    (internal.type ?? service.type ?? "LoadBalancer") === "LoadBalancer"
+  ) {
     found.push({
       resource: release,
       where: "controller.service.internal",
-      annotations: asJson(internal.annotations),
-      loadBalancerClass: internal.loadBalancerClass ?? service.loadBalancerClass,
+      annotations: internalAnnotations,
+      loadBalancerClass: internal.loadBalancerClass,
       ports,
     });
   }
