@@ -3,8 +3,8 @@
  * same on RabbitMQ/S3 and on the local stack's embedded adapters.
  *
  * Per delivery: validate the body → mark the image `processing` → fetch the object → decode + letterbox (sharp, on
- * libuv's pool) → dynamic batch → inference thread (CHW, session.run, NMS, boxes back) → commit detections and
- * `done` in one transaction → ack. At most `prefetch` deliveries are held, which bounds memory and queue lag.
+ * libuv's pool) → dynamic batch → inference thread (CHW, session.run, NMS, boxes back) → the batch's detections and
+ * `done` committed in one statement → ack. At most `prefetch` deliveries are held, which bounds memory and queue lag.
  *
  * Outcomes:
  * - invalid body: dead-lettered with the reason (there is no image to mark);
@@ -28,10 +28,10 @@ import {
 } from "@ndt/kit";
 import { Batcher } from "./batcher.js";
 import { ImageDecodeError, type LetterboxedImage, letterboxImage } from "./inference/letterbox.js";
-import type { BatchResult, Detection } from "./inference/runner.js";
+import type { BatchResult } from "./inference/runner.js";
 import { InvalidJobError, parseJob, type DetectionJob } from "./job.js";
 import type { DetectorMetrics, FailureReason } from "./metrics.js";
-import type { ResultStore } from "./results.js";
+import type { Outcome, ResultStore } from "./results.js";
 
 /** What the consumer needs from the inference pool (InferencePool implements it). */
 export interface BatchRunner {
@@ -81,11 +81,13 @@ class Stopping extends Error {
 }
 
 interface BatchItem {
+  job: DetectionJob;
   image: LetterboxedImage;
 }
 
 interface ItemResult {
-  detections: Detection[];
+  /** What writing this image's detections did (the batch is written in one statement). */
+  outcome: Outcome;
   /** This image's share of the batch's CHW time, ms. */
   prepareMs: number;
 }
@@ -195,13 +197,9 @@ export class DetectionConsumer {
       this.#checkStopping();
       const { image, decodeMs } = await this.#fetchAndDecode(job);
       this.#checkStopping();
-      const result = await this.#batcher.submit({ image });
-      metrics.preprocess.observe((decodeMs + result.prepareMs) / 1000);
-      const outcome = await this.#o.results.complete(
-        job,
-        { width: image.geometry.srcWidth, height: image.geometry.srcHeight },
-        result.detections,
-      );
+      // inference, then the batch's detections written in one statement: acked only after that commit
+      const { outcome, prepareMs } = await this.#batcher.submit({ job, image });
+      metrics.preprocess.observe((decodeMs + prepareMs) / 1000);
       await d.ack();
       if (outcome === "written") metrics.processed.inc();
       metrics.jobDuration.observe((performance.now() - started) / 1000);
@@ -271,7 +269,14 @@ export class DetectionConsumer {
     metrics.inference.observe(result.timings.inferenceMs / 1000);
     metrics.postprocess.observe(result.timings.postprocessMs / 1000);
     const prepareMs = result.timings.prepareMs / items.length;
-    return result.detections.map((detections) => ({ detections, prepareMs }));
+    const outcomes = await this.#o.results.completeAll(
+      items.map(({ job, image }, i) => ({
+        job,
+        size: { width: image.geometry.srcWidth, height: image.geometry.srcHeight },
+        detections: result.detections[i] ?? [],
+      })),
+    );
+    return outcomes.map((outcome) => ({ outcome, prepareMs }));
   }
 
   async #failPermanently(d: Delivery, job: DetectionJob, err: PermanentJobError): Promise<void> {

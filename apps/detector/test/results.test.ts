@@ -54,6 +54,54 @@ describe.skipIf(!env)("ResultStore", () => {
     expect(await store.begin(job!)).toEqual({ kind: "finished", status: "done" });
   });
 
+  it("completes a batch in one statement: each image once, duplicates in the batch and missing images answered", async () => {
+    const [a, b, c] = await queuedImages(db, 3);
+    for (const job of [a, b, c]) await store.begin(job!);
+    const size = { width: 5, height: 6 };
+    const outcomes = await store.completeAll([
+      { job: a!, size, detections: dets },
+      { job: b!, size, detections: [] },
+      { job: { ...a!, jobId: randomUUID() }, size, detections: dets }, // a second delivery of a, same batch
+      { job: { ...c!, organizationId: randomUUID() }, size, detections: dets },
+      { job: c!, size: { width: 7, height: 8 }, detections: dets.slice(1) },
+    ]);
+    expect(outcomes).toEqual(["written", "written", "already-finished", "missing", "written"]);
+    expect(await imageRows(db, [a!.imageId, b!.imageId, c!.imageId])).toEqual(
+      expect.arrayContaining([
+        { id: a!.imageId, status: "done", width: 5, height: 6, error: null },
+        { id: b!.imageId, status: "done", width: 5, height: 6, error: null },
+        { id: c!.imageId, status: "done", width: 7, height: 8, error: null },
+      ]),
+    );
+    const { rows } = await db.query<{ image_id: string; job_id: string; n: string }>(
+      "SELECT image_id, job_id, count(*) AS n FROM detections WHERE image_id = ANY($1) GROUP BY image_id, job_id",
+      [[a!.imageId, b!.imageId, c!.imageId]],
+    );
+    expect(rows.map((r) => [r.image_id, r.job_id, Number(r.n)]).sort()).toEqual(
+      [
+        [a!.imageId, a!.jobId, 2],
+        [c!.imageId, c!.jobId, 1],
+      ].sort(),
+    );
+  });
+
+  it("lets overlapping batches run at once: no deadlock, every image written once", async () => {
+    const jobs = await queuedImages(db, 12);
+    const size = { width: 1, height: 1 };
+    // each batch takes the images in another order, and every image is in two batches
+    const batches = [jobs, [...jobs].reverse(), [...jobs.slice(6), ...jobs.slice(0, 6)]].map((order) =>
+      order.map((job) => ({ job: { ...job, jobId: randomUUID() }, size, detections: dets })),
+    );
+    const outcomes = (await Promise.all(batches.map((batch) => store.completeAll(batch)))).flat();
+    expect(outcomes.filter((o) => o === "written")).toHaveLength(12);
+    expect(outcomes.filter((o) => o === "already-finished")).toHaveLength(24);
+    const { rows } = await db.query<{ n: string }>(
+      "SELECT count(*) AS n FROM detections WHERE image_id = ANY($1) GROUP BY image_id",
+      [jobs.map((j) => j.imageId)],
+    );
+    expect(rows.map((r) => Number(r.n))).toEqual(Array(12).fill(dets.length));
+  });
+
   it("marks an image failed with its reason, once, and never over a done image", async () => {
     const [bad, good] = await queuedImages(db, 2);
     expect(await store.fail(bad!, "cannot read image: corrupt")).toBe("written");
