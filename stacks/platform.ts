@@ -155,6 +155,7 @@ export function definePlatform(
       environment: config.environment,
       receiver: receiverOf(config.observability),
       broker: broker.connection,
+      exporterReplicas: config.addons.controllerReplicas,
     },
     { dependsOn: addons.ready },
   );

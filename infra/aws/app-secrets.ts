@@ -12,7 +12,10 @@ export const APP_SECRET_PROPERTY = "value";
 
 export interface AppSecretsArgs {
   environment: "dev" | "prod";
-  /** The secrets the topology's services read (`secrets` of each service), e.g. "auth/signing-key". */
+  /**
+   * The secrets the topology's services read (`secrets` of each service), e.g. "auth/signing-key", or an add-on's
+   * (the cluster add-ons' "grafana/admin-password").
+   */
   secrets: readonly string[];
   /** Customer-managed key the secrets are encrypted with (A15). */
   kmsKeyArn: pulumi.Input<string>;

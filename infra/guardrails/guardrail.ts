@@ -154,6 +154,18 @@ export function wildcardMatches(pattern: string, value: string, ignoreCase = fal
   return new RegExp(`^${source}$`, ignoreCase ? "is" : "s").test(value);
 }
 
+/**
+ * Input and values keys that hold a credential's value (`password`, `adminPassword`, `authToken`, `privateKeyPem`).
+ * Keys of references to a secret (`existingSecret`, `passwordKey`, `secretName`, `secretArn`) are not credentials.
+ */
+const CREDENTIAL_KEY =
+  /(password|passwd|secretstring|secretbinary|clientsecret|sharedsecret|token|privatekey|privatekeypem|apikey|secretaccesskey|kubeconfig)$/i;
+const SECRET_REFERENCE = /^existing/i;
+
+export function isCredentialKey(key: string): boolean {
+  return CREDENTIAL_KEY.test(key) && !SECRET_REFERENCE.test(key);
+}
+
 /** A URL with a userinfo password: `scheme://user:password@`. */
 const URL_WITH_PASSWORD = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:([^\s/?#@]+)@/gi;
 /** A password that only names where the real one comes from: `$(DB_PASSWORD)` (the kubelet's), `${...}`, "[secret]". */

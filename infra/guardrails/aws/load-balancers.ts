@@ -1,6 +1,7 @@
 import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
 import { asArray, at, stackKey } from "../guardrail.js";
 import { type Json, objectsOfKind } from "../k8s/objects.js";
+import { asJson, chartName, helmReleases, releaseValues, valueObjects } from "../k8s/releases.js";
 
 /**
  * A13's Kubernetes side: the security-group rules of a LoadBalancer Service's load balancer are made at run time by
@@ -52,7 +53,7 @@ export function checkLoadBalancerServices(plan: PlanDocument, fail: Fail): void 
     );
   }
   for (const controller of controllers) {
-    const values = inputValues(controller);
+    const values = releaseValues(controller);
     if (at(values, "disableRestrictedSecurityGroupRules") === true)
       fail(
         controller,
@@ -125,22 +126,6 @@ function serviceObjects(plan: PlanDocument): LoadBalancerService[] {
     }));
 }
 
-/** Helm releases (and v4 Charts) with their chart name and values in the plan. */
-function helmReleases(plan: PlanDocument): PlanResource[] {
-  return plan.resources.filter(
-    (resource) => resource.type.startsWith("kubernetes:helm.sh/") && typeof resource.inputs.chart === "string",
-  );
-}
-
-/** `ingress-nginx` from `ingress-nginx`, `repo/ingress-nginx` or `oci://registry/charts/ingress-nginx`. */
-function chartName(release: PlanResource): string {
-  return String(release.inputs.chart).split("/").at(-1) ?? "";
-}
-
-function inputValues(release: PlanResource): Json {
-  return asJson(release.inputs.values);
-}
-
 function chartServices(plan: PlanDocument): LoadBalancerService[] {
   return helmReleases(plan).flatMap((release) =>
     chartName(release) === "ingress-nginx" ? ingressNginxServices(release) : valuesServices(release),
@@ -153,7 +138,7 @@ function chartServices(plan: PlanDocument): LoadBalancerService[] {
  * top-level `tcp` and `udp` maps, which the chart adds to the same Service.
  */
 function ingressNginxServices(release: PlanResource): LoadBalancerService[] {
-  const values = inputValues(release);
+  const values = releaseValues(release);
   const service = asJson(at(values, "controller.service"));
   if (service.enabled === false) return [];
   const found: LoadBalancerService[] = [];
@@ -195,28 +180,13 @@ function ingressNginxServices(release: PlanResource): LoadBalancerService[] {
 
 /** Any other chart: every values block that says `type: LoadBalancer` is a Service spec, its ports the chart's own. */
 function valuesServices(release: PlanResource): LoadBalancerService[] {
-  const found: LoadBalancerService[] = [];
-  const walk = (value: PlanValue | undefined, path: string[]): void => {
-    if (Array.isArray(value)) {
-      value.forEach((item, index) => walk(item, [...path, String(index)]));
-      return;
-    }
-    if (value === null || typeof value !== "object") return;
-    if (value.type === "LoadBalancer") {
-      found.push({
-        resource: release,
-        where: path.join("."),
-        annotations: asJson(value.annotations),
-        loadBalancerClass: value.loadBalancerClass,
-        ports: undefined,
-      });
-    }
-    for (const [key, child] of Object.entries(value)) walk(child, [...path, key]);
-  };
-  walk(release.inputs.values, []);
-  return found;
-}
-
-function asJson(value: PlanValue | undefined): Json {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? value : {};
+  return [...valueObjects(release.inputs.values)]
+    .filter(([, value]) => value.type === "LoadBalancer")
+    .map(([path, value]) => ({
+      resource: release,
+      where: path.join("."),
+      annotations: asJson(value.annotations),
+      loadBalancerClass: value.loadBalancerClass,
+      ports: undefined,
+    }));
 }

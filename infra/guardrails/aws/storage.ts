@@ -8,6 +8,7 @@ import {
   type Guardrail,
   hasPasswordInUrl,
   inputAt,
+  isCredentialKey,
   ofType,
   type PolicyStatement,
   parsePolicy,
@@ -408,18 +409,11 @@ export const a14Iam: Guardrail = {
 };
 
 /**
- * Input names that hold a credential's value; their values must reach the plan as "[secret]". Names of references to
- * a secret (`existingSecret`, `secretName`, `secretArn`) are not credentials and are left alone.
+ * Values that are not credentials even under a credential's name (their values must reach the plan as "[secret]"):
+ * a secret, something known only at deployment, an ARN, nothing, or an External Secrets template that only names the
+ * synced value it is filled from (`{{ .password }}`).
  */
-const SECRET_NAME =
-  /(password|passwd|secretstring|secretbinary|clientsecret|sharedsecret|token|privatekey|privatekeypem|apikey|secretaccesskey|kubeconfig)$/i;
-const SECRET_REFERENCE = /^existing/i;
-/** Values that are not credentials even under such a name. */
-const NOT_A_SECRET = /^(\[secret\]|\[unknown\]|arn:aws[a-z-]*:.*|)$/;
-
-function isCredentialName(key: string): boolean {
-  return SECRET_NAME.test(key) && !SECRET_REFERENCE.test(key);
-}
+const NOT_A_SECRET = /^(\[secret\]|\[unknown\]|arn:aws[a-z-]*:.*|\{\{\s*\.\w+(\s*\|\s*\w+)*\s*\}\}|)$/;
 
 /** Plain values that are credentials: under a credential's name, or a password inside a URL (any name). */
 function* plainSecrets(value: PlanValue | undefined, path: string): Generator<{ path: string; problem: string }> {
@@ -435,7 +429,7 @@ function* plainSecrets(value: PlanValue | undefined, path: string): Generator<{ 
   if (typeof value !== "object") return;
   for (const [key, item] of Object.entries(value)) {
     const itemPath = path ? `${path}.${key}` : key;
-    if (typeof item === "string" && isCredentialName(key) && !NOT_A_SECRET.test(item))
+    if (typeof item === "string" && isCredentialKey(key) && !NOT_A_SECRET.test(item))
       yield { path: itemPath, problem: "is a plain value, not a secret" };
     else yield* plainSecrets(item, itemPath);
   }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
-import { planOf } from "../../../stacks/plan/testing.js";
+import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
 import { allGuardrails, evaluate } from "../index.js";
+import { K7_SINGLETONS } from "./releases.js";
 
 type Json = Record<string, unknown>;
 const failing = (plan: PlanDocument): string[] =>
@@ -17,6 +18,12 @@ function object(plan: PlanDocument, kind: string, name: string): PlanResource {
   if (!found) throw new Error(`no ${kind} ${name}`);
   return found;
 }
+/** The values of a Helm release, by its resource name. */
+const valuesOf = (plan: PlanDocument, release: string): Json =>
+  resourceOf(plan, "kubernetes:helm.sh/v3:Release", release).inputs.values as Json;
+const withoutObject = (plan: PlanDocument, kind: string, name: string): void => {
+  plan.resources = plan.resources.filter((resource) => resource !== object(plan, kind, name));
+};
 const podOf = (plan: PlanDocument, name: string): Json =>
   ((object(plan, "Deployment", name).inputs.spec as Json).template as Json).spec as Json;
 const containerOf = (plan: PlanDocument, name: string): Json => (podOf(plan, name).containers as Json[])[0] as Json;
@@ -170,6 +177,46 @@ describe("Kubernetes guardrails K1–K12", () => {
       },
     ],
     [
+      "K7",
+      "cluster-autoscaler back at its chart's one replica",
+      (plan) => {
+        delete valuesOf(plan, "addons-cluster-autoscaler").replicaCount;
+      },
+    ],
+    [
+      "K7",
+      "the queue exporter at one replica",
+      (plan) => {
+        valuesOf(plan, "observability-rabbitmq-exporter").replicaCount = 1;
+      },
+    ],
+    [
+      "K7",
+      "the queue exporter without its PodDisruptionBudget (its chart renders none)",
+      (plan) => withoutObject(plan, "PodDisruptionBudget", "rabbitmq-exporter"),
+    ],
+    [
+      "K7",
+      "a chart budget that allows no disruption",
+      (plan) => {
+        valuesOf(plan, "addons-cluster-autoscaler").podDisruptionBudget = { minAvailable: 2 };
+      },
+    ],
+    [
+      "K7",
+      "a documented singleton (Grafana) with a budget that blocks drains",
+      (plan) => {
+        (valuesOf(plan, "addons-kube-prometheus-stack").grafana as Json).podDisruptionBudget = { minAvailable: 1 };
+      },
+    ],
+    [
+      "K7",
+      "an add-on replica count of 1 under a key only the values show",
+      (plan) => {
+        (valuesOf(plan, "addons-keda").operator as Json).replicaCount = 1;
+      },
+    ],
+    [
       "K8",
       "no default-deny policy",
       (plan) => {
@@ -285,6 +332,65 @@ describe("Kubernetes guardrails K1–K12", () => {
       },
     ],
     [
+      "K11",
+      "Grafana's admin Secret written by Pulumi, as before, and no ExternalSecret syncing it",
+      (plan) => {
+        withoutObject(plan, "ExternalSecret", "grafana-admin");
+        plan.resources.push({
+          type: "kubernetes:core/v1:Secret",
+          name: "addons-grafana-admin",
+          parent: "ndt:k8s:Addons::addons",
+          inputs: {
+            apiVersion: "v1",
+            kind: "Secret",
+            metadata: { name: "grafana-admin", namespace: "monitoring" },
+            type: "Opaque",
+            stringData: "[secret]",
+          },
+        });
+      },
+    ],
+    [
+      "K11",
+      "a Secret with data that Pulumi writes for an add-on, whoever reads it",
+      (plan) => {
+        plan.resources.push({
+          type: "kubernetes:core/v1:Secret",
+          name: "addons-dns-credentials",
+          parent: "ndt:k8s:Addons::addons",
+          inputs: {
+            apiVersion: "v1",
+            kind: "Secret",
+            metadata: { name: "dns-credentials", namespace: "external-dns" },
+            data: { token: "[secret]" },
+          },
+        });
+      },
+    ],
+    [
+      "K11",
+      "Grafana's admin password as a chart value, even one Pulumi keeps secret",
+      (plan) => {
+        (valuesOf(plan, "addons-kube-prometheus-stack").grafana as Json).adminPassword = "[secret]";
+      },
+    ],
+    [
+      "K11",
+      "a chart pointed at a Secret no ExternalSecret syncs",
+      (plan) => {
+        (valuesOf(plan, "observability-rabbitmq-exporter").rabbitmq as Json).existingPasswordSecret = "hand-made";
+      },
+    ],
+    [
+      "A15",
+      "a literal password in an ExternalSecret template, where a reference to the synced value belongs",
+      (plan) => {
+        const template = ((object(plan, "ExternalSecret", "grafana-admin").inputs.spec as Json).target as Json)
+          .template as Json;
+        (template.data as Json)["admin-password"] = "hunter2";
+      },
+    ],
+    [
       "K12",
       "a misspelled field",
       (plan) => {
@@ -321,6 +427,21 @@ describe("Kubernetes guardrails K1–K12", () => {
     const databaseUrl = env.find((variable) => variable.name === "DATABASE_URL") as Json;
     databaseUrl.value = "postgres://ndt_admin:hunter2@database-proxy.example:5432/ndt";
     expect(failing(plan)).toEqual(["A15", "K11"]);
+  });
+
+  it("K11 and A15 fail on Grafana's admin password as a literal chart value", async () => {
+    const plan = await planOf("prod");
+    (valuesOf(plan, "addons-kube-prometheus-stack").grafana as Json).adminPassword = "prom-operator";
+    expect(failing(plan)).toEqual(["A15", "K11"]);
+  });
+
+  it("K7 lets the documented singletons run one replica in prod, with a budget only if it lets a drain through", async () => {
+    const plan = await planOf("prod");
+    expect((valuesOf(plan, "addons-kube-prometheus-stack").grafana as Json).replicas).toBe(1);
+    expect(valuesOf(plan, "addons-external-dns").replicaCount).toBeUndefined();
+    expect(Object.keys(K7_SINGLETONS).sort()).toEqual(["external-dns/external-dns", "kube-prometheus-stack/grafana"]);
+    (valuesOf(plan, "addons-kube-prometheus-stack").grafana as Json).podDisruptionBudget = { maxUnavailable: 1 };
+    expect(failing(plan)).toEqual([]);
   });
 
   it("K10 accepts a namespaced ACME Issuer, but not one that is not ACME", async () => {

@@ -85,6 +85,19 @@ export function selects(selector: PlanValue | undefined, labels: Record<string, 
   return Object.entries(matchLabels).every(([key, value]) => labels[key] === value);
 }
 
+/**
+ * Whether a PodDisruptionBudget's spec lets a node drain evict one of `replicas` pods: `maxUnavailable` ≥ 1 (or a
+ * non-zero percentage), or `minAvailable` below the replicas (or below 100%).
+ */
+export function budgetAllowsDisruption(spec: Json, replicas: number): boolean {
+  const { maxUnavailable, minAvailable } = spec;
+  if (typeof maxUnavailable === "number") return maxUnavailable >= 1;
+  if (typeof maxUnavailable === "string") return Number.parseInt(maxUnavailable, 10) > 0;
+  if (typeof minAvailable === "number") return minAvailable < replicas;
+  if (typeof minAvailable === "string") return Number.parseInt(minAvailable, 10) < 100;
+  return false;
+}
+
 /** `"5s"`-free integers in seconds from a preStop handler: the sleep action or `sleep N` in an exec command. */
 export function preStopSeconds(container: Json): number {
   const seconds = at(container, "lifecycle.preStop.sleep.seconds");

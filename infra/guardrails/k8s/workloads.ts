@@ -1,6 +1,7 @@
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { asArray, at, findingsFor, type Guardrail, hasPasswordInUrl } from "../guardrail.js";
 import {
+  budgetAllowsDisruption,
   containersOf,
   envValue,
   isLongRunning,
@@ -14,6 +15,7 @@ import {
   selects,
   workloads,
 } from "./objects.js";
+import { asJson, checkReleaseAvailability, checkReleaseSecrets } from "./releases.js";
 
 /** The GPU node pool label and taint the detector must target (infra/aws/cluster.ts). */
 const NODE_POOL_LABEL = "ndt.io/node-pool";
@@ -278,19 +280,10 @@ function minimumReplicas(plan: PlanDocument, workload: PlanResource): number {
   return Number(at(workload.inputs, "spec.replicas") ?? 1);
 }
 
-function allowsDisruption(budget: PlanResource, minimum: number): boolean {
-  const maxUnavailable = at(budget.inputs, "spec.maxUnavailable");
-  const minAvailable = at(budget.inputs, "spec.minAvailable");
-  if (typeof maxUnavailable === "number") return maxUnavailable >= 1;
-  if (typeof maxUnavailable === "string") return Number.parseInt(maxUnavailable, 10) > 0;
-  if (typeof minAvailable === "number") return minAvailable < minimum;
-  if (typeof minAvailable === "string") return Number.parseInt(minAvailable, 10) < 100;
-  return false;
-}
-
 export const k7Availability: Guardrail = {
   id: "K7",
-  title: "prod: ≥ 2 replicas (HPA minimum ≥ 2) spread across zones; every Deployment has a PDB allowing ≥ 1 disruption",
+  title:
+    "prod: ≥ 2 replicas (HPA minimum ≥ 2) spread across zones; every Deployment has a PDB allowing ≥ 1 disruption; Helm add-ons likewise, bar documented singletons",
   check({ plan, environment }) {
     const { findings, fail } = findingsFor("K7");
     if (environment !== "prod") return findings; // GUARDRAILS.md: a prod line
@@ -314,10 +307,12 @@ export const k7Availability: Guardrail = {
           selects(at(budget.inputs, "spec.selector"), podLabelsOf(workload)),
       );
       if (budgets.length === 0) fail(workload, "no PodDisruptionBudget");
-      else if (!budgets.some((budget) => allowsDisruption(budget, minimum))) {
+      else if (!budgets.some((budget) => budgetAllowsDisruption((budget.inputs.spec ?? {}) as Json, minimum))) {
         fail(workload, "its PodDisruptionBudget allows no disruption (node drains would block)");
       }
     }
+    // The charts' workloads are not in the plan: their values say what they run.
+    checkReleaseAvailability(plan, fail);
     return findings;
   },
 };
@@ -352,10 +347,17 @@ function secretKeysOf(configMap: PlanResource): { named: string[]; inUrls: strin
   };
 }
 
+/** A Secret whose `data` or `stringData` the plan carries: as entries, or as a whole marked "[secret]". */
+function writesData(secret: PlanResource): boolean {
+  return [secret.inputs.data, secret.inputs.stringData].some(
+    (data) => typeof data === "string" || Object.keys(asJson(data)).length > 0,
+  );
+}
+
 export const k11Secrets: Guardrail = {
   id: "K11",
   title:
-    "Secrets reach pods (env and volumes) from Kubernetes Secrets synced from AWS Secrets Manager, never ConfigMaps or literals",
+    "Secrets reach pods (env, volumes, charts) from Kubernetes Secrets synced from AWS Secrets Manager, never ConfigMaps, literals, chart values or Secrets Pulumi writes",
   check({ plan }) {
     const { findings, fail } = findingsFor("K11");
     const synced = new Set(
@@ -416,10 +418,15 @@ export const k11Secrets: Guardrail = {
         }
       }
     }
-    // A Secret written by Pulumi in an application namespace would carry its value through state and config.
+    // A Secret written by Pulumi carries its value through state and config: none in an application namespace, and
+    // none with data anywhere (an add-on's credentials are synced like the services').
     for (const secret of objectsOfKind(plan, "Secret")) {
       if (namespaces.has(namespaceOf(secret))) fail(secret, "a literal Secret in an application namespace");
+      else if (writesData(secret)) {
+        fail(secret, "Pulumi writes this Secret's data; sync it from Secrets Manager with an ExternalSecret");
+      }
     }
+    checkReleaseSecrets(plan, synced, fail);
     for (const [configMap, { named, inUrls }] of secretKeys) {
       if (!namespaces.has(namespaceOf(configMap))) continue;
       if (named.length > 0) fail(configMap, `holds secret-looking keys: ${named.join(", ")}`);

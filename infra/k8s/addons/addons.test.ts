@@ -10,6 +10,7 @@ const RELEASE = "kubernetes:helm.sh/v3:Release";
 const ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
 const ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy";
 const NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy";
+const EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret";
 
 /**
  * Each resource's direct dependencies (URNs), as the engine receives them: the plan document does not carry them, so
@@ -84,8 +85,84 @@ describe("Addons: Helm releases", () => {
     });
     expect(values.prometheus).toMatchObject({ prometheusSpec: { retention: "30d" } });
     expect(values.grafana).toMatchObject({
-      admin: { existingSecret: "grafana-admin" },
+      replicas: 1,
+      admin: { existingSecret: "grafana-admin", userKey: "admin-user", passwordKey: "admin-password" },
       sidecar: { dashboards: { label: "grafana_dashboard" } },
+    });
+    expect(values.grafana).not.toHaveProperty("adminPassword");
+    expect(values.grafana).not.toHaveProperty("podDisruptionBudget");
+  });
+});
+
+describe("Addons: Grafana's admin password (K11, A15)", () => {
+  it.each(["prod", "dev"])(
+    "%s generates it into Secrets Manager under the data key, where External Secrets may read it",
+    async (stack) => {
+      const plan = await planOf(stack);
+      const secret = resourceOf(plan, "aws:secretsmanager/secret:Secret", "addons-secrets-grafana-admin-password");
+      expect(secret.inputs).toMatchObject({
+        name: `ndt/${stack}/grafana/admin-password`,
+        kmsKeyId: "arn:aws:kms:eu-west-1:123456789012:key/keys-data",
+      });
+      const version = resourceOf(
+        plan,
+        "aws:secretsmanager/secretVersion:SecretVersion",
+        "addons-secrets-grafana-admin-password",
+      );
+      expect(version.inputs.secretString).toBe("[secret]");
+      const read = policyOf(resourceOf(plan, ROLE_POLICY, "addons-external-secrets-policy")).Statement[0];
+      expect((read?.Resource as string[])[0]).toBe(
+        `arn:aws:secretsmanager:eu-west-1:123456789012:secret:ndt/${stack}/*`,
+      );
+    },
+  );
+
+  it("an ExternalSecret syncs it into the Secret Grafana reads; Pulumi writes no Secret at all", async () => {
+    const plan = await planOf("prod");
+    const synced = resourceOf(plan, EXTERNAL_SECRET, "grafana-admin");
+    expect(synced.inputs.metadata).toMatchObject({ name: "grafana-admin", namespace: "monitoring" });
+    expect(synced.inputs.spec).toMatchObject({
+      secretStoreRef: { kind: "ClusterSecretStore", name: "aws-secrets-manager" },
+      target: {
+        name: "grafana-admin",
+        template: { data: { "admin-user": "admin", "admin-password": "{{ .password }}" } },
+      },
+      data: [{ secretKey: "password", remoteRef: { key: "ndt/prod/grafana/admin-password", property: "value" } }],
+    });
+    expect(resourcesOf(plan, "kubernetes:core/v1:Secret")).toEqual([]);
+  });
+
+  it.each(["prod", "dev"])(
+    "%s: External Secrets and its store come first, then the ExternalSecret, then kube-prometheus-stack",
+    async (stack) => {
+      await planOf(stack);
+      expect(dependsOn("grafana-admin", "addons-cluster-secret-store")).toBe(true);
+      expect(dependsOn("grafana-admin", "addons-secrets-grafana-admin-password")).toBe(true);
+      expect(dependsOn("addons-kube-prometheus-stack", "grafana-admin")).toBe(true);
+      // no cycle: External Secrets no longer waits for kube-prometheus-stack's CRDs...
+      expect(dependsOn("addons-external-secrets", "addons-kube-prometheus-stack")).toBe(false);
+      // ...and is scraped through a PodMonitor made once they exist, not its chart's ServiceMonitor
+      expect(dependsOn("addons-external-secrets-monitor", "addons-kube-prometheus-stack")).toBe(true);
+    },
+  );
+
+  it("External Secrets' pods are scraped by a PodMonitor Prometheus selects, its chart's ServiceMonitor off", async () => {
+    const plan = await planOf("prod");
+    expect(resourceOf(plan, RELEASE, "addons-external-secrets").inputs.values).toMatchObject({
+      serviceMonitor: { enabled: false },
+    });
+    const monitor = resourceOf(
+      plan,
+      "kubernetes:monitoring.coreos.com/v1:PodMonitor",
+      "addons-external-secrets-monitor",
+    );
+    expect(monitor.inputs.metadata).toMatchObject({
+      namespace: "external-secrets",
+      labels: { release: "kube-prometheus-stack" },
+    });
+    expect(monitor.inputs.spec).toEqual({
+      selector: { matchLabels: { "app.kubernetes.io/instance": "external-secrets" } },
+      podMetricsEndpoints: [{ port: "metrics", interval: "30s" }],
     });
   });
 });
@@ -350,7 +427,36 @@ describe("Addons: GPU and autoscaling", () => {
       cloudProvider: "aws",
       autoDiscovery: { clusterName: "ndt-dev" },
       image: { tag: expect.stringMatching(/^v1\.33\.\d+$/) },
+      replicaCount: 1,
+      topologySpreadConstraints: [],
     });
+  });
+
+  it("prod runs cluster-autoscaler as a leader and a standby in different zones, evicted one at a time", async () => {
+    const values = resourceOf(await planOf("prod"), RELEASE, "addons-cluster-autoscaler").inputs.values as Values;
+    expect(values.replicaCount).toBe(2);
+    expect(values.podDisruptionBudget).toEqual({ maxUnavailable: 1 });
+    expect(values.extraArgs).not.toHaveProperty("leader-elect"); // the binary's default: on
+    expect(values.topologySpreadConstraints).toEqual([
+      {
+        maxSkew: 1,
+        topologyKey: "topology.kubernetes.io/zone",
+        whenUnsatisfiable: "ScheduleAnyway",
+        // the chart's pod labels: the release's name and `<cloudProvider>-cluster-autoscaler`
+        labelSelector: {
+          matchLabels: {
+            "app.kubernetes.io/instance": "cluster-autoscaler",
+            "app.kubernetes.io/name": "aws-cluster-autoscaler",
+          },
+        },
+      },
+    ]);
+  });
+
+  it("external-dns stays a singleton: no replica value (its chart fixes one), no budget", async () => {
+    const values = resourceOf(await planOf("prod"), RELEASE, "addons-external-dns").inputs.values as Values;
+    expect(values).not.toHaveProperty("replicaCount");
+    expect(values).not.toHaveProperty("podDisruptionBudget");
   });
 
   it("fluent-bit ships to the Pulumi-owned, KMS-encrypted container log group", async () => {

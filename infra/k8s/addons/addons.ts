@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
+import { APP_SECRET_PROPERTY, AppSecrets, appSecretPath } from "../../aws/app-secrets.js";
 import { GPU_TAINT } from "../../aws/cluster.js";
 import { applyTransform, type Transform } from "../../aws/transform.js";
 import {
@@ -10,9 +10,12 @@ import {
   INGRESS_CLASS,
   INGRESS_NAMESPACE,
   MONITORING_NAMESPACE,
+  PART_OF,
+  PART_OF_LABEL,
   SERVICE_MONITOR_LABELS,
 } from "../names.js";
 import { ALERTMANAGER_CONFIG_NAME, DASHBOARD_FOLDER_ANNOTATION, DASHBOARD_LABEL } from "../observability/names.js";
+import { externalSecret } from "../workload.js";
 import { CHARTS, type ChartKey, CLUSTER_AUTOSCALER_IMAGES } from "./charts.js";
 import {
   awsLoadBalancerControllerPolicy,
@@ -72,7 +75,8 @@ export interface AddonsArgs {
   /** The issuer the ingress uses; both issuers exist in every stack. */
   clusterIssuer: ClusterIssuerName;
   /**
-   * Replicas of the controllers that carry traffic or admission webhooks; 2+ gives them PodDisruptionBudgets.
+   * Replicas of the controllers that carry traffic, admission webhooks or node scaling (cluster-autoscaler: one
+   * leader, the others stand by); 2+ gives them PodDisruptionBudgets.
    * @default 1
    */
   controllerReplicas?: number;
@@ -100,8 +104,9 @@ export interface AddonsArgs {
 
 /**
  * The cluster add-ons, each a Helm release with a pinned chart version and typed values, in dependency order:
- * namespaces and a gp3 StorageClass; kube-prometheus-stack first (its CRDs back every other chart's ServiceMonitor);
- * External Secrets with the `aws-secrets-manager` ClusterSecretStore; cert-manager with the Let's Encrypt staging and
+ * namespaces and a gp3 StorageClass; External Secrets with the `aws-secrets-manager` ClusterSecretStore first, so that
+ * Grafana's admin password reaches kube-prometheus-stack as a synced Secret (K11); kube-prometheus-stack (its CRDs back
+ * every later chart's ServiceMonitor, and External Secrets' PodMonitor); cert-manager with the Let's Encrypt staging and
  * production ClusterIssuers (DNS-01 on Route53); the AWS Load Balancer Controller; ingress-nginx behind an
  * internet-facing NLB that controller makes; external-dns; KEDA; metrics-server; cluster-autoscaler; the NVIDIA device
  * plugin (AL2023 GPU AMIs) and DCGM exporter; fluent-bit to CloudWatch Logs. Every AWS right comes from an IRSA role
@@ -114,6 +119,10 @@ export interface AddonsArgs {
  * which opened every node's NodePorts to 0.0.0.0/0 for instance targets, no longer owns any Service. A NetworkPolicy
  * admits exactly that into the controller pods: 80/443 from anywhere, metrics from Prometheus, the admission webhook
  * from the VPC.
+ *
+ * Availability in prod (K7): the controllers run `controllerReplicas` with a PodDisruptionBudget; two add-ons stay
+ * at one replica on purpose (external-dns, Grafana: see their functions, README "Add-on availability", and K7's
+ * allow-list in infra/guardrails/k8s/releases.ts).
  *
  * Cost: the NLB ~$18/month plus traffic; Prometheus volume (gp3 $0.08/GiB: dev 20 GiB ~$2, prod 2×200 GiB ~$32);
  * CloudWatch Logs ingestion $0.50/GiB (dev ~$5, prod ~$50). The controllers fit on the system nodes.
@@ -141,8 +150,9 @@ export class Addons extends pulumi.ComponentResource {
 
     const namespaces = createNamespaces(this);
     const storageClass = createStorageClass();
-    const monitoring = createMonitoring();
     const secrets = createExternalSecrets();
+    const monitoring = createMonitoring(secrets);
+    const secretsMonitor = monitorExternalSecrets(secrets);
     const certManager = createCertManager();
     const loadBalancers = createLoadBalancerController();
     const ingress = createIngressNginx();
@@ -153,8 +163,9 @@ export class Addons extends pulumi.ComponentResource {
     const gpu = createGpuSupport();
     const logs = createLogShipping();
     this.ready.push(
-      monitoring,
       ...secrets,
+      monitoring,
+      secretsMonitor,
       ...certManager,
       loadBalancers,
       ...ingress,
@@ -275,18 +286,34 @@ export class Addons extends pulumi.ComponentResource {
       );
     }
 
-    function createMonitoring(): k8s.helm.v3.Release {
-      // Grafana's admin password: generated, kept as a Pulumi secret, never in config (A15).
-      const password = new random.RandomPassword(`${name}-grafana-admin`, { length: 32, special: false }, { parent });
-      const adminSecret = new k8s.core.v1.Secret(
-        `${name}-grafana-admin`,
-        {
-          metadata: { name: "grafana-admin", namespace: MONITORING_NAMESPACE },
-          type: "Opaque",
-          stringData: { "admin-user": "admin", "admin-password": password.result },
-        },
-        { ...k8sOpts, dependsOn: [namespaces[MONITORING_NAMESPACE] as k8s.core.v1.Namespace] },
+    /**
+     * Grafana's admin password, the way the services' secrets go (K11, A15): generated into Secrets Manager under
+     * `ndt/<environment>/grafana/admin-password` with the data key, synced by External Secrets into the Secret Grafana
+     * reads. No Helm value and no Secret written by Pulumi carries it.
+     */
+    function createGrafanaAdminSecret(secrets: pulumi.Resource[]): k8s.apiextensions.CustomResource {
+      const stored = new AppSecrets(
+        `${name}-secrets`,
+        { environment: args.environment, secrets: [GRAFANA_ADMIN.secret], kmsKeyArn: args.secretsKmsKeyArn },
+        { parent },
       );
+      return externalSecret(
+        GRAFANA_ADMIN.name,
+        MONITORING_NAMESPACE,
+        { [PART_OF_LABEL]: PART_OF },
+        [
+          {
+            secretKey: "password",
+            remoteRef: { key: appSecretPath(args.environment, GRAFANA_ADMIN.secret), property: APP_SECRET_PROPERTY },
+          },
+        ],
+        { ...k8sOpts, dependsOn: [namespaces[MONITORING_NAMESPACE] as k8s.core.v1.Namespace, ...secrets, stored] },
+        { [GRAFANA_ADMIN.userKey]: "admin", [GRAFANA_ADMIN.passwordKey]: "{{ .password }}" },
+      );
+    }
+
+    function createMonitoring(secrets: pulumi.Resource[]): k8s.helm.v3.Release {
+      const adminSecret = createGrafanaAdminSecret(secrets);
       const values: KubePrometheusStackValues = {
         prometheus: {
           prometheusSpec: {
@@ -316,7 +343,16 @@ export class Addons extends pulumi.ComponentResource {
           },
         },
         grafana: {
-          admin: { existingSecret: "grafana-admin", userKey: "admin-user", passwordKey: "admin-password" },
+          // One replica in every stack, and no PodDisruptionBudget (K7's documented exception): Grafana keeps users,
+          // sessions and alert state in a SQLite database of its own pod, so a second replica would log users out
+          // and evaluate alerts twice; more than one needs a shared database. While it is rescheduled, dashboards are
+          // away; alerting never goes through Grafana (Prometheus and Alertmanager run two replicas each).
+          replicas: 1,
+          admin: {
+            existingSecret: GRAFANA_ADMIN.name,
+            userKey: GRAFANA_ADMIN.userKey,
+            passwordKey: GRAFANA_ADMIN.passwordKey,
+          },
           sidecar: {
             dashboards: {
               enabled: true,
@@ -360,11 +396,13 @@ export class Addons extends pulumi.ComponentResource {
         installCRDs: true,
         replicaCount: replicas,
         serviceAccount: { name: serviceAccount, annotations: roleAnnotation(role) },
-        serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
+        // Off: installed before kube-prometheus-stack, the chart would find no ServiceMonitor CRD and silently
+        // render none on a new cluster. Its pods are scraped through monitorExternalSecrets' PodMonitor instead.
+        serviceMonitor: { enabled: false },
         webhook: { replicaCount: replicas },
         resources: small("50m", "128Mi", "256Mi"),
       };
-      const operator = release("externalSecrets", namespace, values, [monitoring]);
+      const operator = release("externalSecrets", namespace, values);
       // The controller's own IRSA credentials: no auth block, no static keys. Only the application and
       // monitoring namespaces may use the store.
       const store = new k8s.apiextensions.CustomResource(
@@ -381,6 +419,23 @@ export class Addons extends pulumi.ComponentResource {
         { ...k8sOpts, dependsOn: [operator] },
       );
       return [operator, store];
+    }
+
+    /** External Secrets' controller, webhook and cert-controller pods, each serving `metrics`, for Prometheus. */
+    function monitorExternalSecrets(secrets: pulumi.Resource[]): k8s.apiextensions.CustomResource {
+      return new k8s.apiextensions.CustomResource(
+        `${name}-external-secrets-monitor`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "PodMonitor",
+          metadata: { name: "external-secrets", namespace: "external-secrets", labels: { ...SERVICE_MONITOR_LABELS } },
+          spec: {
+            selector: { matchLabels: { "app.kubernetes.io/instance": CHARTS.externalSecrets.chart } },
+            podMetricsEndpoints: [{ port: "metrics", interval: "30s" }],
+          },
+        },
+        { ...k8sOpts, dependsOn: [monitoring, ...secrets] },
+      );
     }
 
     function createCertManager(): pulumi.Resource[] {
@@ -461,17 +516,20 @@ export class Addons extends pulumi.ComponentResource {
       return release("awsLoadBalancerController", namespace, values, [monitoring]);
     }
 
+    /** prod: a chart's replicas spread over zones where the scheduler can (K7); dev runs one of each. */
+    function zoneSpread(matchLabels: Record<string, string>): TopologySpreadConstraint[] {
+      if (!prod) return [];
+      return [
+        {
+          maxSkew: 1,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "ScheduleAnyway",
+          labelSelector: { matchLabels },
+        },
+      ];
+    }
+
     function createIngressNginx(): pulumi.Resource[] {
-      const zoneSpread: TopologySpreadConstraint[] = prod
-        ? [
-            {
-              maxSkew: 1,
-              topologyKey: "topology.kubernetes.io/zone",
-              whenUnsatisfiable: "ScheduleAnyway",
-              labelSelector: { matchLabels: { "app.kubernetes.io/name": "ingress-nginx" } },
-            },
-          ]
-        : [];
       const values: IngressNginxValues = {
         controller: {
           ingressClass: INGRESS_CLASS,
@@ -506,7 +564,7 @@ export class Addons extends pulumi.ComponentResource {
             serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
           },
           resources: prod ? small("200m", "256Mi", "512Mi") : small("100m", "128Mi", "256Mi"),
-          topologySpreadConstraints: zoneSpread,
+          topologySpreadConstraints: zoneSpread({ "app.kubernetes.io/name": "ingress-nginx" }),
         },
       };
       // The load balancer controller first: it makes the NLB, and its webhook injects the readiness gate into the
@@ -548,6 +606,13 @@ export class Addons extends pulumi.ComponentResource {
       );
     }
 
+    /**
+     * One replica in every stack, and no PodDisruptionBudget (K7's documented exception): external-dns has no leader
+     * election, so two replicas would both write the zone's records and TXT ownership entries, racing each other; its
+     * chart fixes the Deployment at one replica (no replica value) with the Recreate strategy, so an upgrade never
+     * runs two either. An outage only delays record changes for new or changed Ingresses: the records that exist
+     * keep resolving (prod's policy is upsert-only).
+     */
     function createExternalDns(): k8s.helm.v3.Release {
       const namespace = "external-dns";
       const role = irsa("external-dns", namespace, "external-dns", zoneId.apply(externalDnsPolicy));
@@ -611,6 +676,16 @@ export class Addons extends pulumi.ComponentResource {
         awsRegion: args.region,
         autoDiscovery: { clusterName: args.cluster.name },
         image: { tag: image },
+        // Leader-elected (the binary's --leader-elect defaults to true): one replica scales, the other stands by and
+        // takes the lease within its 15 s when the leader's node is drained or lost, instead of the cluster waiting
+        // for a new pod, which may itself have nowhere to run until a node is added. Either may be evicted, one at a
+        // time (the chart's own default budget, stated here).
+        replicaCount: replicas,
+        podDisruptionBudget: { maxUnavailable: 1 },
+        topologySpreadConstraints: zoneSpread({
+          "app.kubernetes.io/instance": CHARTS.clusterAutoscaler.chart,
+          "app.kubernetes.io/name": `aws-${CHARTS.clusterAutoscaler.chart}`,
+        }),
         rbac: { serviceAccount: { create: true, name: serviceAccount, annotations: roleAnnotation(role) } },
         extraArgs: {
           // GPU nodes are the expensive ones: pick the group that wastes least, and let idle ones go soon in dev.
@@ -689,6 +764,17 @@ export class Addons extends pulumi.ComponentResource {
     }
   }
 }
+
+/**
+ * Grafana's admin credentials: the Secrets Manager entry (under `ndt/<environment>/`, which External Secrets may
+ * read), and the synced Secret with the keys kube-prometheus-stack's Grafana reads them from.
+ */
+const GRAFANA_ADMIN = {
+  secret: "grafana/admin-password",
+  name: "grafana-admin",
+  userKey: "admin-user",
+  passwordKey: "admin-password",
+} as const;
 
 /** Let's Encrypt's ACME directories, per issuer. */
 export const ACME_SERVERS: Record<ClusterIssuerName, string> = {

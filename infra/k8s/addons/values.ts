@@ -2,6 +2,7 @@
  * The values the platform sets on each chart, typed: only the keys we set, named as each chart's values.yaml names
  * them, so a typo is a compile error and a review reads the intent. Everything else is the chart's default.
  */
+import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
 export interface Resources {
@@ -167,6 +168,10 @@ export interface ClusterAutoscalerValues {
   awsRegion: string;
   autoDiscovery: { clusterName: string };
   image: { tag: string };
+  replicaCount: number;
+  /** Rendered whenever set (the chart's default is this one). */
+  podDisruptionBudget: { maxUnavailable: number };
+  topologySpreadConstraints: TopologySpreadConstraint[];
   rbac: {
     serviceAccount: { create: true; name: string; annotations: { "eks.amazonaws.com/role-arn": pulumi.Input<string> } };
   };
@@ -204,6 +209,9 @@ export interface KubePrometheusStackValues {
     };
   };
   grafana: {
+    /** 1: its SQLite database is per pod; more replicas need a shared database first (K7 exception). */
+    replicas: 1;
+    /** The Secret External Secrets syncs (K11); never `adminPassword`. */
     admin: { existingSecret: string; userKey: string; passwordKey: string };
     sidecar: {
       dashboards: {
@@ -239,6 +247,9 @@ export interface AwsForFluentBitValues {
 }
 
 export interface RabbitmqExporterValues {
+  replicaCount: number;
+  /** The chart has no topology spread value: zones are spread through pod anti-affinity. */
+  affinity: k8s.types.input.core.v1.Affinity;
   rabbitmq: {
     url: pulumi.Input<string>;
     /** Kubernetes Secret (synced from Secrets Manager) with the management API credentials. */

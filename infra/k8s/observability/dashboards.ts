@@ -3,7 +3,7 @@
  * serialised to the JSON model the Grafana sidecar loads from labelled ConfigMaps. No pasted JSON.
  */
 import { APP_NAMESPACE } from "../names.js";
-import { DCGM, DEAD_LETTER_QUEUE, DETECTOR, HTTP, KUBE, RABBITMQ, WORK_QUEUE } from "./metrics.js";
+import { DCGM, DEAD_LETTER_QUEUE, DETECTOR, HTTP, KUBE, queueGauge, RABBITMQ, WORK_QUEUE } from "./metrics.js";
 
 export type Unit = "reqps" | "percentunit" | "percent" | "s" | "short" | "ops" | "bytes" | "decmbytes";
 
@@ -157,8 +157,8 @@ export function platformOverview(): Dashboard {
         "percentunit",
         `sum(rate(${HTTP.count}{${users}, status_code=~"5.."}[5m])) / sum(rate(${HTTP.count}{${users}}[5m]))`,
       ),
-      stat("Detections queue", "short", `sum(${RABBITMQ.ready}{queue="${WORK_QUEUE}"})`),
-      stat("Dead-letter queue", "short", `sum(${RABBITMQ.messages}{queue="${DEAD_LETTER_QUEUE}"})`),
+      stat("Detections queue", "short", queueGauge(RABBITMQ.ready, WORK_QUEUE)),
+      stat("Dead-letter queue", "short", queueGauge(RABBITMQ.messages, DEAD_LETTER_QUEUE)),
       timeseries("Requests per second by service", "reqps", {
         expr: `sum by (service) (rate(${HTTP.count}{${users}}[5m]))`,
         legend: "{{service}}",
@@ -252,8 +252,8 @@ export function detector(): Dashboard {
       timeseries(
         "Detections queue",
         "short",
-        { expr: `sum(${RABBITMQ.ready}{queue="${WORK_QUEUE}"})`, legend: "ready" },
-        { expr: `sum(${RABBITMQ.consumers}{queue="${WORK_QUEUE}"})`, legend: "consumers" },
+        { expr: queueGauge(RABBITMQ.ready, WORK_QUEUE), legend: "ready" },
+        { expr: queueGauge(RABBITMQ.consumers, WORK_QUEUE), legend: "consumers" },
       ),
     ],
   });

@@ -35,6 +35,14 @@ export const RABBITMQ = {
   consumers: "rabbitmq_queue_consumers",
 } as const;
 
+/**
+ * One queue's gauge from the exporter. Each exporter replica polls the same broker and exports the same value under
+ * its own `pod`, so the replicas are collapsed with `max` (any one of them suffices), never added up.
+ */
+export function queueGauge(metric: (typeof RABBITMQ)[keyof typeof RABBITMQ], queue: string): string {
+  return `max by (queue) (${metric}{queue="${queue}"})`;
+}
+
 /** NVIDIA DCGM exporter (add-ons), one series per GPU. */
 export const DCGM = {
   utilisation: "DCGM_FI_DEV_GPU_UTIL",

@@ -152,6 +152,46 @@ describe("Alertmanager routing", () => {
       prometheus: { monitor: { enabled: true, additionalLabels: { release: "kube-prometheus-stack" } } },
     });
   });
+
+  it("the exporter runs two replicas in prod, spread over zones, with a budget selecting the chart's pods", async () => {
+    const plan = await planOf("prod");
+    const pods = { app: "prometheus-rabbitmq-exporter", release: "rabbitmq-exporter" };
+    const release = resourceOf(plan, "kubernetes:helm.sh/v3:Release", "observability-rabbitmq-exporter");
+    expect(release.inputs.name).toBe("rabbitmq-exporter");
+    expect(release.inputs.values).toMatchObject({
+      replicaCount: 2,
+      affinity: {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { podAffinityTerm: { topologyKey: "topology.kubernetes.io/zone", labelSelector: { matchLabels: pods } } },
+          ],
+        },
+      },
+    });
+    const budget = resourceOf(plan, "kubernetes:policy/v1:PodDisruptionBudget", "observability-rabbitmq-exporter-pdb");
+    expect(budget.inputs.metadata).toMatchObject({ namespace: "monitoring" });
+    expect(budget.inputs.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: pods } });
+    const dev = await planOf("dev");
+    expect(
+      resourceOf(dev, "kubernetes:helm.sh/v3:Release", "observability-rabbitmq-exporter").inputs.values,
+    ).toMatchObject({ replicaCount: 1 });
+    expect(dev.resources.some((resource) => resource.name === "observability-rabbitmq-exporter-pdb")).toBe(false);
+  });
+
+  it("queue rules and panels take one exporter replica's value, never the replicas' sum", async () => {
+    const plan = await planOf("prod");
+    const queueExpressions = [
+      ...rulesIn(plan).map((rule) => rule.expr),
+      ...Object.values(dashboardsIn(plan)).flatMap((dashboard) =>
+        dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr)),
+      ),
+    ].filter((expr) => expr.includes("rabbitmq_"));
+    expect(queueExpressions.length).toBeGreaterThanOrEqual(6);
+    for (const expr of queueExpressions) {
+      expect(expr).toContain("max by (queue) (rabbitmq_");
+      expect(expr).not.toMatch(/sum[^(]*\(rabbitmq_/);
+    }
+  });
 });
 
 describe("Grafana dashboards", () => {

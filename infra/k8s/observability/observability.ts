@@ -18,6 +18,12 @@ export interface ObservabilityArgs {
    * alerts have no data (and stay silent).
    */
   broker?: { managementUrl: pulumi.Input<string>; secretArn: pulumi.Input<string> };
+  /**
+   * Replicas of the queue exporter. It is stateless (it polls the management API), so prod runs two, spread over
+   * zones, with a PodDisruptionBudget: a drained node does not leave the queue alerts without data.
+   * @default 1
+   */
+  exporterReplicas?: number;
   /** @default DEFAULT_THRESHOLDS */
   thresholds?: AlertThresholds;
 }
@@ -27,7 +33,7 @@ export interface ObservabilityArgs {
  * stack's receiver (its credential synced by an ExternalSecret), the platform's PrometheusRules, the Grafana
  * dashboards as sidecar-labelled ConfigMaps, and the RabbitMQ queue exporter the queue alerts read.
  *
- * Cost: nothing beyond the add-ons' Prometheus and Grafana; the exporter is one 50m/64Mi pod.
+ * Cost: nothing beyond the add-ons' Prometheus and Grafana; the exporter is a 50m/64Mi pod per replica.
  */
 export class Observability extends pulumi.ComponentResource {
   constructor(name: string, args: ObservabilityArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -114,7 +120,21 @@ export class Observability extends pulumi.ComponentResource {
         },
         k8sOpts,
       );
+      const replicas = args.exporterReplicas ?? 1;
+      // The chart's pod labels (its name and the release's): the PodDisruptionBudget and the spread select them.
+      const pods = { app: CHARTS.rabbitmqExporter.chart, release: EXPORTER_RELEASE };
       const values: RabbitmqExporterValues = {
+        replicaCount: replicas,
+        affinity: {
+          podAntiAffinity: {
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              {
+                weight: 100,
+                podAffinityTerm: { topologyKey: "topology.kubernetes.io/zone", labelSelector: { matchLabels: pods } },
+              },
+            ],
+          },
+        },
         rabbitmq: {
           url: broker.managementUrl,
           existingUserSecret: "rabbitmq-exporter-credentials",
@@ -132,7 +152,7 @@ export class Observability extends pulumi.ComponentResource {
       new k8s.helm.v3.Release(
         `${name}-rabbitmq-exporter`,
         {
-          name: "rabbitmq-exporter",
+          name: EXPORTER_RELEASE,
           chart: source.chart,
           version: source.version,
           repositoryOpts: { repo: source.repository },
@@ -144,6 +164,20 @@ export class Observability extends pulumi.ComponentResource {
         },
         { ...k8sOpts, dependsOn: [credentials] },
       );
+      // The chart renders no budget of its own.
+      if (replicas > 1) {
+        new k8s.policy.v1.PodDisruptionBudget(
+          `${name}-rabbitmq-exporter-pdb`,
+          {
+            metadata: { name: EXPORTER_RELEASE, namespace },
+            spec: { maxUnavailable: 1, selector: { matchLabels: pods } },
+          },
+          k8sOpts,
+        );
+      }
     }
   }
 }
+
+/** The queue exporter's Helm release name (its pods carry it as `release`). */
+const EXPORTER_RELEASE = "rabbitmq-exporter";

@@ -1,5 +1,5 @@
 import { APP_NAMESPACE } from "../names.js";
-import { DCGM, DEAD_LETTER_QUEUE, DETECTOR, HTTP, KUBE, RABBITMQ, WORK_QUEUE } from "./metrics.js";
+import { DCGM, DEAD_LETTER_QUEUE, DETECTOR, HTTP, KUBE, queueGauge, RABBITMQ, WORK_QUEUE } from "./metrics.js";
 
 /** One alerting rule; `severity` routes it (critical pages, warning posts), `summary` is the one-line message. */
 export interface AlertRule {
@@ -46,7 +46,7 @@ export function platformRules(thresholds: AlertThresholds = DEFAULT_THRESHOLDS):
   const t = thresholds;
   const requests = `sum by (namespace, service) (rate(${HTTP.count}{${userRoutes}}[5m]))`;
   const errors = `sum by (namespace, service) (rate(${HTTP.count}{${userRoutes}, status_code=~"5.."}[5m]))`;
-  const ready = `sum by (queue) (${RABBITMQ.ready}{queue="${WORK_QUEUE}"})`;
+  const ready = queueGauge(RABBITMQ.ready, WORK_QUEUE);
   const growing = `deriv(${ready}[15m:1m]) > 0`;
   return [
     {
@@ -90,7 +90,7 @@ export function platformRules(thresholds: AlertThresholds = DEFAULT_THRESHOLDS):
         },
         {
           alert: "DeadLetterQueueNotEmpty",
-          expr: `sum by (queue) (${RABBITMQ.messages}{queue="${DEAD_LETTER_QUEUE}"}) > 0`,
+          expr: `${queueGauge(RABBITMQ.messages, DEAD_LETTER_QUEUE)} > 0`,
           for: "5m",
           labels: { severity: "warning" },
           annotations: {
