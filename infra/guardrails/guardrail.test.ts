@@ -2,12 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { PlanDocument } from "../../stacks/plan/document.js";
 import { planOf } from "../../stacks/plan/testing.js";
 import { at, environmentOf } from "./guardrail.js";
-import { allGuardrails, evaluate } from "./index.js";
-
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
+import { failing } from "./testing.js";
 
 describe("which environment a plan is checked as", () => {
   const planNamed = (stack: string, environment: string | undefined): PlanDocument => ({

@@ -2,13 +2,8 @@ import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeOutput, iou, nms } from "../src/inference/decode.js";
-import {
-  ImageDecodeError,
-  letterboxGeometry,
-  letterboxImage,
-  toChw,
-  unletterboxBox,
-} from "../src/inference/letterbox.js";
+import { letterboxGeometry, toChw, unletterboxBox } from "../src/inference/geometry.js";
+import { ImageDecodeError, letterboxImage } from "../src/inference/letterbox.js";
 import { parseImgsz, parseNames } from "../src/inference/metadata.js";
 
 describe("letterbox geometry (Ultralytics arithmetic)", () => {

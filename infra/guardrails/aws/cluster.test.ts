@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PlanDocument } from "../../../stacks/plan/document.js";
 import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
-import { allGuardrails, evaluate } from "../index.js";
-
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
+import { failing } from "../testing.js";
 
 describe("cluster guardrails A1–A6", () => {
   it("pass on the prod and dev plans", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { mockIdOf } from "../../../stacks/plan/mocks.js";
 import { planOf, resourceOf, resourcesOf } from "../../../stacks/plan/testing.js";
-import { allGuardrails, evaluate } from "../index.js";
+import { failing, findingsOf } from "../testing.js";
 
 const AURORA = "aws:rds/cluster:Cluster";
 const INSTANCE = "aws:rds/clusterInstance:ClusterInstance";
@@ -11,14 +11,6 @@ const BROKER = "aws:mq/broker:Broker";
 const SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup";
 const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
 const AWS_MANAGED_KEY = "arn:aws:kms:eu-west-1:123456789012:alias/aws/rds";
-
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
-
-const findingsOf = (plan: PlanDocument, id: string) =>
-  evaluate(plan, allGuardrails).find((result) => result.id === id)?.findings ?? [];
 
 const aurora = (plan: PlanDocument) => resourceOf(plan, AURORA, "database-cluster").inputs;
 const instance = (plan: PlanDocument, index = 0) => resourceOf(plan, INSTANCE, `database-instance-${index}`).inputs;

@@ -2,19 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource, PlanValue } from "../../../stacks/plan/document.js";
 import { mockIdOf } from "../../../stacks/plan/mocks.js";
 import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
-import { allGuardrails, evaluate } from "../index.js";
+import { failing, findingsOf } from "../testing.js";
 
 type Json = Record<string, PlanValue>;
 const RELEASE = "kubernetes:helm.sh/v3:Release";
 const INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
 const INGRESS_NGINX = `${RELEASE}::addons-ingress-nginx`;
 
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
-const findingsOf = (plan: PlanDocument, id: string) =>
-  evaluate(plan, allGuardrails).find((result) => result.id === id)?.findings ?? [];
 const reasonsOf = (plan: PlanDocument) => findingsOf(plan, "A13").map((finding) => finding.reason);
 
 /** ingress-nginx's controller Service values in the plan, to edit. */

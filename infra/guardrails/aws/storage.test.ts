@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
-import { allGuardrails, evaluate } from "../index.js";
-
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
-const findings = (plan: PlanDocument, id: string) =>
-  evaluate(plan, allGuardrails).find((result) => result.id === id)?.findings ?? [];
+import { failing, findingsOf } from "../testing.js";
 
 const s3 = (plan: PlanDocument, kind: string, name: string): PlanResource =>
   resourceOf(plan, `aws:s3/${kind[0]?.toLowerCase()}${kind.slice(1)}:${kind}`, name);
@@ -351,7 +344,7 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
       const plan = await planOf("prod");
       breakIt(plan);
       expect(failing(plan)).toEqual([id]);
-      if (reason) expect(findings(plan, id).map((finding) => finding.reason)).toEqual([reason]);
+      if (reason) expect(findingsOf(plan, id).map((finding) => finding.reason)).toEqual([reason]);
     });
   }
 
@@ -360,7 +353,7 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
       const plan = await planOf("prod");
       attachPolicy(plan, "cluster-node-role", `arn:aws:iam::aws:policy/${managed}`);
       expect(failing(plan)).toEqual(["A14"]);
-      expect(findings(plan, "A14")).toEqual([
+      expect(findingsOf(plan, "A14")).toEqual([
         {
           guardrail: "A14",
           resource: `aws:iam/rolePolicyAttachment:RolePolicyAttachment::test-cluster-node-role-${managed}`,
@@ -373,7 +366,7 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
   it("A11 names the bucket and the reason", async () => {
     const plan = await planOf("prod");
     s3(plan, "BucketVersioning", "storage-models").inputs.versioningConfiguration = { status: "Suspended" };
-    expect(findings(plan, "A11")).toEqual([
+    expect(findingsOf(plan, "A11")).toEqual([
       { guardrail: "A11", resource: "aws:s3/bucket:Bucket::storage-models", reason: "versioning is not enabled" },
     ]);
   });
@@ -389,7 +382,7 @@ describe("storage, CDN, IAM, key and registry guardrails A11, A12, A14, A15, A16
   it("A11 requires the log bucket to accept S3 server access logs (SSE-S3) rather than SSE-KMS", async () => {
     const plan = await planOf("prod");
     s3(plan, "BucketServerSideEncryptionConfiguration", "storage-logs").inputs.rules = [];
-    expect(findings(plan, "A11")).toEqual([
+    expect(findingsOf(plan, "A11")).toEqual([
       {
         guardrail: "A11",
         resource: "aws:s3/bucket:Bucket::storage-logs",

@@ -1,15 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
-import { allGuardrails, evaluate } from "../index.js";
 import { K7_SINGLETONS } from "./releases.js";
+import { failing } from "../testing.js";
 
 type Json = Record<string, unknown>;
-const failing = (plan: PlanDocument): string[] =>
-  evaluate(plan, allGuardrails)
-    .filter((result) => !result.passed)
-    .map((result) => result.id);
-
 /** The Kubernetes object of that kind and name (inputs are the full object). */
 function object(plan: PlanDocument, kind: string, name: string): PlanResource {
   const found = plan.resources.find(

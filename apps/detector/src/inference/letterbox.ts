@@ -6,14 +6,7 @@
 import sharp, { type Metadata, type OutputInfo } from "sharp";
 import { type LetterboxedImage, letterboxGeometry, PAD_VALUE } from "./geometry.js";
 
-export {
-  type LetterboxedImage,
-  type LetterboxGeometry,
-  letterboxGeometry,
-  PAD_VALUE,
-  toChw,
-  unletterboxBox,
-} from "./geometry.js";
+export type { LetterboxedImage } from "./geometry.js";
 
 export class ImageDecodeError extends Error {
   override name = "ImageDecodeError";
