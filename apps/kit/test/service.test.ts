@@ -1,4 +1,5 @@
 import { type AddressInfo, connect } from "node:net";
+import type { Readable } from "node:stream";
 import { keepAliveClient } from "../src/testing/index.js";
 import { Type } from "@sinclair/typebox";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -148,6 +149,34 @@ describe("createService", () => {
       expect(await send("/healthz")).toMatchObject({ status: 200, reused: true });
     } finally {
       close();
+    }
+  });
+
+  it("reads and discards the rest of a body a handler began to iterate and then refused (an upload's sniffed head)", async () => {
+    // files reads an upload's first bytes through the stream's async iterator and answers 415 when they are not an
+    // image: the iterator's 'readable' listener kept the stream from flowing, so the rest of the body was never
+    // read and the next request on the connection hung (through the gateway: 504 after 15 s)
+    const sniffing = await createService({ name: "sniff", logLevel: "silent" });
+    sniffing.addContentTypeParser("application/octet-stream", (_request, payload, done) => done(null, payload));
+    sniffing.post("/uploads", async (request) => {
+      await (request.body as Readable)[Symbol.asyncIterator]().next();
+      throw new HttpError(415, "unsupported_media_type", "The file is not a PNG or JPEG image");
+    });
+    await sniffing.listen({ host: "127.0.0.1", port: 0 });
+    const { send, close } = keepAliveClient((sniffing.server.address() as AddressInfo).port);
+    try {
+      for (const size of [100_000, 1_200_000]) {
+        const refused = await send("/uploads", Buffer.alloc(size, 0x61), { contentType: "application/octet-stream" });
+        expect(refused.status).toBe(415);
+        const next = await Promise.race([
+          send("/healthz"),
+          new Promise<string>((resolve) => setTimeout(() => resolve("no answer in 5 s"), 5_000)),
+        ]);
+        expect(next).toMatchObject({ status: 200, reused: true });
+      }
+    } finally {
+      close();
+      await sniffing.close();
     }
   });
 

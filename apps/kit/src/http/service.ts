@@ -310,14 +310,19 @@ function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, timeoutM
   }
   raw.unpipe();
   reply.removeHeader("connection");
-  if (Number.isNaN(declared)) {
-    let drained = 0;
-    raw.on("data", (chunk: Buffer) => {
+  // read() until the end, not resume(): a handler that began reading through the stream's async iterator (files
+  // sniffs an upload's head so) left its 'readable' listener, and while one is attached resume() does not make the
+  // stream flow, so the rest stayed unread and the next request on the connection was never parsed
+  const chunked = Number.isNaN(declared);
+  let drained = 0;
+  const drain = () => {
+    for (let chunk = raw.read() as Buffer | null; chunk !== null; chunk = raw.read() as Buffer | null) {
       drained += chunk.length;
-      if (drained > LINGER_MAX_BYTES) raw.socket.destroy();
-    });
-  }
-  raw.resume();
+      if (chunked && drained > LINGER_MAX_BYTES) return void raw.socket.destroy();
+    }
+  };
+  raw.on("readable", drain);
+  drain();
   const giveUp = setTimeout(() => raw.socket?.destroy(), timeoutMs).unref();
   raw.once("end", () => clearTimeout(giveUp));
   raw.once("close", () => clearTimeout(giveUp));

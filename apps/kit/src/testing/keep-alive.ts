@@ -14,11 +14,15 @@ export interface KeepAliveExchange {
  * server kept the connection after an answer.
  */
 export function keepAliveClient(port: number): {
-  send: (path: string, body?: Buffer, options?: { chunked?: boolean }) => Promise<KeepAliveExchange>;
+  send: (
+    path: string,
+    body?: Buffer,
+    options?: { chunked?: boolean; contentType?: string },
+  ) => Promise<KeepAliveExchange>;
   close: () => void;
 } {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const send = (path: string, body?: Buffer, options: { chunked?: boolean } = {}) =>
+  const send = (path: string, body?: Buffer, options: { chunked?: boolean; contentType?: string } = {}) =>
     new Promise<KeepAliveExchange>((resolve, reject) => {
       const req = httpRequest(
         {
@@ -29,7 +33,7 @@ export function keepAliveClient(port: number): {
           agent,
           headers: body
             ? {
-                "content-type": "application/json",
+                "content-type": options.contentType ?? "application/json",
                 ...(options.chunked ? { "transfer-encoding": "chunked" } : { "content-length": body.length }),
               }
             : {},
