@@ -40,6 +40,7 @@ async function proxyInFront(gatewayAnswers: RequestListener) {
 
 describe("the local TLS proxy", () => {
   const seen: string[] = [];
+  const forwardedFor: (string | string[] | undefined)[] = [];
   let edge: Awaited<ReturnType<typeof proxyInFront>>;
   let port: number;
   let ca: string;
@@ -47,6 +48,7 @@ describe("the local TLS proxy", () => {
   beforeAll(async () => {
     edge = await proxyInFront((req, res) => {
       seen.push(req.url ?? "");
+      forwardedFor.push(req.headers["x-forwarded-for"]);
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
     ({ port, ca } = edge);
@@ -54,9 +56,9 @@ describe("the local TLS proxy", () => {
   afterAll(() => edge?.stop());
 
   // the path goes out exactly as written (no client-side resolution, unlike fetch)
-  const get = (path: string) =>
+  const get = (path: string, headers: Record<string, string> = {}) =>
     new Promise<number>((resolve, reject) => {
-      const req = httpsRequest({ host: "localhost", port, path, ca, method: "GET" }, (res) => {
+      const req = httpsRequest({ host: "localhost", port, path, ca, method: "GET", headers }, (res) => {
         res.resume();
         res.on("end", () => resolve(res.statusCode ?? 0));
       });
@@ -100,6 +102,16 @@ describe("the local TLS proxy", () => {
     expect(await get("/api/v1/../v1/inspections?limit=5")).toBe(200);
     expect(await get("/.well-known/jwks.json")).toBe(200);
     expect(seen).toEqual(["/api/v1/inspections?limit=5", "/.well-known/jwks.json"]);
+  });
+
+  it("tells the gateway the client's address alone: a client's own x-forwarded-for is dropped", async () => {
+    // the gateway trusts this proxy's hop; were a client's header kept in front of it, any client could name its
+    // own address to every per-IP limit (the black-box check registered past REGISTER_MAX_PER_IP so)
+    forwardedFor.length = 0;
+    expect(await get("/api/v1/inspections", { "x-forwarded-for": "5.6.7.8" })).toBe(200);
+    expect(await get("/api/v1/inspections", { "x-forwarded-for": "5.6.7.8, 127.0.0.1" })).toBe(200);
+    expect(await get("/api/v1/inspections")).toBe(200);
+    expect(forwardedFor).toEqual(["127.0.0.1", "127.0.0.1", "127.0.0.1"]);
   });
 
   it("resolves request targets as a URL parser does", () => {

@@ -155,9 +155,9 @@ export class TlsProxy {
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
     }
-    const client = req.socket.remoteAddress ?? "127.0.0.1";
-    const forwardedFor = req.headers["x-forwarded-for"];
-    headers["x-forwarded-for"] = forwardedFor ? `${forwardedFor}, ${client}` : client;
+    // the client's address alone, as the cloud's ingress sends it (use-forwarded-headers off): the gateway trusts this
+    // hop, so a client's own x-forwarded-for kept in front would name any address to the per-IP limits
+    headers["x-forwarded-for"] = req.socket.remoteAddress ?? "127.0.0.1";
     headers["x-forwarded-proto"] = "https";
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
 
