@@ -88,7 +88,7 @@ describe.skipIf(!env)("ResultStore", () => {
   it("lets overlapping batches run at once: no deadlock, every image written once", async () => {
     const jobs = await queuedImages(db, 12);
     const size = { width: 1, height: 1 };
-    // each batch takes the images in another order, and every image is in two batches
+    // each batch takes all twelve images, each in another order
     const batches = [jobs, [...jobs].reverse(), [...jobs.slice(6), ...jobs.slice(0, 6)]].map((order) =>
       order.map((job) => ({ job: { ...job, jobId: randomUUID() }, size, detections: dets })),
     );
