@@ -14,7 +14,7 @@ export type ImageStatus = "queued" | "processing" | "done" | "failed";
 /** What `begin` found: the job can run, or there is nothing to do. */
 export type Begin = { kind: "run" } | { kind: "finished"; status: "done" | "failed" } | { kind: "missing" };
 
-/** What `complete` / `fail` did. */
+/** What `completeAll` (per image) / `fail` did. */
 export type Outcome = "written" | "already-finished" | "missing";
 
 /** One image's result to write. */
@@ -47,17 +47,9 @@ export class ResultStore {
     return { kind: "run" };
   }
 
-  /** Writes the detections and `done` with the image's size, once per image. */
-  async complete(
-    job: DetectionJob,
-    size: { width: number; height: number },
-    detections: readonly Detection[],
-  ): Promise<Outcome> {
-    return (await this.completeAll([{ job, size, detections }]))[0]!;
-  }
-
   /**
-   * `complete` for a whole batch in one statement, so one commit: per image five round trips and a commit before.
+   * Writes each image's detections and `done` with its size, once per image, for a whole batch in one statement, so
+   * one commit (per image five round trips and a commit before).
    * Each image's row is locked (in id order, so two batches cannot deadlock) while it is not finished; a second
    * completion of the same image, concurrent or in the same batch, finds it finished and writes nothing.
    */

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Detection } from "../src/inference/runner.js";
+import type { DetectionJob } from "../src/job.js";
 import { ResultStore } from "../src/results.js";
 import { filesDatabase, imageRows, queuedImages } from "./helpers.js";
 
@@ -19,12 +20,15 @@ const dets: Detection[] = [
 describe.skipIf(!env)("ResultStore", () => {
   const db = env!.db;
   const store = new ResultStore(db);
+  /** One image's completion, as a batch of one. */
+  const complete = async (job: DetectionJob, size: { width: number; height: number }, detections: Detection[]) =>
+    (await store.completeAll([{ job, size, detections }]))[0];
 
   it("marks a queued image processing, then done with its size and detections in original pixels", async () => {
     const [job] = await queuedImages(db, 1);
     expect(await store.begin(job!)).toEqual({ kind: "run" });
     expect((await imageRows(db, [job!.imageId]))[0]!.status).toBe("processing");
-    expect(await store.complete(job!, { width: 800, height: 400 }, dets)).toBe("written");
+    expect(await complete(job!, { width: 800, height: 400 }, dets)).toBe("written");
     expect(await imageRows(db, [job!.imageId])).toEqual([
       { id: job!.imageId, status: "done", width: 800, height: 400, error: null },
     ]);
@@ -42,9 +46,9 @@ describe.skipIf(!env)("ResultStore", () => {
     const [job] = await queuedImages(db, 1);
     await store.begin(job!);
     const results = await Promise.all([
-      store.complete(job!, { width: 10, height: 10 }, dets),
-      store.complete(job!, { width: 10, height: 10 }, dets),
-      store.complete({ ...job!, jobId: randomUUID() }, { width: 10, height: 10 }, dets),
+      complete(job!, { width: 10, height: 10 }, dets),
+      complete(job!, { width: 10, height: 10 }, dets),
+      complete({ ...job!, jobId: randomUUID() }, { width: 10, height: 10 }, dets),
     ]);
     expect(results.sort()).toEqual(["already-finished", "already-finished", "written"]);
     const { rows } = await db.query<{ n: string }>("SELECT count(*) AS n FROM detections WHERE image_id = $1", [
@@ -110,8 +114,8 @@ describe.skipIf(!env)("ResultStore", () => {
       status: "failed",
       error: "cannot read image: corrupt",
     });
-    expect(await store.complete(bad!, { width: 1, height: 1 }, dets)).toBe("already-finished");
-    await store.complete(good!, { width: 1, height: 1 }, []);
+    expect(await complete(bad!, { width: 1, height: 1 }, dets)).toBe("already-finished");
+    await complete(good!, { width: 1, height: 1 }, []);
     expect(await store.fail(good!, "late")).toBe("already-finished");
     expect((await imageRows(db, [good!.imageId]))[0]).toMatchObject({ status: "done", error: null });
   });
@@ -120,9 +124,7 @@ describe.skipIf(!env)("ResultStore", () => {
     const [job] = await queuedImages(db, 1);
     expect(await store.begin({ ...job!, imageId: randomUUID() })).toEqual({ kind: "missing" });
     expect(await store.begin({ ...job!, organizationId: randomUUID() })).toEqual({ kind: "missing" });
-    expect(await store.complete({ ...job!, organizationId: randomUUID() }, { width: 1, height: 1 }, dets)).toBe(
-      "missing",
-    );
+    expect(await complete({ ...job!, organizationId: randomUUID() }, { width: 1, height: 1 }, dets)).toBe("missing");
   });
 
   it("puts a processing image back to queued (its job returns to the queue at shutdown)", async () => {

@@ -248,12 +248,13 @@ export class InferencePool {
     if (this.idle > 0) this.onIdle?.();
   }
 
-  /** `pixels` copied into a free shared buffer (or a new one), lent to `slot` until its batch answers. */
+  /**
+   * `pixels` copied into a free shared buffer (or a new one), lent to `slot` until its batch answers. Every buffer
+   * holds one RGB image at the model's size, the most a letterboxed image can be (a larger one is a RangeError here).
+   */
   #shared(pixels: Uint8Array, slot: Slot): Uint8Array {
     const [h, w] = this.imgsz;
-    const size = Math.max(3 * w * h, pixels.length);
-    const i = this.#freeBuffers.findIndex((b) => b.byteLength >= pixels.length);
-    const buffer = i >= 0 ? this.#freeBuffers.splice(i, 1)[0]! : new SharedArrayBuffer(size);
+    const buffer = this.#freeBuffers.pop() ?? new SharedArrayBuffer(3 * w * h);
     slot.lent.push(buffer);
     const view = new Uint8Array(buffer, 0, pixels.length);
     view.set(pixels);
