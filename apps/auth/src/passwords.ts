@@ -51,7 +51,10 @@ class Argon2Pool {
     worker.once("exit", (code) => {
       this.running.get(worker)?.reject(new Error(`password hashing thread exited (${code})`));
       this.running.delete(worker);
-      for (const list of [this.all, this.idle]) if (list.includes(worker)) list.splice(list.indexOf(worker), 1);
+      for (const list of [this.all, this.idle]) {
+        const at = list.indexOf(worker);
+        if (at >= 0) list.splice(at, 1);
+      }
       // a job waiting for a thread gets a new one
       const next = this.closed ? undefined : this.queue.shift();
       if (next) this.dispatch(this.spawn(), next.job, next.pending);

@@ -7,9 +7,10 @@
  * again means it leaked: the whole family is revoked (its refresh tokens die with the family record, its access
  * tokens through `SessionRevocations`).
  *
- * A revoked family also leaves a tombstone for a refresh lifetime: a refresh that raced the revocation (the same
- * token presented twice at once, or a refresh during a logout) renews the family record after checking it, and the
- * tombstone, written before the record is deleted and read after it is renewed, is what undoes that renewal.
+ * A refresh that raced a revocation (the same token presented twice at once, or a refresh during a logout) renews
+ * the family record after checking it. The access-token revocation (`SessionRevocations`, kept an access lifetime
+ * plus a minute, far past any such race) is written before the record is deleted and read after it is renewed: a
+ * renewal that finds it is undone.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { KeyValueStore, SessionRevocations } from "@ndt/kit";
@@ -66,7 +67,7 @@ export class SessionStore {
       this.store.addToSet(`user:${record.u}:fams`, record.f, this.refreshTtlMs),
     ]);
     // revoked meanwhile (see the header): the renewal above must not bring the family back
-    if ((await this.store.get(`famrevoked:${record.f}`)) !== null) {
+    if (await this.revocations.isRevoked(record.f)) {
       await this.store.del(`fam:${record.f}`);
       return { ok: false, reason: "revoked" };
     }
@@ -83,9 +84,9 @@ export class SessionStore {
 
   /** End a session: its refresh tokens stop working, its access tokens are revoked until they expire. */
   async revoke(sid: string): Promise<void> {
-    // the tombstone first, then the record: a racing refresh that renews the record after this reads the tombstone
-    await this.store.set(`famrevoked:${sid}`, "1", { ttlMs: this.refreshTtlMs });
-    await Promise.all([this.store.del(`fam:${sid}`), this.revocations.revoke(sid)]);
+    // the revocation first, then the record: a racing refresh that renews the record after this reads the revocation
+    await this.revocations.revoke(sid);
+    await this.store.del(`fam:${sid}`);
   }
 
   /** End every session of a user (password change). */

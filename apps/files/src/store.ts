@@ -107,16 +107,16 @@ export class FilesStore {
   async inspectionDetail(org: string, id: string): Promise<InspectionDetail | undefined> {
     const inspection = await this.findInspection(org, id);
     if (!inspection) return undefined;
-    const images = await this.images(org, "inspection_id = $1", [id]);
+    const images = await this.imagesOf(org, id);
     const defects = { porosity: 0, crack: 0, inclusion: 0 };
-    for (const { image } of images) for (const d of image.detections) defects[d.class]++;
+    for (const image of images) for (const d of image.detections) defects[d.class]++;
     return {
       ...inspection,
-      images: images.map((i) => i.image),
+      images,
       summary: {
         images: images.length,
-        done: images.filter((i) => i.image.status === "done").length,
-        failed: images.filter((i) => i.image.status === "failed").length,
+        done: images.filter((i) => i.status === "done").length,
+        failed: images.filter((i) => i.status === "failed").length,
         defects,
       },
     };

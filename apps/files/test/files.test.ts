@@ -37,6 +37,15 @@ const kv = await testRedis("files");
 const mq = await testAmqp("files");
 const LIMIT = 64 * 1024;
 
+/** An inspection's event stream over node:http: one socket, destroyed by the caller (fetch's pool may keep a spare). */
+function openEvents(port: number, inspectionId: string, headers: Record<string, string>): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) =>
+    httpGet({ host: "127.0.0.1", port, path: `/api/v1/inspections/${inspectionId}/events`, headers }, resolve).on(
+      "error",
+      reject,
+    ),
+  );
+}
 describe.skipIf(!db || !kv || !mq)("files service", () => {
   let s3: TestS3;
   let issuer: TestIssuer;
@@ -571,13 +580,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     const inspection = await create(adminA);
     await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as AddressInfo;
-    // node:http rather than fetch: one socket, destroyed at the end (fetch's pool may leave a spare one open)
-    const res = await new Promise<IncomingMessage>((resolve, reject) =>
-      httpGet(
-        { host: "127.0.0.1", port, path: `/api/v1/inspections/${inspection.id}/events`, headers: bearer(viewerA) },
-        resolve,
-      ).on("error", reject),
-    );
+    const res = await openEvents(port, inspection.id, bearer(viewerA));
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
     expect(res.headers["x-request-id"]).toBeTruthy();
@@ -653,17 +656,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
 
     // a client reconnecting with Last-Event-ID gets every image's current state first (what changed while it was
     // away is not lost), then the changes as before
-    const resumed = await new Promise<IncomingMessage>((resolve, reject) =>
-      httpGet(
-        {
-          host: "127.0.0.1",
-          port,
-          path: `/api/v1/inspections/${inspection.id}/events`,
-          headers: { ...bearer(viewerA), "last-event-id": `${long.id}:failed` },
-        },
-        resolve,
-      ).on("error", reject),
-    );
+    const resumed = await openEvents(port, inspection.id, { ...bearer(viewerA), "last-event-id": `${long.id}:failed` });
     text = "";
     resumed.on("data", (chunk: Buffer) => (text += chunk.toString()));
     const current = await events(3);
@@ -683,12 +676,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as AddressInfo;
     const open = async (token: string) => {
-      const res = await new Promise<IncomingMessage>((resolve, reject) =>
-        httpGet(
-          { host: "127.0.0.1", port, path: `/api/v1/inspections/${inspection.id}/events`, headers: bearer(token) },
-          resolve,
-        ).on("error", reject),
-      );
+      const res = await openEvents(port, inspection.id, bearer(token));
       expect(res.statusCode).toBe(200);
       res.resume();
       return new Promise<number>((resolve) => res.on("end", () => resolve(Date.now())));

@@ -67,17 +67,16 @@ export function loadConfig<P extends TProperties>(
   env: Record<string, string | undefined> = process.env,
 ): Static<TObject<P>> {
   const picked: Record<string, unknown> = {};
-  for (const key of Object.keys(schema.properties)) {
-    const raw = env[key];
-    if (raw !== undefined && raw !== "") picked[key] = raw;
-  }
-  const value = Value.Convert(schema, Value.Default(schema, picked)) as Record<string, unknown>;
+  const notDecimal: Record<string, string> = {};
   for (const [key, property] of Object.entries(schema.properties)) {
-    // env, not picked: TypeBox fills in defaults and converts in place
     const raw = env[key];
+    if (raw === undefined || raw === "") continue;
+    picked[key] = raw;
     const pattern = NUMERIC_TEXT[String(property.type)];
-    if (pattern && raw !== undefined && raw !== "" && !pattern.test(raw.trim())) value[key] = raw;
+    if (pattern && !pattern.test(raw.trim())) notDecimal[key] = raw;
   }
+  // converted, then such text put back as text, for the validation below to name
+  const value = Object.assign(Value.Convert(schema, Value.Default(schema, picked)) as object, notDecimal);
   const problems = [...Value.Errors(schema, value)].map((e) => ({
     variable: e.path.replace(/^\//, "").split("/")[0] || "(root)",
     reason:

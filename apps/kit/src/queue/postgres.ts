@@ -372,13 +372,12 @@ class PgConsumer implements Subscription {
         ]);
         failures = 0;
         claimed = rows.rows.length;
-        for (const row of rows.rows) {
-          if (this.stopped || this.paused) {
-            // stopped or paused while claiming: give it straight back, undelivered
-            await this.owner.query(RELEASE, [[row.lease], 1]).catch(() => undefined);
-            continue;
-          }
-          this.deliver(row);
+        // stopped or paused while claiming: the rest go straight back, undelivered
+        const undelivered = rows.rows.findIndex(() => this.stopped || this.paused);
+        for (const row of undelivered < 0 ? rows.rows : rows.rows.slice(0, undelivered)) this.deliver(row);
+        if (undelivered >= 0) {
+          const leases = rows.rows.slice(undelivered).map((row) => row.lease);
+          await this.owner.query(RELEASE, [leases, 1]).catch(() => undefined);
         }
       } catch (err) {
         if (this.stopped || this.paused) break;
