@@ -8,6 +8,9 @@ export const failing = (plan: PlanDocument): string[] =>
     .filter((result) => !result.passed)
     .map((result) => result.id);
 
-/** One guardrail's findings on `plan` (none when it passes). */
+/** One guardrail's findings on `plan` (none when it passes): that guardrail alone is evaluated. */
 export const findingsOf = (plan: PlanDocument, id: string): Finding[] =>
-  evaluate(plan, allGuardrails).find((result) => result.id === id)?.findings ?? [];
+  evaluate(
+    plan,
+    allGuardrails.filter((guardrail) => guardrail.id === id),
+  )[0]?.findings ?? [];

@@ -5,6 +5,7 @@ import { APP_SECRET_PROPERTY, AppSecrets, appSecretPath } from "../../aws/app-se
 import { GPU_TAINT } from "../../aws/cluster.js";
 import { applyTransform, type Transform } from "../../aws/transform.js";
 import {
+  APP_LABEL,
   CLUSTER_ISSUERS,
   CLUSTER_SECRET_STORE,
   INGRESS_CLASS,
@@ -76,7 +77,8 @@ export interface AddonsArgs {
   clusterIssuer: ClusterIssuerName;
   /**
    * Replicas of the controllers that carry traffic, admission webhooks or node scaling (cluster-autoscaler: one
-   * leader, the others stand by); 2+ gives them PodDisruptionBudgets.
+   * leader, the others stand by); with 2+, ingress-nginx, the cert-manager controller, the load balancer controller,
+   * metrics-server and cluster-autoscaler also get PodDisruptionBudgets.
    * @default 1
    */
   controllerReplicas?: number;
@@ -120,9 +122,10 @@ export interface AddonsArgs {
  * admits exactly that into the controller pods: 80/443 from anywhere, metrics from Prometheus, the admission webhook
  * from the VPC.
  *
- * Availability in prod (K7): the controllers run `controllerReplicas` with a PodDisruptionBudget; two add-ons stay
- * at one replica on purpose (external-dns, Grafana: see their functions, README "Add-on availability", and K7's
- * allow-list in infra/guardrails/k8s/releases.ts).
+ * Availability in prod (K7): the controllers run `controllerReplicas`, most with a PodDisruptionBudget (External
+ * Secrets, KEDA and cert-manager's webhook and cainjector have none yet); two add-ons stay at one replica on purpose
+ * (external-dns, Grafana: see their functions, README "Add-on availability", and K7's allow-list in
+ * infra/guardrails/k8s/releases.ts).
  *
  * Cost: the NLB ~$18/month plus traffic; Prometheus volume (gp3 $0.08/GiB: dev 20 GiB ~$2, prod 2×200 GiB ~$32);
  * CloudWatch Logs ingestion $0.50/GiB (dev ~$5, prod ~$50). The controllers fit on the system nodes.
@@ -151,8 +154,8 @@ export class Addons extends pulumi.ComponentResource {
     const namespaces = createNamespaces(this);
     const storageClass = createStorageClass();
     const secrets = createExternalSecrets();
-    const monitoring = createMonitoring(secrets);
-    const secretsMonitor = monitorExternalSecrets(secrets);
+    const monitoring = createMonitoring();
+    const secretsMonitor = monitorExternalSecrets();
     const certManager = createCertManager();
     const loadBalancers = createLoadBalancerController();
     const ingress = createIngressNginx();
@@ -207,7 +210,7 @@ export class Addons extends pulumi.ComponentResource {
                   "pod-security.kubernetes.io/enforce": level,
                   "pod-security.kubernetes.io/warn": "restricted",
                   "pod-security.kubernetes.io/audit": "restricted",
-                  "app.kubernetes.io/part-of": "ndt-platform",
+                  [PART_OF_LABEL]: PART_OF,
                   ...extraLabels[namespace],
                 },
               },
@@ -291,7 +294,7 @@ export class Addons extends pulumi.ComponentResource {
      * `ndt/<environment>/grafana/admin-password` with the data key, synced by External Secrets into the Secret Grafana
      * reads. No Helm value and no Secret written by Pulumi carries it.
      */
-    function createGrafanaAdminSecret(secrets: pulumi.Resource[]): k8s.apiextensions.CustomResource {
+    function createGrafanaAdminSecret(): k8s.apiextensions.CustomResource {
       const stored = new AppSecrets(
         `${name}-secrets`,
         { environment: args.environment, secrets: [GRAFANA_ADMIN.secret], kmsKeyArn: args.secretsKmsKeyArn },
@@ -312,8 +315,8 @@ export class Addons extends pulumi.ComponentResource {
       );
     }
 
-    function createMonitoring(secrets: pulumi.Resource[]): k8s.helm.v3.Release {
-      const adminSecret = createGrafanaAdminSecret(secrets);
+    function createMonitoring(): k8s.helm.v3.Release {
+      const adminSecret = createGrafanaAdminSecret();
       const values: KubePrometheusStackValues = {
         prometheus: {
           prometheusSpec: {
@@ -422,7 +425,7 @@ export class Addons extends pulumi.ComponentResource {
     }
 
     /** External Secrets' controller, webhook and cert-controller pods, each serving `metrics`, for Prometheus. */
-    function monitorExternalSecrets(secrets: pulumi.Resource[]): k8s.apiextensions.CustomResource {
+    function monitorExternalSecrets(): k8s.apiextensions.CustomResource {
       return new k8s.apiextensions.CustomResource(
         `${name}-external-secrets-monitor`,
         {
@@ -564,7 +567,7 @@ export class Addons extends pulumi.ComponentResource {
             serviceMonitor: { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } },
           },
           resources: prod ? small("200m", "256Mi", "512Mi") : small("100m", "128Mi", "256Mi"),
-          topologySpreadConstraints: zoneSpread({ "app.kubernetes.io/name": "ingress-nginx" }),
+          topologySpreadConstraints: zoneSpread({ [APP_LABEL]: INGRESS_NGINX_APP }),
         },
       };
       // The load balancer controller first: it makes the NLB, and its webhook injects the readiness gate into the
@@ -581,11 +584,11 @@ export class Addons extends pulumi.ComponentResource {
           metadata: {
             name: "ingress-nginx-controller",
             namespace: INGRESS_NAMESPACE,
-            labels: { "app.kubernetes.io/part-of": "ndt-platform" },
+            labels: { [PART_OF_LABEL]: PART_OF },
           },
           spec: {
             podSelector: {
-              matchLabels: { "app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller" },
+              matchLabels: { [APP_LABEL]: INGRESS_NGINX_APP, "app.kubernetes.io/component": "controller" },
             },
             // Ingress only: what may reach the public entry. Its egress (the API server, the gateway) stays open.
             policyTypes: ["Ingress"],
@@ -783,13 +786,16 @@ export const ACME_SERVERS: Record<ClusterIssuerName, string> = {
 };
 
 /** The AWS Load Balancer Controller's Service class (its default `loadBalancerClass`). */
-export const LOAD_BALANCER_CLASS = "service.k8s.aws/nlb";
+const LOAD_BALANCER_CLASS = "service.k8s.aws/nlb";
 
 /** The namespace label that makes the load balancer controller add target-health readiness gates to pods. */
-export const POD_READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject";
+const POD_READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject";
 
 /** ingress-nginx controller ports beyond the listeners (the chart's defaults). */
-export const INGRESS_NGINX_PORTS = { metrics: 10254, webhook: 8443 } as const;
+/** ingress-nginx's pods' app label value (the chart's). */
+const INGRESS_NGINX_APP = "ingress-nginx";
+
+const INGRESS_NGINX_PORTS = { metrics: 10254, webhook: 8443 } as const;
 
 /**
  * An internet-facing Network Load Balancer from the AWS Load Balancer Controller (`external`), targets the controller
