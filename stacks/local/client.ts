@@ -29,6 +29,8 @@ export class ApiClient {
   constructor(
     readonly baseUrl: string,
     ca: string,
+    /** A request fails after this long without a byte (each request may set its own). */
+    private readonly timeoutMs = 30_000,
   ) {
     this.agent = new Agent({ ca, keepAlive: true });
   }
@@ -43,7 +45,7 @@ export class ApiClient {
     return new Promise((resolve, reject) => {
       const req = request(
         new URL(path, this.baseUrl),
-        { method, headers, agent: this.agent, timeout: options.timeoutMs ?? 30_000 },
+        { method, headers, agent: this.agent, timeout: options.timeoutMs ?? this.timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -67,11 +67,18 @@ export function launchStack(dataDir: string, env: Record<string, string> = {}): 
   return { child, output: () => text, exited };
 }
 
+export interface StartOptions {
+  /** How long the stack may take to print its report. @default 150000 */
+  readyTimeoutMs?: number;
+  /** The API client's limit on a request without a byte. @default 30000 (ApiClient's) */
+  requestTimeoutMs?: number;
+}
+
 /** Launches the stack and waits for its report; rejects with its output when it exits first. */
 export async function startStack(
   dataDir: string,
   env: Record<string, string> = {},
-  timeoutMs = 150_000,
+  { readyTimeoutMs: timeoutMs = 150_000, requestTimeoutMs }: StartOptions = {},
 ): Promise<RunningStack> {
   const run = launchStack(dataDir, env);
   const deadline = Date.now() + timeoutMs;
@@ -88,7 +95,7 @@ export async function startStack(
     await new Promise((r) => setTimeout(r, 200));
   }
   const ca = await readFile(join(dataDir, "tls", "cert.pem"), "utf8");
-  const api = new ApiClient(url, ca);
+  const api = new ApiClient(url, ca, requestTimeoutMs);
   return {
     url,
     ca,

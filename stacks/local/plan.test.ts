@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type Topology, topology } from "../topology.js";
-import { type Backends, planServices, startWaves } from "./plan.js";
+import { type Backends, LOCAL_DEFAULTS, launchEnv, planServices, startWaves } from "./plan.js";
 import { checkBackendSwitches } from "./stack.js";
 
 const embedded: Backends = {
@@ -153,5 +153,47 @@ describe("the local stack's plan, derived from the topology", () => {
     );
     const unknown = new Map(all).set(broker.name, undefined);
     expect(() => checkBackendSwitches(topology.services, unknown)).toThrow(/no CACHE_BACKEND|no QUEUE_BACKEND/);
+  });
+});
+
+describe("a service's environment: local defaults, then the user's, then the plan's wiring", () => {
+  const declares = new Set(["REGISTER_MAX_PER_IP", "DATABASE_URL"]);
+
+  it("lets auth register more than 10 an hour from 127.0.0.1, the one address every local client has", async () => {
+    const { AuthConfigSchema } = await import("../../apps/auth/src/config.js");
+    // the variable the local default sets is auth's, and the local value lies above auth's cloud default
+    const declared = new Set(Object.keys(AuthConfigSchema.properties));
+    const cloudDefault = AuthConfigSchema.properties.REGISTER_MAX_PER_IP.default as number;
+    const env = launchEnv({}, { PORT: "8081" }, declared);
+    expect(Number(env.REGISTER_MAX_PER_IP)).toBeGreaterThan(cloudDefault);
+    expect(env).toMatchObject({ PORT: "8081" });
+  });
+
+  it("gives a local default only to a service that declares it, and never over the user's own setting", () => {
+    expect(launchEnv({}, {}, new Set(["DATABASE_URL"]))).toEqual({});
+    expect(launchEnv({}, {}, undefined)).toEqual({});
+    expect(launchEnv({ REGISTER_MAX_PER_IP: "10" }, {}, declares).REGISTER_MAX_PER_IP).toBe("10");
+  });
+
+  it("passes the user's environment less the stack's own settings, under the plan's wiring", () => {
+    const env = launchEnv(
+      {
+        PATH: "/bin",
+        PORT: "8443",
+        HOST: "0.0.0.0",
+        NDT_DATA_DIR: "/d",
+        DATABASE_URL: "postgres://theirs",
+        X: undefined,
+      },
+      { PORT: "8081", HOST: "127.0.0.1", DATABASE_URL: "postgres://planned" },
+      declares,
+    );
+    expect(env).toEqual({
+      PATH: "/bin",
+      PORT: "8081",
+      HOST: "127.0.0.1",
+      DATABASE_URL: "postgres://planned",
+      REGISTER_MAX_PER_IP: LOCAL_DEFAULTS.REGISTER_MAX_PER_IP,
+    });
   });
 });

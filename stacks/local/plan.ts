@@ -176,3 +176,33 @@ export function planServices(input: PlanInput): ServicePlan[][] {
     )
     .filter((wave) => wave.length > 0);
 }
+
+/**
+ * Settings whose cloud default assumes what does not hold on a developer's machine, given to each service whose
+ * config declares them unless the user's environment sets them.
+ *
+ * REGISTER_MAX_PER_IP: the stack serves 127.0.0.1 alone, so every client — each `npm run demo`, each script or
+ * curl of the developer — is the one address, and auth's per-address limit (10 an hour, against sign-up abuse
+ * from the internet) would refuse the 11th demo of the hour. Locally it bounds only a runaway loop.
+ */
+export const LOCAL_DEFAULTS: Readonly<Record<string, string>> = {
+  REGISTER_MAX_PER_IP: "1000",
+};
+
+/**
+ * A service's environment: the local defaults it declares (`variables`, from its config schema), then the user's
+ * environment less the stack's own settings (PORT, HOST, NDT_*), then the plan's wiring, each over the one before.
+ */
+export function launchEnv(
+  user: Readonly<Record<string, string | undefined>>,
+  plan: Readonly<Record<string, string>>,
+  variables: ReadonlySet<string> | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(LOCAL_DEFAULTS)) if (variables?.has(key)) env[key] = value;
+  for (const [key, value] of Object.entries(user)) {
+    if (value === undefined || key === "PORT" || key === "HOST" || key.startsWith("NDT_")) continue;
+    env[key] = value;
+  }
+  return { ...env, ...plan };
+}

@@ -17,15 +17,25 @@ export class ChildExited extends Error {
     readonly code: number | null,
     readonly signal: NodeJS.Signals | null,
     readonly logFile: string,
+    /** Why this exit ends the stack when an earlier one did not: the supervisor gave up (supervisor.ts). */
+    context?: string,
   ) {
     super(
-      `${app} exited (${signal ? `signal ${signal}` : `code ${code}`})` +
-        // nothing in the process could say why: it did not see it coming
-        (signal === "SIGKILL" ? ", killed from outside (kill -9, or the kernel out of memory)" : "") +
+      `${app} exited ${howItEnded(code, signal)}` +
+        (context ? ` ${context}` : "") +
         `; the stack stops. Its log ${logFile} ends with:\n${logTail(logFile)}`,
     );
     this.name = "ChildExited";
   }
+}
+
+/** How a process ended: `(code 1)`, `(signal SIGTERM)`, or for SIGKILL what it most likely was. */
+export function howItEnded(code: number | null, signal: NodeJS.Signals | null): string {
+  if (!signal) return `(code ${code})`;
+  // nothing in the process could say why: it did not see it coming
+  return signal === "SIGKILL"
+    ? "(signal SIGKILL), killed from outside (kill -9, or the kernel out of memory)"
+    : `(signal ${signal})`;
 }
 
 /** The last `lines` lines of `text`, indented and marked as quoted output. */
@@ -104,9 +114,14 @@ export class AppProcess {
     }
   }
 
-  /** SIGTERM (the service drains), then SIGKILL after `graceMs`. */
+  /** SIGTERM (the service drains), then SIGKILL after `graceMs`: the stack stops it. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    await this.terminate(graceMs);
+  }
+
+  /** As `stop`, but its exit still counts as one the stack did not ask for (a restart that never got ready). */
+  async terminate(graceMs: number): Promise<void> {
     if (this.running) this.child.kill("SIGTERM");
     const timer = setTimeout(() => {
       if (this.running) this.child.kill("SIGKILL");

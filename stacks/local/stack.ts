@@ -5,8 +5,9 @@
  * Start: the data directory (checked, never re-initialised) → the TLS certificate and the public HTTPS port (taken
  * first, so a busy port fails in a second) → PostgreSQL (embedded, or DATABASE_URL) → the object store → the
  * migrations (the topology's `migrations` job) → every service, launched in dependency order (the public gateway
- * last) → ready when each answers its /readyz. Stop: the HTTPS port, then the services in reverse dependency order
- * (each drains on SIGTERM), then PostgreSQL.
+ * last) → ready when each answers its /readyz. While it runs, a service that exits on its own is restarted with
+ * backoff; one that keeps crashing stops the stack (supervisor.ts). Stop: the HTTPS port, then the services in
+ * reverse dependency order (each drains on SIGTERM), then PostgreSQL.
  *
  * Which dependency is embedded and which is real follows CONTRACTS §1: DATABASE_URL, REDIS_URL, AMQP_URL and
  * S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY) select a real server; otherwise the embedded default.
@@ -24,11 +25,13 @@ import { localCertificate } from "./certificate.js";
 import { LocalStackError } from "./errors.js";
 import { claimDataDir, type LauncherLock } from "./launcher-lock.js";
 import { ensureBuckets } from "./objects.js";
-import { type Backends, bucketName, planServices, type ServicePlan } from "./plan.js";
+import { type Backends, bucketName, launchEnv, planServices, type ServicePlan } from "./plan.js";
 import { dataDirOf } from "./paths.js";
+import { PortClaims } from "./ports.js";
 import { LocalPostgres } from "./postgres.js";
-import { AppProcess, ChildExited, freePort, portIsFree } from "./processes.js";
+import { AppProcess } from "./processes.js";
 import { type ReadinessTarget, TlsProxy } from "./proxy.js";
+import { Supervised } from "./supervisor.js";
 
 export const DEFAULT_PUBLIC_PORT = 8443;
 
@@ -73,14 +76,15 @@ export class LocalStack {
   private proxy: TlsProxy | undefined;
   private postgres: LocalPostgres | undefined;
   private lock: LauncherLock | undefined;
-  private waves: { plan: ServicePlan; process: AppProcess }[][] = [];
+  private waves: { plan: ServicePlan; service: Supervised }[][] = [];
+  private readonly portClaims: PortClaims;
   private stopping: Promise<void> | undefined;
   readonly dataDir: string;
   /** The embedded PostgreSQL cluster's directory. */
   private get clusterDir(): string {
     return join(this.dataDir, "postgres");
   }
-  /** Rejects when a service exits while the stack runs (not during stop). */
+  /** Rejects when a service keeps crashing however often it is restarted (not during stop). */
   readonly crashed: Promise<never>;
   private crash!: (err: Error) => void;
 
@@ -88,6 +92,7 @@ export class LocalStack {
     this.topology = options.topology ?? defaultTopology;
     this.env = options.env;
     this.dataDir = dataDirOf(this.env, options.root);
+    this.portClaims = new PortClaims();
     this.crashed = new Promise<never>((_, reject) => (this.crash = reject));
     this.crashed.catch(() => undefined);
   }
@@ -166,7 +171,7 @@ export class LocalStack {
 
     const ports = new Map<string, number>();
     for (const service of services) {
-      ports.set(service.name, !freePorts && (await portIsFree(service.port)) ? service.port : await freePort());
+      ports.set(service.name, await this.portClaims.take(freePorts ? undefined : service.port));
     }
     const waves = planServices({
       // the whole topology: a skipped worker's queue keeps its name in the env of the services that publish to it
@@ -192,22 +197,27 @@ export class LocalStack {
         .join(", ")}`,
     );
     for (const wave of waves) {
-      const running = wave.map((plan) => ({
-        plan,
-        process: new AppProcess(
-          plan.spec.name,
-          join("apps", plan.spec.image, "src", "server.ts"),
-          childEnv(env, plan.env),
-          join(logs, `${plan.spec.name}.log`),
-          root,
-        ),
-      }));
-      this.waves.push(running);
-      for (const { process } of running) {
-        void process.exited.then(({ code, signal }) => {
-          if (!process.expectedExit) this.crash(new ChildExited(process.app, code, signal, process.logFile));
-        });
-      }
+      this.waves.push(
+        wave.map((plan) => {
+          const childEnv = launchEnv(env, plan.env, available.get(plan.spec.name)?.variables);
+          const launch = () =>
+            new AppProcess(
+              plan.spec.name,
+              join("apps", plan.spec.image, "src", "server.ts"),
+              childEnv,
+              join(logs, `${plan.spec.name}.log`),
+              root,
+            );
+          const service = new Supervised({
+            name: plan.spec.name,
+            origin: `http://127.0.0.1:${plan.port}`,
+            launch,
+            print: (line) => this.print(line),
+            giveUp: (err) => this.crash(err),
+          });
+          return { plan, service };
+        }),
+      );
     }
     const waiting = new Set(waves.flat().map((plan) => plan.spec.name));
     const spinner = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -221,8 +231,8 @@ export class LocalStack {
       : undefined;
     try {
       await Promise.all(
-        this.waves.flat().map(async ({ plan, process }) => {
-          await process.ready(`http://127.0.0.1:${plan.port}`, CHILD_READY_TIMEOUT_MS);
+        this.waves.flat().map(async ({ plan, service }) => {
+          await service.ready(CHILD_READY_TIMEOUT_MS);
           waiting.delete(plan.spec.name);
           live?.("");
           this.print(
@@ -413,7 +423,7 @@ export class LocalStack {
     const done = this.step("PostgreSQL (embedded)");
     this.postgres = new LocalPostgres({
       dir: this.clusterDir,
-      port: await freePort(),
+      port: await this.portClaims.take(),
       password: secrets.postgresPassword,
       logFile: join(this.dataDir, "logs", "postgres.log"),
       stopLeftover: this.lock?.previousPid !== undefined,
@@ -484,21 +494,25 @@ export class LocalStack {
 
   /** Synchronous last resort (process `exit`): no child outlives `npm start`. */
   killNow(): void {
-    for (const wave of this.waves) for (const { process } of wave) process.kill();
+    for (const wave of this.waves) for (const { service } of wave) service.kill();
     this.postgres?.killNow();
+    this.portClaims.release();
     this.lock?.release();
   }
 
   /** Stops everything in order; safe to call more than once and after a failed start. */
   stop(options: { force?: boolean } = {}): Promise<void> {
-    if (options.force) for (const wave of this.waves) for (const { process } of wave) process.kill();
+    if (options.force) for (const wave of this.waves) for (const { service } of wave) service.kill();
+    // from the first moment of a stop, a service that exits is not restarted (the proxy drains before any stops)
+    for (const wave of this.waves) for (const { service } of wave) service.noMoreRestarts();
     this.stopping ??= (async () => {
       // requests in flight finish first (the services behind are still up), for as long as a service drains
       await this.proxy?.close(10_000).catch(() => undefined);
       for (const wave of [...this.waves].reverse()) {
-        await Promise.all(wave.map(({ process }) => process.stop(20_000)));
+        await Promise.all(wave.map(({ service }) => service.stop(20_000)));
       }
       await this.postgres?.stop();
+      this.portClaims.release();
       this.lock?.release();
     })();
     return this.stopping;
@@ -515,19 +529,6 @@ async function holdsFiles(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** The child's environment: the user's (minus the stack's own settings), then the plan's. */
-function childEnv(
-  base: Readonly<Record<string, string | undefined>>,
-  own: Record<string, string>,
-): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(base)) {
-    if (value === undefined || key === "PORT" || key === "HOST" || key.startsWith("NDT_")) continue;
-    env[key] = value;
-  }
-  return { ...env, ...own };
 }
 
 function parsePort(raw: string | undefined): number {
