@@ -159,6 +159,10 @@ export class TlsProxy {
     // hop, so a client's own x-forwarded-for kept in front would name any address to the per-IP limits
     headers["x-forwarded-for"] = req.socket.remoteAddress ?? "127.0.0.1";
     headers["x-forwarded-proto"] = "https";
+    // a chunked body stays chunked, whatever the method: Node's client frames GET/HEAD/DELETE/OPTIONS bodies only
+    // when told to, and unframed bytes would reach the gateway as a second request of the client's making
+    // (smuggling past this edge's path check and x-forwarded-for). A content-length body keeps its content-length.
+    if (req.headers["transfer-encoding"] !== undefined) headers["transfer-encoding"] = "chunked";
     if (req.headers.host) headers["x-forwarded-host"] = req.headers.host;
 
     const upstream = httpRequest(`${this.options.upstream}${url}`, { method: req.method, headers }, (answer) => {
