@@ -192,6 +192,14 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    // No service decodes a compressed request body: gzip JSON read as JSON is a misleading 400, and a brotli upload
+    // would be stored as its compressed bytes. RFC 9110 §15.5.16: 415, naming what is accepted (RFC 7694).
+    const encoding = request.headers["content-encoding"];
+    const hasBody = request.headers["transfer-encoding"] !== undefined || Number(request.headers["content-length"]) > 0;
+    if (hasBody && encoding !== undefined && !/^\s*(identity\s*)?$/i.test(encoding)) {
+      reply.header("accept-encoding", "identity");
+      throw new HttpError(415, "unsupported_content_encoding", "Request bodies must not be compressed");
+    }
   });
   // An empty body under a JSON content type is an absent body (clients set the header on bodiless POSTs): routes
   // whose body is optional take it, the rest answer their usual validation error. Anything else parses as before.
