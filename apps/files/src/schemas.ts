@@ -1,5 +1,5 @@
 /** Request and response schemas of the files API (CONTRACTS.md §3). */
-import { NonBlankText, StrictObject, VISIBLE_CHARACTER } from "@ndt/kit";
+import { LineText, MultiLineText, NonBlankText, StrictObject } from "@ndt/kit";
 import { type Static, Type } from "@sinclair/typebox";
 
 export const DEFECT_CLASSES = ["porosity", "crack", "inclusion"] as const;
@@ -14,8 +14,8 @@ export const ImageParams = StrictObject({ id: Uuid, imageId: Uuid });
 export const CreateInspectionBody = StrictObject({
   title: NonBlankText(200),
   // null is the same as absent: the responses show an unset site or notes as null, and a client may send that back
-  site: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
-  notes: Type.Optional(Type.Union([Type.String({ maxLength: 5000 }), Type.Null()])),
+  site: Type.Optional(Type.Union([LineText(200), Type.Null()])),
+  notes: Type.Optional(Type.Union([MultiLineText(5000), Type.Null()])),
 });
 
 export const ListQuery = StrictObject({
@@ -27,12 +27,7 @@ export const ListQuery = StrictObject({
  * An image's display name (never part of a storage key): from `?filename=` or the multipart part's own (which kit's
  * checks do not see, so the schema itself refuses NUL). Not blank; no control characters: reports print it.
  */
-export const FileName = Type.String({
-  minLength: 1,
-  maxLength: 255,
-  pattern: `^(?=[\\s\\S]*${VISIBLE_CHARACTER})[^\\u0000-\\u001f\\u007f-\\u009f]*$`,
-  description: "a name with a visible character and no control characters",
-});
+export const FileName = NonBlankText(255);
 
 export const UploadQuery = StrictObject({ filename: Type.Optional(FileName) });
 

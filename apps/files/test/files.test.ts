@@ -164,6 +164,28 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     expect((await create(adminA, { title: "Weld 8", site: "   " })).site).toBeNull();
   });
 
+  it("keeps title and site to one line and notes free of control characters other than line breaks and tabs", async () => {
+    const refused: [Record<string, string>, string][] = [
+      [{ title: "Weld\n7" }, "body.title must be one line, without control characters"],
+      [{ title: "Weld \u001b[31m7" }, "body.title must be one line, without control characters"],
+      [{ title: "Weld 7", site: "Bay\r\n3" }, "body.site must be text on one line"],
+      [
+        { title: "Weld 7", notes: "ok\u0007bell" },
+        "body.notes must be text without control characters other than line breaks and tabs",
+      ],
+      [
+        { title: "Weld 7", notes: "C1 \u009b" },
+        "body.notes must be text without control characters other than line breaks and tabs",
+      ],
+    ];
+    for (const [payload, message] of refused) {
+      const res = await app.inject({ method: "POST", url: "/api/v1/inspections", headers: bearer(adminA), payload });
+      expect([res.statusCode, res.json().error]).toEqual([400, { code: "validation_failed", message }]);
+    }
+    const kept = await create(adminA, { title: "Weld\t7 Ω 溶接", notes: "line one\r\nline two\n\tindented" });
+    expect([kept.title, kept.notes]).toEqual(["Weld\t7 Ω 溶接", "line one\r\nline two\n\tindented"]);
+  });
+
   it("rejects unknown fields with 400", async () => {
     const res = await app.inject({
       method: "POST",
@@ -401,7 +423,9 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
         400,
         name.length > 255
           ? "querystring.filename must NOT have more than 255 characters"
-          : "querystring.filename must be a name with a visible character and no control characters",
+          : name.trim() === "" || name === "\u200b"
+            ? "querystring.filename must not be blank"
+            : "querystring.filename must be one line, without control characters",
       ]);
     }
     expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });

@@ -57,13 +57,14 @@ export {
   type HttpServiceSettings,
   httpServiceOptions,
   ErrorRef,
+  LineText,
+  MultiLineText,
   NonBlankText,
   errorResponses,
   type OpenApiDocument,
   type ServiceApp,
   type ServiceOptions,
   StrictObject,
-  VISIBLE_CHARACTER,
 } from "./http/service.js";
 export { PgDatabase, PostgresConfig, type PostgresSettings, postgresConnection, postgresTls } from "./postgres/pg.js";
 export {

@@ -134,15 +134,44 @@ export function StrictObject<P extends TProperties>(
  * format or filler character (zero-width space, joiners, direction marks, BOM, soft hyphen, the Mongolian vowel
  * separator, Hangul fillers). Text is blank without one.
  */
-export const VISIBLE_CHARACTER =
+const VISIBLE_CHARACTER =
   "[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u034f\\u115f\\u1160\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufeff\\uffa0]";
 
+/** C0 and C1 control characters and DEL but the tab (a regular-expression class body): they end or mangle a line. */
+const LINE_BREAKING_CHARACTERS = "\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f";
+
+// the combining grapheme joiner (U+034F) stands alone in the class, as one more invisible character
+// eslint-disable-next-line no-misleading-character-class
+const HAS_VISIBLE_CHARACTER = new RegExp(VISIBLE_CHARACTER);
+
+/** One line of text with a visible character: what a title or a name is (reports and lists print it on one line). */
+const NON_BLANK_LINE = `^(?=[\\s\\S]*${VISIBLE_CHARACTER})[^${LINE_BREAKING_CHARACTERS}]*$`;
+
 /**
- * A required free-text field (a title, a name): 1 to `maxLength` characters, not blank. Handlers store it trimmed,
- * so "  Weld 7 " and "Weld 7" are the same name.
+ * A required free-text field (a title, a name): 1 to `maxLength` characters, not blank, on one line (no control
+ * character but the tab: a line break or an escape sequence in a name breaks the reports and logs that print it).
+ * Handlers store it trimmed, so "  Weld 7 " and "Weld 7" are the same name.
  */
 export function NonBlankText(maxLength: number) {
-  return Type.String({ minLength: 1, maxLength, pattern: VISIBLE_CHARACTER, description: "not blank" });
+  return Type.String({ minLength: 1, maxLength, pattern: NON_BLANK_LINE, description: "not blank, on one line" });
+}
+
+/** Optional free text on one line (a site): may be empty; no control characters but the tab. */
+export function LineText(maxLength: number) {
+  return Type.String({
+    maxLength,
+    pattern: `^[^${LINE_BREAKING_CHARACTERS}]*$`,
+    description: "text on one line",
+  });
+}
+
+/** Free text over several lines (notes): line breaks and tabs allowed, no other control characters. */
+export function MultiLineText(maxLength: number) {
+  return Type.String({
+    maxLength,
+    pattern: "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$",
+    description: "text without control characters other than line breaks and tabs",
+  });
 }
 
 /** Envelope responses for the listed statuses, to spread into a route's `response` schema. */
@@ -369,8 +398,9 @@ export function describeValidation(context: string, errors: readonly FastifySche
       problems.set(`${path}.${String(params.additionalProperty)}`, "is not a known field");
     } else if (error.keyword === "const") {
       allowed.set(path, [...(allowed.get(path) ?? []), params.allowedValue]);
-    } else if (error.keyword === "pattern" && params.pattern === VISIBLE_CHARACTER) {
-      problems.set(path, "must not be blank");
+    } else if (error.keyword === "pattern" && params.pattern === NON_BLANK_LINE) {
+      const visible = HAS_VISIBLE_CHARACTER.test(String((error as { data?: unknown }).data ?? ""));
+      problems.set(path, visible ? "must be one line, without control characters" : "must not be blank");
     } else if (error.keyword === "pattern" && describedAs(error)) {
       problems.set(path, `must be ${describedAs(error)}`);
     } else if (error.keyword === "required") {
