@@ -2,9 +2,10 @@
  * The local TLS proxy as the edge: only the public paths reach the gateway, judged on the path as it resolves
  * (dot segments, %2e), and what reaches the gateway is that resolved path.
  */
-import { createServer, type RequestListener, type ServerResponse } from "node:http";
+import { createServer, type RequestListener, type ServerResponse, STATUS_CODES } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { AddressInfo } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -171,6 +172,37 @@ describe("request bodies through the local TLS proxy", () => {
       for (const r of received) {
         expect(r.body, r.method).toBe(smuggled);
         expect(r.forwardedFor, r.method).toBe("127.0.0.1");
+      }
+    } finally {
+      await stop();
+    }
+  });
+});
+
+describe("requests the local TLS proxy's HTTP parser refuses", () => {
+  it("answers them with the envelope, the security headers and a request id, then closes", async () => {
+    const { port, ca, stop } = await proxyInFront((_req, res) => res.writeHead(200).end());
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: "localhost", port, ca, servername: "localhost" }, () => socket.end(request));
+        let text = "";
+        socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        socket.on("close", () => resolve(text));
+        socket.on("error", reject);
+      });
+    try {
+      const cases: [string, number, string][] = [
+        [`GET /api/v1/x HTTP/1.1\r\nHost: localhost\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, 431, "headers_too_large"],
+        ["GET /api/v1/x HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n", 400, "bad_request"],
+      ];
+      for (const [request, status, code] of cases) {
+        const answer = await raw(request);
+        const [head = "", body = ""] = answer.split("\r\n\r\n");
+        expect(head.split("\r\n")[0], code).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
+        expect(JSON.parse(body).error.code, code).toBe(code);
+        expect(head, code).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+        expect(head, code).toMatch(/\r\nstrict-transport-security: max-age=/);
+        expect(head, code).toMatch(/\r\nconnection: close(\r\n|$)/);
       }
     } finally {
       await stop();

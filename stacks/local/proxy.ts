@@ -11,7 +11,7 @@ import { createServer, type Server } from "node:https";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import { Server as TlsServer } from "node:tls";
-import { helmetHeaders } from "@ndt/kit";
+import { clientErrorHandler, helmetHeaders } from "@ndt/kit";
 import { isPublicPath } from "../topology.js";
 
 export interface ReadinessTarget {
@@ -99,6 +99,12 @@ export class TlsProxy {
         res.end();
       });
     });
+    // requests Node's parser refuses (headers over its limit: 431; malformed: 400) get the envelope and the security
+    // headers like every other answer, not Node's bare status line; the stack logs nothing of its own here
+    this.server.on(
+      "clientError",
+      clientErrorHandler(() => ({ info: () => undefined }), helmetHeaders()),
+    );
     this.server.on("connection", (socket: Socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));

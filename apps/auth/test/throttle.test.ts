@@ -229,9 +229,15 @@ describe.skipIf(!db || !kv)("enumeration throttles", () => {
     });
   });
 
-  it("documents 429 on both routes", async () => {
+  it("documents 429 on every throttled route: these two, logins and password changes", async () => {
     const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
-    expect(Object.keys(doc.paths["/api/v1/auth/register"].post.responses)).toContain("429");
-    expect(Object.keys(doc.paths["/api/v1/org/members"].post.responses)).toContain("429");
+    for (const path of [
+      "/api/v1/auth/register",
+      "/api/v1/org/members",
+      "/api/v1/auth/login",
+      "/api/v1/auth/password",
+    ]) {
+      expect([path, Object.keys(doc.paths[path].post.responses)]).toEqual([path, expect.arrayContaining(["429"])]);
+    }
   });
 });

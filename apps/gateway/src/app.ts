@@ -25,6 +25,12 @@ export interface BuildOptions {
 
 const OPENAPI_PATH = "/api/v1/openapi.json";
 
+/** What the gateway lets through without a token: the routes that obtain one, and the public keys. */
+const PUBLIC_ROUTES = {
+  routes: new Set(["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]),
+  prefixes: ["/.well-known/"],
+};
+
 export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
   const { config } = opts;
   let merger: OpenApiMerger | undefined;
@@ -40,6 +46,7 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
     [config.AUTH_URL, config.FILES_URL, config.REPORTS_URL],
     config.OPENAPI_CACHE_SEC * 1000,
     (err, upstream) => app.log.warn({ err, upstream }, "upstream OpenAPI document unavailable"),
+    PUBLIC_ROUTES,
   );
   app.addHook("onRequest", async (request) => {
     if (request.url === OPENAPI_PATH || request.url.startsWith("/docs/json")) await merger?.refreshIfStale();
@@ -80,8 +87,8 @@ export async function buildApp(opts: BuildOptions): Promise<ServiceApp> {
       { name: "reports", origin: config.REPORTS_URL, patterns: ["/api/v1/inspections/:id/report"], methods: ["GET"] },
       { name: "files", origin: config.FILES_URL, patterns: ["/api/v1/inspections", "/api/v1/inspections/*"] },
     ],
-    publicRoutes: new Set(["POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh"]),
-    publicPrefixes: ["/.well-known/"],
+    publicRoutes: PUBLIC_ROUTES.routes,
+    publicPrefixes: PUBLIC_ROUTES.prefixes,
     verifier,
     store,
     ipLimit: { max: config.RATE_LIMIT_PER_IP, windowMs },

@@ -3,6 +3,7 @@
  */
 import { type IncomingMessage, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import { buildApp as buildAuth, loadAuthConfig } from "@ndt/auth";
 import type { ServiceApp } from "@ndt/kit";
 import { keepAliveClient, testDatabase, testRedis } from "@ndt/kit/testing";
@@ -10,6 +11,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { decodeJwt, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp, loadGatewayConfig } from "../src/index.js";
+import { MULTIPART_FRAMING_BYTES } from "../src/proxy.js";
 
 const db = await testDatabase("gateway");
 const kv = await testRedis("gateway");
@@ -188,6 +190,17 @@ describe.skipIf(!db || !kv)("gateway", () => {
     expect(res.headers["x-request-id"]).toBe("gw-trace-1");
     expect(res.json()).toMatchObject({ requestId: "gw-trace-1", xff: "203.0.113.7" });
     expect(seen.at(-1)!.url).toBe("/api/v1/inspections?limit=5");
+  });
+
+  it("answers HEAD on a JSON GET route with the length the GET answer has, not 0", async () => {
+    const headers = { ...bearer(token), "x-request-id": "gw-head-1" };
+    const get = await gateway.inject({ method: "GET", url: "/api/v1/inspections", headers });
+    const head = await gateway.inject({ method: "HEAD", url: "/api/v1/inspections", headers });
+    expect(get.statusCode).toBe(200);
+    expect(get.headers["content-length"]).toBe(String(get.rawPayload.length));
+    expect([head.statusCode, head.headers["content-length"]]).toEqual([200, get.headers["content-length"]]);
+    expect(head.headers["content-type"]).toBe(get.headers["content-type"]);
+    expect(head.rawPayload.length).toBe(0);
   });
 
   it("answers a client's `Expect: 100-continue` itself and does not pass it upstream (curl sends it on large bodies)", async () => {
@@ -382,6 +395,50 @@ describe.skipIf(!db || !kv)("gateway", () => {
         payload: Buffer.alloc(150_000, 2),
       });
       expect([path, ok.statusCode, ok.json()]).toEqual([path, 200, { bytes: 150_000 }]);
+    }
+  });
+
+  it("holds an upload to its limit exactly, a multipart body to the limit plus a bounded framing", async () => {
+    const LIMIT = 200_000; // UPLOAD_BODY_LIMIT_BYTES
+    const boundary = "----ndt-gateway-test";
+    /** A multipart body of one file of `size` bytes, padded by an epilogue of `epilogue` bytes (RFC 2046 allows it). */
+    const form = (size: number, epilogue = 0) =>
+      Buffer.concat([
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n` +
+            "Content-Type: image/png\r\n\r\n",
+        ),
+        Buffer.alloc(size, 7),
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+        Buffer.alloc(epilogue, 0x2e),
+      ]);
+    const framing = form(0).length;
+    const send = (body: Buffer, type: string, streamed: boolean) =>
+      gateway.inject({
+        method: "POST",
+        url: "/api/v1/inspections/i1/images",
+        headers: { ...bearer(token), "content-type": type },
+        // streamed: no content-length, the gateway counts the bytes as they pass
+        payload: streamed ? Readable.from([body.subarray(0, 100_000), body.subarray(100_000)]) : body,
+      });
+    const multipart = `multipart/form-data; boundary=${boundary}`;
+    for (const streamed of [false, true]) {
+      // a file of exactly the limit reaches files (which holds the file itself to its limit), whole
+      const atLimit = form(LIMIT);
+      const ok = await send(atLimit, multipart, streamed);
+      expect([streamed, ok.statusCode, ok.json()]).toEqual([streamed, 200, { bytes: atLimit.length }]);
+      // the framing allowance is bounded: a body past limit + MULTIPART_FRAMING_BYTES is refused at the gateway
+      const fullest = form(LIMIT, MULTIPART_FRAMING_BYTES - framing);
+      expect(fullest.length).toBe(LIMIT + MULTIPART_FRAMING_BYTES);
+      const full = await send(fullest, multipart, streamed);
+      expect([streamed, full.statusCode]).toEqual([streamed, 200]);
+      const over = await send(form(LIMIT, MULTIPART_FRAMING_BYTES - framing + 1), multipart, streamed);
+      expect([streamed, over.statusCode, over.json().error.code]).toEqual([streamed, 413, "payload_too_large"]);
+      // a raw body has no framing: the limit is exact
+      const raw = await send(Buffer.alloc(LIMIT, 7), "image/png", streamed);
+      expect([streamed, raw.statusCode, raw.json()]).toEqual([streamed, 200, { bytes: LIMIT }]);
+      const rawOver = await send(Buffer.alloc(LIMIT + 1, 7), "image/png", streamed);
+      expect([streamed, rawOver.statusCode]).toEqual([streamed, 413]);
     }
   });
 

@@ -72,6 +72,8 @@ export function codeForStatus(status: number): string {
       return "unsupported_media_type";
     case 429:
       return "too_many_requests";
+    case 431:
+      return "headers_too_large";
     case 502:
       return "bad_gateway";
     case 503:

@@ -49,6 +49,7 @@ export {
   tooManyRequests,
   unauthorized,
 } from "./errors.js";
+export { clientErrorHandler } from "./http/client-errors.js";
 export type { Health, ReadinessCheck } from "./http/health.js";
 export { type ListenSettings, type RunningService, type RunOptions, runService, startService } from "./http/run.js";
 export { helmetHeaders } from "./http/security-headers.js";

@@ -355,3 +355,69 @@ describe("httpServiceOptions: the client's address behind a trusted proxy (TRUST
     await untrusting.close();
   });
 });
+
+describe("HEAD on GET routes", () => {
+  it("carry the GET answer.s length, also when the handler answers the HEAD itself, bodiless", async () => {
+    const app = await createService({ name: "head", logLevel: "silent" });
+    const thing = { id: "t1", name: "a JSON answer" };
+    app.get(
+      "/things/:id",
+      { schema: { response: { 200: Type.Object({ id: Type.String(), name: Type.String() }) } } },
+      async () => thing,
+    );
+    // as the gateway does: a HEAD passed on upstream comes back with the GET's length and no body
+    app.get("/relayed", async (request, reply) => {
+      const body = Buffer.from(JSON.stringify(thing));
+      reply.type("application/json").header("content-length", String(body.length));
+      return reply.send(request.method === "HEAD" ? Buffer.alloc(0) : body);
+    });
+    try {
+      await app.listen({ host: "127.0.0.1", port: 0 });
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      for (const path of ["/things/t1", "/relayed"]) {
+        const get = await fetch(`${base}${path}`);
+        const length = String(Buffer.byteLength(await get.text()));
+        expect(get.headers.get("content-length")).toBe(length);
+        const head = await fetch(`${base}${path}`, { method: "HEAD" });
+        expect([path, head.status, head.headers.get("content-length")]).toEqual([path, 200, length]);
+        expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+        expect(await head.text()).toBe("");
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe("OpenAPI of routes that produce something other than JSON", () => {
+  it("documents a 200 in the produced media type, and error envelopes as JSON", async () => {
+    const app = await createService({ name: "produces", logLevel: "silent", openapi: {} });
+    // an event stream declares no success schema (nothing validates a stream); a PDF declares its bytes
+    app.get("/events", { schema: { produces: ["text/event-stream"], response: errorResponses(401, 404) } }, () => "");
+    app.get(
+      "/report",
+      {
+        schema: {
+          produces: ["application/pdf"],
+          response: { 200: Type.Unsafe({ type: "string", format: "binary" }), ...errorResponses(409) },
+        },
+      },
+      () => "",
+    );
+    try {
+      const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+      const events = doc.paths["/events"].get.responses;
+      expect(Object.keys(events).sort()).toEqual(["200", "401", "404"]);
+      expect(Object.keys(events["200"].content)).toEqual(["text/event-stream"]);
+      const report = doc.paths["/report"].get.responses;
+      expect(report["200"].content["application/pdf"].schema).toEqual({ type: "string", format: "binary" });
+      for (const error of [events["401"], events["404"], report["409"]]) {
+        expect(error.content).toEqual({
+          "application/json": { schema: { $ref: "#/components/schemas/ErrorEnvelope" } },
+        });
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -184,10 +184,13 @@ export async function authRoutes(app: ServiceApp, deps: AuthDeps) {
       onRequest: [app.authenticate],
       schema: {
         summary: "Change the password; every session of the user ends (log in again)",
+        description:
+          "The current password is checked like a login's and counts against the same per-account and per-address " +
+          "limits: over them, 429 with Retry-After before it is checked.",
         tags: ["auth"],
         security: [{ bearer: [] }],
         body: PasswordBody,
-        response: { 204: Type.Null(), ...errorResponses(400, 401) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 429) },
       },
     },
     async (request, reply) => {

@@ -23,6 +23,7 @@ import Fastify, {
   type FastifyError,
   type FastifyReply,
   type FastifyRequest,
+  type FastifySchema,
   type FastifySchemaValidationError,
   type FastifyInstance,
   type FastifyServerOptions,
@@ -32,6 +33,7 @@ import Fastify, {
 import type { OpenAPIV3 } from "openapi-types";
 import { csv } from "../config.js";
 import { codeForStatus, ErrorEnvelope, envelope, HttpError } from "../errors.js";
+import { clientErrorHandler } from "./client-errors.js";
 import { healthPlugin } from "./health.js";
 import { metricsPlugin } from "./metrics.js";
 import { helmetHeaders, securityHeadersPlugin } from "./security-headers.js";
@@ -183,7 +185,7 @@ export function errorResponses(...statuses: number[]): Record<number, TSchema> {
 export const ErrorRef = Type.Unsafe<Static<typeof ErrorEnvelope>>({ $ref: "ErrorEnvelope#" });
 
 export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
-  const app = Fastify({
+  const app: ServiceApp = Fastify({
     logger: {
       level: opts.logLevel ?? "info",
       name: opts.name,
@@ -217,8 +219,14 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
       plain.headers(frameworkErrorHeaders).header("x-request-id", request.id);
       return plain.code(status).send(envelope(codeForStatus(status), "The request URL was rejected"));
     },
+    // requests Node's parser refuses (431 over-long headers, 400 malformed): the envelope and headers too
+    clientErrorHandler: clientErrorHandler(() => app.log, frameworkErrorHeaders),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.addHook("onRoute", (route) => {
+    if (![route.method].flat().includes("HEAD")) return;
+    route.onSend = [keepHeadLength.note, ...[route.onSend ?? []].flat(), keepHeadLength.restore];
+  });
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     // No service decodes a compressed request body: gzip JSON read as JSON is a misleading 400, and a brotli upload
@@ -272,6 +280,7 @@ export async function createService(opts: ServiceOptions): Promise<ServiceApp> {
         },
       },
       refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+      transform: ({ schema, url }) => ({ schema: withProducedResponses(schema), url }),
     });
     const document = () => {
       const doc = withDeclaredRequestBodies(structuredClone(app.swagger() as OpenApiDocument));
@@ -365,6 +374,31 @@ function settleUnreadBody(request: FastifyRequest, reply: FastifyReply, timeoutM
   raw.once("close", () => clearTimeout(giveUp));
 }
 
+/**
+ * onSend hooks put around every HEAD route's own (route hooks run after the app's, in the order given). The HEAD route
+ * Fastify adds for a GET route ends with a hook that sets content-length from the payload the GET handler sent, so a
+ * handler that answered the HEAD itself, with no body but the length its GET answer has (the gateway passing an
+ * upstream's HEAD answer on), said `0`. The length such a handler set is noted before and put back after; a HEAD
+ * answered with the GET's body keeps Fastify's.
+ */
+const keepHeadLength = (() => {
+  const declared = new WeakMap<FastifyReply, string>();
+  const isEmpty = (payload: unknown) =>
+    payload === undefined || payload === null || payload === "" || (Buffer.isBuffer(payload) && payload.length === 0);
+  return {
+    note: async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      const length = reply.getHeader("content-length");
+      if (request.method === "HEAD" && isEmpty(payload) && length !== undefined) declared.set(reply, String(length));
+      return payload;
+    },
+    restore: async (_request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      const length = declared.get(reply);
+      if (length !== undefined) reply.header("content-length", length);
+      return payload;
+    },
+  };
+})();
+
 /** The security headers (as securityHeadersPlugin sends them) for answers given before any hook runs. */
 const frameworkErrorHeaders = helmetHeaders();
 
@@ -449,6 +483,32 @@ function nulPath(value: unknown, path: string, depth: number): string | undefine
 
 function isStream(value: unknown): boolean {
   return typeof (value as { pipe?: unknown } | null)?.pipe === "function";
+}
+
+/**
+ * A route that `produces` something other than JSON (an event stream, a PDF), as @fastify/swagger's OpenAPI 3 output
+ * reads it: every response of the route in those media types, its error envelopes too, and no success response at
+ * all when the route declares none (a stream has no response schema to validate against). Here the envelopes stay
+ * `application/json`, which is what the error handler sends, and a route without a 2xx response gets a 200 in the
+ * media types it produces.
+ */
+function withProducedResponses(schema: FastifySchema): FastifySchema {
+  // undefined for a route declared without a schema, whatever @fastify/swagger's type says
+  const produces = (schema as FastifySchema | undefined)?.produces;
+  if (!produces?.length) return schema;
+  const response: Record<string, unknown> = { ...(schema.response as Record<string, unknown> | undefined) };
+  for (const [status, declared] of Object.entries(response)) {
+    if ((declared as { $ref?: unknown } | null)?.$ref !== ErrorRef.$ref) continue;
+    response[status] = {
+      description: ErrorEnvelope.description,
+      content: { "application/json": { schema: ErrorRef } },
+    };
+  }
+  if (!Object.keys(response).some((status) => status.startsWith("2"))) {
+    const content = Object.fromEntries(produces.map((type) => [type, { schema: { type: "string" } }]));
+    response[200] = { description: `The ${produces.join(" or ")} response`, content };
+  }
+  return { ...schema, response };
 }
 
 const OPERATION_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
