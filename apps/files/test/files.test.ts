@@ -1,6 +1,6 @@
 /** Inspections and uploads against real PostgreSQL, Redis, RabbitMQ and s3rver through the AWS SDK. */
 import { randomUUID } from "node:crypto";
-import { get as httpGet, type IncomingMessage } from "node:http";
+import { get as httpGet, type IncomingMessage, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
@@ -20,6 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import type { FilesConfig } from "../src/config.js";
+import { MULTIPART_FRAMING_BYTES } from "../src/routes/images.js";
 import {
   BUCKET,
   bearer,
@@ -27,6 +28,7 @@ import {
   fakePng,
   filesConfig,
   multipartBody,
+  multipartForm,
   type TestAmqp,
   testAmqp,
   waitFor,
@@ -46,6 +48,53 @@ function openEvents(port: number, inspectionId: string, headers: Record<string, 
     ),
   );
 }
+/**
+ * POST `body` over a socket of its own, declared (content-length) or chunked in 16 KiB pieces; the answer as it
+ * arrives, whether or not the body was all read.
+ */
+function postOverSocket(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  framing: "declared" | "chunked",
+): Promise<{ status: number; body: { error?: { code: string } } & Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path,
+        headers: {
+          ...headers,
+          ...(framing === "declared" ? { "content-length": String(body.length) } : { "transfer-encoding": "chunked" }),
+        },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) });
+          req.destroy();
+        });
+      },
+    );
+    req.on("error", reject);
+    let sent = 0;
+    const pump = () => {
+      while (sent < body.length) {
+        const chunk = body.subarray(sent, sent + 16_384);
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once("drain", pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
 describe.skipIf(!db || !kv || !mq)("files service", () => {
   let s3: TestS3;
   let issuer: TestIssuer;
@@ -89,7 +138,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
   const create = async (token: string, body: Record<string, unknown> = { title: "Weld 7" }) => {
     const res = await app.inject({ method: "POST", url: "/api/v1/inspections", headers: bearer(token), payload: body });
     expect(res.statusCode).toBe(201);
-    return res.json() as { id: string; title: string; site: string | null };
+    return res.json() as { id: string; title: string; site: string | null; notes: string | null };
   };
 
   const upload = (token: string, inspectionId: string, payload: Buffer | Readable, type = "image/png", q = "") =>
@@ -351,6 +400,148 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
     return { objects: (listed.Contents ?? []).map((o) => o.Key), images: rows.rowCount };
   };
 
+  const sendForm = (inspectionId: string, form: ReturnType<typeof multipartForm>, streamed = false, q = "") =>
+    app.inject({
+      method: "POST",
+      url: `/api/v1/inspections/${inspectionId}/images${q}`,
+      headers: { ...bearer(adminA), ...form.headers },
+      // a stream: no content-length, the size is found by counting
+      payload: streamed
+        ? Readable.from(
+            Array.from({ length: Math.ceil(form.payload.length / 16_384) }, (_, i) =>
+              form.payload.subarray(i * 16_384, (i + 1) * 16_384),
+            ),
+          )
+        : form.payload,
+    });
+
+  it("takes a multipart `file` part without a filename (curl -F 'file=<x.png') as the image", async () => {
+    const inspection = await create(adminA);
+    const png = fakePng(20_000);
+    // no filename (as curl sends `-F 'file=<x.png'`, typed by the extension): busboy's default made it a field
+    for (const type of [undefined, "image/png", "text/plain"]) {
+      const res = await sendForm(
+        inspection.id,
+        multipartForm([{ name: "file", ...(type ? { type } : {}), data: png }]),
+      );
+      expect([type, res.statusCode]).toEqual([type, 202]);
+      const image = res.json();
+      expect(image).toMatchObject({ filename: `${image.id}.png`, status: "queued" });
+      const stored = await bucket.send(
+        new GetObjectCommand({ Bucket: BUCKET, Key: `uploads/${orgA}/${inspection.id}/${image.id}` }),
+      );
+      expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(png)).toBe(true);
+      const job = JSON.parse((await mq!.next())!.content.toString());
+      expect([job.imageId, job.contentType]).toEqual([image.id, "image/png"]);
+    }
+    // ?filename= still names it
+    const named = await sendForm(
+      inspection.id,
+      multipartForm([{ name: "file", data: fakeJpeg() }]),
+      false,
+      "?filename=a.jpg",
+    );
+    expect([named.statusCode, named.json().filename]).toEqual([202, "a.jpg"]);
+    await mq!.next();
+  });
+
+  it("refuses any multipart part beside the one `file`: 400 unexpected_part, nothing stored", async () => {
+    const inspection = await create(adminA);
+    const before = await outboxCount();
+    const file = { name: "file", filename: "a.png", type: "image/png", data: fakePng() };
+    const note = { name: "description", data: Buffer.from("north weld") };
+    const cases: [string, ReturnType<typeof multipartForm>, string][] = [
+      ["a field after the file", multipartForm([file, note]), 'part "description" follows it'],
+      ["a field before the file", multipartForm([note, file]), 'found part "description"'],
+      ["two files", multipartForm([file, { ...file, filename: "b.png" }]), 'part "file" follows it'],
+      [
+        "a file after the file, unnamed",
+        multipartForm([file, { data: fakePng() }]),
+        "a part without a name follows it",
+      ],
+      ["the image in another field", multipartForm([{ ...file, name: "image" }]), 'found part "image"'],
+    ];
+    for (const [what, form, message] of cases) {
+      for (const streamed of [false, true]) {
+        const res = await sendForm(inspection.id, form, streamed);
+        expect([what, streamed, res.statusCode, res.json()]).toEqual([
+          what,
+          streamed,
+          400,
+          { error: { code: "unexpected_part", message: expect.stringContaining(message) } },
+        ]);
+      }
+    }
+    // a multipart body without any part
+    const empty = await sendForm(inspection.id, multipartForm([]));
+    expect([empty.statusCode, empty.json().error.code]).toEqual([400, "file_required"]);
+    expect(await leftovers(inspection.id)).toEqual({ objects: [], images: 0 });
+    expect(await outboxCount()).toBe(before);
+    expect(await mq!.next(300)).toBeUndefined();
+  });
+
+  it("holds a multipart file to the size limit exactly, framing aside, and its body to a bound", async () => {
+    const inspection = await create(adminA);
+    const form = (size: number, framing: { preamble?: Buffer; epilogue?: Buffer } = {}) =>
+      multipartForm([{ name: "file", filename: "edge.png", type: "image/png", data: fakePng(size) }], framing);
+    const accepted: string[] = [];
+    for (const streamed of [false, true]) {
+      const atLimit = form(LIMIT);
+      expect(atLimit.payload.length).toBeGreaterThan(LIMIT);
+      const ok = await sendForm(inspection.id, atLimit, streamed);
+      expect([streamed, ok.statusCode]).toEqual([streamed, 202]);
+      accepted.push(ok.json().id);
+      await mq!.next();
+      const over = await sendForm(inspection.id, form(LIMIT + 1), streamed);
+      expect([streamed, over.statusCode, over.json().error.code]).toEqual([streamed, 413, "payload_too_large"]);
+      // framing (a preamble and an epilogue here) within its allowance
+      const half = Buffer.alloc(MULTIPART_FRAMING_BYTES / 2 - 1024, 0x2e);
+      const framed = await sendForm(inspection.id, form(LIMIT, { preamble: half, epilogue: half }), streamed);
+      expect([streamed, framed.statusCode]).toEqual([streamed, 202]);
+      accepted.push(framed.json().id);
+      await mq!.next();
+      // and past it: framing does not carry an unbounded body through
+      const beyond = Buffer.alloc(MULTIPART_FRAMING_BYTES, 0x2e);
+      for (const [where, framing] of Object.entries({
+        preamble: { preamble: beyond },
+        epilogue: { epilogue: beyond },
+      })) {
+        const res = await sendForm(inspection.id, form(LIMIT, framing), streamed);
+        expect([streamed, where, res.statusCode, res.json().error?.code]).toEqual([
+          streamed,
+          where,
+          413,
+          "payload_too_large",
+        ]);
+      }
+    }
+    // the same over a real socket, where the answer may go before the body is all read
+    if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    const path = `/api/v1/inspections/${inspection.id}/images`;
+    for (const framing of ["declared", "chunked"] as const) {
+      const atLimit = form(LIMIT);
+      const ok = await postOverSocket(port, path, { ...bearer(adminA), ...atLimit.headers }, atLimit.payload, framing);
+      expect([framing, ok.status]).toEqual([framing, 202]);
+      accepted.push(ok.body.id as string);
+      await mq!.next();
+      const over = form(LIMIT + 1);
+      const big = form(LIMIT, { epilogue: Buffer.alloc(MULTIPART_FRAMING_BYTES, 0x2e) });
+      for (const [what, body] of [
+        ["file over", over],
+        ["epilogue over", big],
+      ] as const) {
+        const res = await postOverSocket(port, path, { ...bearer(adminA), ...body.headers }, body.payload, framing);
+        expect([framing, what, res.status, res.body.error?.code]).toEqual([framing, what, 413, "payload_too_large"]);
+      }
+    }
+    const { rows } = await app.deps.db.query("SELECT id, size_bytes FROM images WHERE inspection_id = $1", [
+      inspection.id,
+    ]);
+    expect(rows.map((r) => [r.id, Number(r.size_bytes)]).sort()).toEqual(accepted.map((id) => [id, LIMIT]).sort());
+    expect((await leftovers(inspection.id)).objects).toHaveLength(accepted.length);
+  });
+
   it("decides the type by the bytes whatever Content-Type is declared (or none)", async () => {
     const inspection = await create(adminA);
     const declared = [
@@ -602,7 +793,7 @@ describe.skipIf(!db || !kv || !mq)("files service", () => {
 
   it("streams one server-sent event per image status change", async () => {
     const inspection = await create(adminA);
-    await app.listen({ host: "127.0.0.1", port: 0 });
+    if (!app.server.listening) await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as AddressInfo;
     const res = await openEvents(port, inspection.id, bearer(viewerA));
     expect(res.statusCode).toBe(200);

@@ -91,14 +91,38 @@ export const fakeJpeg = (size = 10_000) => Buffer.concat([JPEG_MAGIC, randomByte
 export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 export function multipartBody(field: string, filename: string, type: string, data: Buffer) {
+  return multipartForm([{ name: field, filename, type, data }]);
+}
+
+export interface FormPart {
+  /** Left out: a part without `name`. */
+  name?: string;
+  /** Left out: no `filename` (what `curl -F 'file=<x.png'` and plain form fields send). */
+  filename?: string;
+  /** Left out: no Content-Type header on the part. */
+  type?: string;
+  data: Buffer;
+}
+
+/** A multipart/form-data body of `parts`, with what RFC 2046 allows before the first boundary and after the last. */
+export function multipartForm(parts: FormPart[], framing: { preamble?: Buffer; epilogue?: Buffer } = {}) {
   const boundary = `----ndt${randomBytes(8).toString("hex")}`;
   const payload = Buffer.concat([
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\n` +
-        `Content-Type: ${type}\r\n\r\n`,
-    ),
-    data,
-    Buffer.from(`\r\n--${boundary}--\r\n`),
+    ...(framing.preamble ? [framing.preamble, Buffer.from("\r\n")] : []),
+    ...parts.flatMap((part) => [
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data` +
+          (part.name === undefined ? "" : `; name="${part.name}"`) +
+          (part.filename === undefined ? "" : `; filename="${part.filename}"`) +
+          "\r\n" +
+          (part.type === undefined ? "" : `Content-Type: ${part.type}\r\n`) +
+          "\r\n",
+      ),
+      part.data,
+      Buffer.from("\r\n"),
+    ]),
+    Buffer.from(`--${boundary}--\r\n`),
+    ...(framing.epilogue ? [framing.epilogue] : []),
   ]);
   return { payload, headers: { "content-type": `multipart/form-data; boundary=${boundary}` } };
 }

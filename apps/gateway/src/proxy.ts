@@ -50,7 +50,10 @@ export interface ProxyOptions {
   ipLimit: Limit;
   userLimit: Limit;
   bodyLimit: number;
-  /** Larger limit for these path patterns (streamed uploads). */
+  /**
+   * Larger limit for these path patterns (streamed uploads): the file's size limit. A multipart body may carry
+   * MULTIPART_FRAMING_BYTES more (boundaries, part headers): the upstream holds the file itself to the limit exactly.
+   */
   uploadLimit: { limit: number; match: RegExp };
   timeoutMs: number;
   /**
@@ -71,6 +74,10 @@ declare module "fastify" {
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
 const SMALL_BODY_BYTES = 64 * 1024;
+
+/** What a multipart upload may carry besides its file, as files allows it (its MULTIPART_FRAMING_BYTES). */
+export const MULTIPART_FRAMING_BYTES = 64 * 1024;
+const MULTIPART = /^\s*multipart\/form-data\s*(;|$)/i;
 
 /**
  * Connection-level headers (RFC 9110 §7.6.1) plus host: never forwarded in either direction. `expect` too: the
@@ -137,7 +144,9 @@ export async function proxyRoutes(app: ServiceApp, opts: ProxyOptions) {
   // Bodies are not parsed here: they stream to the upstream (which validates them) through a byte counter.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (request: FastifyRequest, payload, done) => {
-    const limit = opts.uploadLimit.match.test(request.url) ? opts.uploadLimit.limit : opts.bodyLimit;
+    const upload = opts.uploadLimit.match.test(request.url);
+    const framing = upload && MULTIPART.test(request.headers["content-type"] ?? "") ? MULTIPART_FRAMING_BYTES : 0;
+    const limit = upload ? opts.uploadLimit.limit + framing : opts.bodyLimit;
     const declared = Number(request.headers["content-length"] ?? 0);
     if (declared > limit) {
       done(new HttpError(413, "payload_too_large", "The request body is too large"), undefined);

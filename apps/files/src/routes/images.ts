@@ -2,20 +2,23 @@
  * Images of an inspection: upload (raw image body, or multipart field `file`), content download, and the
  * server-sent events of status changes.
  *
- * Upload errors: 400 `file_required` (multipart without field `file`), 400 `malformed_multipart` (a multipart body
- * busboy cannot parse: no boundary, truncated, not multipart at all), 413 `payload_too_large`, 415
+ * Upload errors: 400 `file_required` (a multipart body without any part), 400 `unexpected_part` (a multipart part
+ * other than the one `file`: the image travels alone, nothing beside it is dropped unseen), 400 `malformed_multipart`
+ * (a multipart body busboy cannot parse: no boundary, truncated, not multipart at all), 413 `payload_too_large`, 415
  * `unsupported_media_type` (the bytes are not a PNG/JPEG, whatever the Content-Type says).
  */
 import { randomUUID } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
-import multipart from "@fastify/multipart";
+import { finished } from "node:stream/promises";
+import multipart, { type Multipart } from "@fastify/multipart";
 import { badRequest, errorResponses, notFound, type ServiceApp } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import type { FastifyRequest } from "fastify";
 import type { FilesDeps } from "../app.js";
 import { FileName, Image, ImageParams, InspectionParams, UploadQuery } from "../schemas.js";
 import { toImage } from "../store.js";
-import { payloadTooLarge, putImage } from "../upload.js";
+import { payloadTooLarge, putImage, type StoredObject } from "../upload.js";
 
 export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
   const { config, store, objects } = deps;
@@ -25,8 +28,13 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
   // unread, as the request stream; putImage reads it (the size limit is its job). Only this scope's parsers go.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
-  // busboy stops one byte past the limit, so putImage still sees the overflow and answers 413
-  await app.register(multipart, { limits: { files: 1, fields: 0, parts: 2, fileSize: max + 1 } });
+  // Every part is a stream, named or not (`curl -F 'file=<x.png'` sends no filename: busboy's default would make it
+  // a field, held in memory). Two parts at most: the second is read only to refuse it by name. busboy stops one byte
+  // past the limit, so putImage still sees the overflow and answers 413.
+  await app.register(multipart, {
+    isPartAFile: () => true,
+    limits: { files: 2, fields: 0, parts: 2, fileSize: max + 1 },
+  });
 
   app.post(
     "/api/v1/inspections/:id/images",
@@ -38,9 +46,11 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
         summary: "Upload an image",
         description:
           "The raw bytes (`image/png` or `image/jpeg`; the type is decided by the magic bytes, whatever the " +
-          "Content-Type says) or multipart field `file`. 400 `file_required` (multipart without field `file`), " +
-          "400 `malformed_multipart` (a multipart body that cannot be parsed), 413 `payload_too_large`, " +
-          "415 `unsupported_media_type` (not a PNG/JPEG).",
+          "Content-Type says) or multipart field `file`, alone (with or without a filename). 400 `file_required` " +
+          "(a multipart body without any part), 400 `unexpected_part` (a multipart part other than the one `file`), " +
+          "400 `malformed_multipart` (a multipart body that cannot be parsed), 413 `payload_too_large` (over the " +
+          "size limit: the file's bytes decide, multipart framing aside), 415 `unsupported_media_type` " +
+          "(not a PNG/JPEG).",
         "x-request-body": {
           required: true,
           content: {
@@ -68,32 +78,24 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
       reply.header("connection", "close");
       if (!inspection) throw notFound("Inspection not found");
 
-      let source: AsyncIterable<Buffer>;
-      let filename = request.query.filename;
+      let upload: ImageBody;
       if (request.isMultipart()) {
-        const part = await request.file().catch((err: unknown) => {
-          throw multipartError(err);
-        });
-        if (!part || part.fieldname !== "file") throw badRequest("file_required", "Send the image in field `file`");
-        source = multipartErrors(part.file);
-        // the part's own name passes the rule `?filename=` does (kit's check sees only the query and the JSON body)
-        const partName = part.filename || undefined;
-        if (partName !== undefined && !Value.Check(FileName, partName)) {
-          throw badRequest(
-            "validation_failed",
-            `The file part's filename must be 1 to 255 characters: ${FileName.description}`,
-          );
-        }
-        filename ??= partName;
+        upload = await multipartImage(request, max);
       } else {
         const declared = Number(request.headers["content-length"]);
         if (Number.isFinite(declared) && declared > max) throw payloadTooLarge(max);
-        source = request.body as Readable;
+        upload = { bytes: request.body as Readable, filename: undefined, release: () => undefined };
       }
+      const filename = request.query.filename ?? upload.filename;
 
       const imageId = randomUUID();
       const key = `${config.S3_PREFIX_UPLOADS}${org}/${inspection.id}/${imageId}`;
-      const stored = await putImage(source, { objects, key, maxBytes: max });
+      let stored: StoredObject;
+      try {
+        stored = await putImage(upload.bytes, { objects, key, maxBytes: max });
+      } finally {
+        upload.release();
+      }
       reply.removeHeader("connection");
       const job = {
         imageId,
@@ -252,6 +254,102 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
 }
 
 /**
+ * What a multipart body may carry besides its file's bytes: boundary lines, the part's headers, a preamble or an
+ * epilogue. The file alone is held to the size limit, exactly; the body as a whole to the limit plus this, so nothing
+ * unbounded passes as framing.
+ */
+export const MULTIPART_FRAMING_BYTES = 64 * 1024;
+
+/** An upload's image: its bytes, the name its sender gave it, and `release` once the bytes are read (or given up). */
+interface ImageBody {
+  bytes: AsyncIterable<Buffer>;
+  filename: string | undefined;
+  release(): void;
+}
+
+/**
+ * The image of a multipart body: its one part, `file`. The file's bytes are held to `max` by putImage (busboy lets
+ * one byte past it through); the body as a whole, counted as it arrives, to `max` + MULTIPART_FRAMING_BYTES. A part
+ * other than the one `file`, before it or after it, is refused (400 `unexpected_part`) before the object is kept;
+ * the body's end is awaited (its epilogue counted) before the bytes end, so an accepted upload was read whole.
+ */
+async function multipartImage(request: FastifyRequest, max: number): Promise<ImageBody> {
+  const bound = max + MULTIPART_FRAMING_BYTES;
+  const declared = Number(request.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > bound) throw payloadTooLarge(max);
+
+  const raw = request.raw;
+  const parts = request.parts();
+  // the first next() starts the parser (the body is piped to busboy from then on): the counter goes beside it
+  const first = parts.next();
+  let file: Readable | undefined;
+  let seen = 0;
+  let exceeded: (err: Error) => void = () => undefined;
+  const tooLarge = new Promise<never>((_resolve, reject) => (exceeded = reject));
+  tooLarge.catch(() => undefined);
+  function release() {
+    raw.off("data", count);
+  }
+  function count(chunk: Buffer) {
+    seen += chunk.length;
+    if (seen <= bound) return;
+    release();
+    raw.unpipe(); // no more parsing: the rest of the body is kit's to settle once the 413 goes
+    const err = payloadTooLarge(max);
+    file?.destroy(err);
+    exceeded(err);
+  }
+  raw.on("data", count);
+  /** `step`, or the 413 when the body goes over its bound first; busboy's own errors made 400. */
+  const within = <T>(step: Promise<T>) =>
+    Promise.race([step, tooLarge]).catch((err: unknown) => {
+      throw multipartError(err);
+    });
+
+  try {
+    const head = await within(first);
+    if (head.done) throw badRequest("file_required", "Send the image in multipart field `file`");
+    const part = head.value;
+    if (part.type !== "file" || part.fieldname !== "file") throw unexpectedPart(`found ${partName(part)}`);
+    // the part's own name passes the rule `?filename=` does (kit's check sees only the query and the JSON body)
+    const filename = part.filename || undefined;
+    if (filename !== undefined && !Value.Check(FileName, filename)) {
+      throw badRequest(
+        "validation_failed",
+        `The file part's filename must be 1 to 255 characters: ${FileName.description}`,
+      );
+    }
+    file = part.file;
+    async function* bytes(stream: Readable): AsyncGenerator<Buffer> {
+      try {
+        yield* stream;
+      } catch (err) {
+        throw multipartError(err);
+      }
+      // before the bytes end (and the object is kept): no second part, and the body read to its end, its epilogue
+      // counted (busboy is done at the closing boundary and lets the rest pass unread)
+      const after = await within(parts.next());
+      if (!after.done) throw unexpectedPart(`${partName(after.value)} follows it`);
+      raw.resume();
+      await within(finished(raw));
+    }
+    return { bytes: bytes(file), filename, release };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+/** A part's name as a message shows it (bounded: it is the client's text). */
+const partName = (part: Multipart) =>
+  (part.fieldname as string | undefined) === undefined
+    ? "a part without a name"
+    : `part ${JSON.stringify(part.fieldname.slice(0, 100))}`;
+
+const unexpectedPart = (what: string) =>
+  badRequest("unexpected_part", `The multipart body must hold one part, the image in field \`file\`: ${what}`);
+
+/**
  * busboy reports a body it cannot parse as a plain Error ("Multipart: Boundary not found", "Unexpected end of
  * multipart data", "... terminated early ..."); @fastify/multipart's own errors carry their status (413 limits,
  * 400 premature close) and pass as they are.
@@ -259,13 +357,4 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
 function multipartError(err: unknown): unknown {
   if (err instanceof Error && typeof (err as { statusCode?: unknown }).statusCode === "number") return err;
   return badRequest("malformed_multipart", "The multipart body is malformed");
-}
-
-/** The file part's bytes, its parse errors made 400 `malformed_multipart`. */
-async function* multipartErrors(file: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  try {
-    yield* file;
-  } catch (err) {
-    throw multipartError(err);
-  }
 }
