@@ -113,6 +113,7 @@ export async function buildWorker(opts: BuildOptions): Promise<DetectorWorker> {
     const loaded = await InferencePool.start({
       ...settings,
       threads: config.INFERENCE_THREADS,
+      stopTimeoutMs: config.INFERENCE_STOP_TIMEOUT_MS,
       intraOpThreads: config.ORT_INTRA_OP_THREADS,
       allowSpinning: config.ORT_ALLOW_SPINNING,
       niceIncrement: config.INFERENCE_NICE_INCREMENT,

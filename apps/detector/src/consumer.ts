@@ -14,7 +14,8 @@
  *   limit's last attempt the image is marked `failed` and the message dead-lettered;
  * - already finished (a redelivery after a lost ack): ack, nothing written twice;
  * - shutdown: the subscription pauses; jobs not yet at inference are released (back to the queue without spending
- *   an attempt; image back to `queued`); batches already running finish, commit and ack.
+ *   an attempt; image back to `queued`, unless another delivery of it began meanwhile: results.ts `requeue`); batches
+ *   already running finish, commit and ack.
  */
 import { performance } from "node:perf_hooks";
 import type { Readable } from "node:stream";
@@ -31,7 +32,7 @@ import { ImageDecodeError, type LetterboxedImage, letterboxImage } from "./infer
 import type { BatchResult } from "./inference/runner.js";
 import { InvalidJobError, parseJob, type DetectionJob } from "./job.js";
 import type { DetectorMetrics, FailureReason } from "./metrics.js";
-import type { Outcome, ResultStore } from "./results.js";
+import type { Claim, Outcome, ResultStore } from "./results.js";
 
 /** What the consumer needs from the inference pool (InferencePool implements it). */
 export interface BatchRunner {
@@ -180,6 +181,7 @@ export class DetectionConsumer {
       return;
     }
     const ctx = { jobId: job.jobId, imageId: job.imageId, deliveries: d.deliveries };
+    let claim: Claim | undefined;
     try {
       const begun = await this.#o.results.begin(job);
       if (begun.kind === "missing") {
@@ -194,6 +196,7 @@ export class DetectionConsumer {
         await d.ack();
         return;
       }
+      claim = begun.claim;
       this.#checkStopping();
       const { image, decodeMs } = await this.#fetchAndDecode(job);
       this.#checkStopping();
@@ -205,7 +208,7 @@ export class DetectionConsumer {
       metrics.jobDuration.observe((performance.now() - started) / 1000);
     } catch (err) {
       if (err instanceof Stopping) {
-        await this.#o.results.requeue(job).catch(() => undefined);
+        await this.#o.results.requeue(job, claim).catch(() => undefined);
         return this.#handBack(d);
       }
       if (err instanceof PermanentJobError) return this.#failPermanently(d, job, err);

@@ -4,6 +4,11 @@
  * Idempotent by job id without a unique constraint: the write locks the image row, and writes only while the image
  * is not finished yet, so a redelivered job (its first run committed, the ack was lost) writes nothing twice. Each
  * status change fires files' NOTIFY trigger (its server-sent events).
+ *
+ * The status only moves forward (queued → processing → done | failed), each write guarded in SQL by the status it
+ * leaves, with one way back: `requeue`, processing → queued, for a job handed back at shutdown. That one is taken
+ * only by the delivery whose `begin` moved the image to processing, and only while no other delivery has begun on
+ * it since (a duplicate may be running elsewhere), so a released duplicate never makes a running image look queued.
  */
 import type { SqlDatabase } from "@ndt/kit";
 import type { Detection } from "./inference/runner.js";
@@ -11,8 +16,18 @@ import type { DetectionJob } from "./job.js";
 
 export type ImageStatus = "queued" | "processing" | "done" | "failed";
 
-/** What `begin` found: the job can run, or there is nothing to do. */
-export type Begin = { kind: "run" } | { kind: "finished"; status: "done" | "failed" } | { kind: "missing" };
+/**
+ * What `begin` found: the job can run, or there is nothing to do. `claim` is set when this delivery moved the image
+ * to processing: what `requeue` needs to move it back.
+ */
+export type Begin =
+  { kind: "run"; claim: Claim | undefined } | { kind: "finished"; status: "done" | "failed" } | { kind: "missing" };
+
+/**
+ * The row version (`xmin`) the claiming delivery's update wrote: any later update of the image, another delivery's
+ * `begin` included, changes it and so voids the claim.
+ */
+export type Claim = { readonly version: string };
 
 /** What `completeAll` (per image) / `fail` did. */
 export type Outcome = "written" | "already-finished" | "missing";
@@ -28,23 +43,29 @@ export interface Completion {
 export class ResultStore {
   constructor(private readonly db: SqlDatabase) {}
 
-  /** Marks the image `processing` unless it is already finished or gone. */
+  /**
+   * Marks the image `processing` unless it is already finished or gone. On an image already processing (another
+   * delivery of it began: a duplicate, or a redelivery after a crash) it writes the row all the same, status
+   * unchanged, which voids the other delivery's claim.
+   */
   async begin(job: DetectionJob): Promise<Begin> {
-    const { rows } = await this.db.query<{ status: ImageStatus; changed: boolean }>(
+    const { rows } = await this.db.query<{ status: ImageStatus; claim: string | null }>(
       `WITH target AS (
-         SELECT id, status FROM images WHERE id = $1 AND organization_id = $2
+         -- locked, so two deliveries beginning at once see each other: the second reads processing, not queued
+         SELECT id, status FROM images WHERE id = $1 AND organization_id = $2 FOR UPDATE
        ), changed AS (
          UPDATE images SET status = 'processing', updated_at = clock_timestamp()
-         FROM target WHERE images.id = target.id AND target.status = 'queued'
-         RETURNING images.id
+         FROM target WHERE images.id = target.id AND target.status IN ('queued', 'processing')
+         RETURNING images.xmin::text AS version
        )
-       SELECT target.status, EXISTS (SELECT 1 FROM changed) AS changed FROM target`,
+       SELECT target.status, CASE WHEN target.status = 'queued' THEN (SELECT version FROM changed) END AS claim
+       FROM target`,
       [job.imageId, job.organizationId],
     );
     const row = rows[0];
     if (!row) return { kind: "missing" };
     if (row.status === "done" || row.status === "failed") return { kind: "finished", status: row.status };
-    return { kind: "run" };
+    return { kind: "run", claim: row.claim === null ? undefined : { version: row.claim } };
   }
 
   /**
@@ -134,11 +155,18 @@ export class ResultStore {
     return row.changed ? "written" : "already-finished";
   }
 
-  /** Puts a `processing` image back to `queued` (its job returns to the queue at shutdown). */
-  async requeue(job: DetectionJob): Promise<void> {
-    await this.db.query(
-      "UPDATE images SET status = 'queued', updated_at = clock_timestamp() WHERE id = $1 AND status = 'processing'",
-      [job.imageId],
+  /**
+   * Puts a `processing` image back to `queued` (its job returns to the queue at shutdown), when `claim` (from this
+   * delivery's `begin`) still holds; otherwise the image stays as it is, and the job's next delivery runs it from
+   * `processing`. Says whether it moved.
+   */
+  async requeue(job: DetectionJob, claim: Claim | undefined): Promise<boolean> {
+    if (!claim) return false;
+    const { rowCount } = await this.db.query(
+      `UPDATE images SET status = 'queued', updated_at = clock_timestamp()
+       WHERE id = $1 AND organization_id = $2 AND status = 'processing' AND xmin = $3::xid`,
+      [job.imageId, job.organizationId, claim.version],
     );
+    return rowCount === 1;
   }
 }

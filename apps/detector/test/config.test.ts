@@ -14,6 +14,7 @@ describe("detector config", () => {
       PORT: 9090,
       ORT_PROVIDERS: "cuda,cpu",
       INFERENCE_THREADS: 1,
+      INFERENCE_STOP_TIMEOUT_MS: 5_000,
       ORT_INTRA_OP_THREADS: 2,
       BATCH_MAX: 8,
       BATCH_WAIT_MS: 10,

@@ -16,10 +16,12 @@ import { type LetterboxedImage, letterboxImage } from "../src/inference/letterbo
 import { InferencePool, InferenceThreadError, type ThreadEvent } from "../src/inference/pool.js";
 import { ModelRunner } from "../src/inference/runner.js";
 import { SESSION_WORKER_URL } from "../src/paths.js";
-import { DYING_BATCH_SIZE } from "./fixtures/dying-batch.js";
+import { DYING_BATCH_SIZE, HANGING_BATCH_SIZE } from "./fixtures/dying-batch.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const CLOSE_MID_RUN = fileURLToPath(new URL("./fixtures/close-mid-run.ts", import.meta.url));
+const EXIT_MID_RUN = fileURLToPath(new URL("./fixtures/exit-mid-run.ts", import.meta.url));
+const HANGING_WORKER_URL = new URL("./fixtures/hanging-session.worker.ts", import.meta.url);
 
 const THREAD_OPTIONS = {
   modelPath: BUNDLED_MODEL_PATH,
@@ -191,6 +193,67 @@ describe("InferencePool.close", () => {
       );
     },
   );
+
+  it("resolves within stopTimeoutMs when a thread never answers: the thread is ended and its batch fails", async () => {
+    const pool = await InferencePool.start({
+      ...THREAD_OPTIONS,
+      threads: 1,
+      workerUrl: HANGING_WORKER_URL,
+      stopTimeoutMs: 1_000,
+    });
+    const wedged = pool.run(await letterboxed(31, HANGING_BATCH_SIZE)).then(
+      () => "answered",
+      (err: unknown) => err,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    const closed = await Promise.race([
+      pool.close().then(() => "closed"),
+      new Promise((r) => setTimeout(() => r("still closing after 5 s"), 5_000)),
+    ]);
+    const elapsed = performance.now() - started;
+    expect(closed).toBe("closed");
+    expect(elapsed).toBeGreaterThanOrEqual(950);
+    expect(elapsed).toBeLessThan(2_000);
+    expect(await wedged).toEqual(new InferenceThreadError("inference thread exited (1) during a batch"));
+    await waitUntil(() => pool.threads === 0, 5_000);
+  });
+});
+
+describe("a process exit while a thread runs a batch", () => {
+  /** The fixture's process, exiting `afterMs` after handing its thread a batch. */
+  const exitDuring = (afterMs: number, exitCode: number, variant = "") => {
+    const args = ["--import", "tsx", EXIT_MID_RUN, String(afterMs), String(exitCode), variant];
+    const child = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: "utf8", timeout: 60_000 });
+    const output = `${child.stdout}${child.stderr}`;
+    expect(child.signal, output).toBeNull();
+    expect(child.status, output).toBe(exitCode);
+    return JSON.parse(child.stdout.trim().split("\n").pop()!) as { runningAtExit: boolean; exitWaitMs: number };
+  };
+
+  it(
+    "keeps the code it was asked for: the exit waits for the run (a thread torn down mid-run aborts, 134)",
+    { timeout: 120_000 },
+    () => {
+      for (const [afterMs, exitCode] of [
+        [100, 3],
+        [500, 0],
+      ] as const) {
+        const exited = exitDuring(afterMs, exitCode);
+        // the exit did land mid-run (otherwise this would prove nothing), and waited for the run, not for the bound
+        expect(exited.runningAtExit).toBe(true);
+        expect(exited.exitWaitMs).toBeGreaterThan(0);
+        expect(exited.exitWaitMs).toBeLessThan(10_000);
+      }
+    },
+  );
+
+  it("waits no longer than stopTimeoutMs for a thread that never answers", { timeout: 60_000 }, () => {
+    const exited = exitDuring(100, 5, "hanging");
+    expect(exited.runningAtExit).toBe(true);
+    expect(exited.exitWaitMs).toBeGreaterThanOrEqual(950);
+    expect(exited.exitWaitMs).toBeLessThan(2_000);
+  });
 });
 
 async function waitUntil(cond: () => boolean, timeoutMs = 30_000): Promise<void> {

@@ -1,12 +1,13 @@
 /**
  * The detector's writes on the files service's tables (real PostgreSQL, files' migrations): `processing` at the
- * start, detections + `done` + size once per image whatever the number of deliveries, `failed` with a reason.
+ * start, detections + `done` + size once per image whatever the number of deliveries, `failed` with a reason, and
+ * back to `queued` only for the one delivery that began it.
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Detection } from "../src/inference/runner.js";
 import type { DetectionJob } from "../src/job.js";
-import { ResultStore } from "../src/results.js";
+import { type Begin, ResultStore } from "../src/results.js";
 import { filesDatabase, imageRows, queuedImages } from "./helpers.js";
 
 const env = await filesDatabase("detector_results");
@@ -26,7 +27,7 @@ describe.skipIf(!env)("ResultStore", () => {
 
   it("marks a queued image processing, then done with its size and detections in original pixels", async () => {
     const [job] = await queuedImages(db, 1);
-    expect(await store.begin(job!)).toEqual({ kind: "run" });
+    expect(await store.begin(job!)).toMatchObject({ kind: "run" });
     expect((await imageRows(db, [job!.imageId]))[0]!.status).toBe("processing");
     expect(await complete(job!, { width: 800, height: 400 }, dets)).toBe("written");
     expect(await imageRows(db, [job!.imageId])).toEqual([
@@ -129,8 +130,65 @@ describe.skipIf(!env)("ResultStore", () => {
 
   it("puts a processing image back to queued (its job returns to the queue at shutdown)", async () => {
     const [job] = await queuedImages(db, 1);
-    await store.begin(job!);
-    await store.requeue(job!);
+    const begun = await store.begin(job!);
+    expect(begun).toEqual({ kind: "run", claim: expect.objectContaining({ version: expect.any(String) }) });
+    expect(await store.requeue(job!, begun.kind === "run" ? begun.claim : undefined)).toBe(true);
     expect((await imageRows(db, [job!.imageId]))[0]!.status).toBe("queued");
+  });
+
+  describe("never moves an image's status backwards when a duplicate delivery is released", () => {
+    const claimOf = (begun: Begin) => (begun.kind === "run" ? begun.claim : undefined);
+    const status = async (job: DetectionJob) => (await imageRows(db, [job.imageId]))[0]!.status;
+
+    it("the duplicate begun while the first copy runs: releasing either leaves the image processing", async () => {
+      const [job] = await queuedImages(db, 1);
+      const first = await store.begin(job!);
+      const duplicate = await store.begin(job!);
+      const releasedDuplicate = await store.requeue(job!, claimOf(duplicate));
+      expect(await status(job!)).toBe("processing");
+      // the first copy's claim went with the duplicate's begin: that one may still be running elsewhere
+      const releasedFirst = await store.requeue(job!, claimOf(first));
+      expect(await status(job!)).toBe("processing");
+      expect([duplicate, releasedDuplicate, releasedFirst]).toEqual([{ kind: "run", claim: undefined }, false, false]);
+      // the job's next delivery runs it from processing
+      expect(await store.begin(job!)).toEqual({ kind: "run", claim: undefined });
+      expect(await complete(job!, { width: 2, height: 2 }, dets)).toBe("written");
+    });
+
+    it("two copies beginning at once: one claim at most, and neither release makes the image queued", async () => {
+      for (let round = 0; round < 10; round++) {
+        const [job] = await queuedImages(db, 1);
+        const begun = await Promise.all([store.begin(job!), store.begin(job!)]);
+        const released = [await store.requeue(job!, claimOf(begun[0]!)), await store.requeue(job!, claimOf(begun[1]!))];
+        expect(await status(job!)).toBe("processing");
+        expect(begun.filter((b) => claimOf(b) !== undefined).length).toBeLessThanOrEqual(1);
+        expect(released).toEqual([false, false]);
+      }
+    });
+
+    it("a copy released after its result was committed (by itself or another copy) leaves the image done", async () => {
+      const [job] = await queuedImages(db, 1);
+      const first = await store.begin(job!);
+      expect(await complete(job!, { width: 3, height: 4 }, dets)).toBe("written");
+      const releasedFirst = await store.requeue(job!, claimOf(first));
+      const late = await store.begin(job!);
+      const releasedLate = await store.requeue(job!, claimOf(late));
+      expect(await imageRows(db, [job!.imageId])).toEqual([
+        { id: job!.imageId, status: "done", width: 3, height: 4, error: null },
+      ]);
+      expect([late, releasedFirst, releasedLate]).toEqual([{ kind: "finished", status: "done" }, false, false]);
+    });
+
+    it("a failed image stays failed, and another organisation's job moves nothing", async () => {
+      const [bad, other] = await queuedImages(db, 2);
+      const begun = await store.begin(bad!);
+      await store.fail(bad!, "cannot read image: corrupt");
+      const releasedFailed = await store.requeue(bad!, claimOf(begun));
+      expect(await status(bad!)).toBe("failed");
+      const claim = claimOf(await store.begin(other!));
+      const releasedElsewhere = await store.requeue({ ...other!, organizationId: randomUUID() }, claim);
+      expect(await status(other!)).toBe("processing");
+      expect([releasedFailed, releasedElsewhere]).toEqual([false, false]);
+    });
   });
 });

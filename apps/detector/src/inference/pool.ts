@@ -5,14 +5,16 @@
  * one batch.
  *
  * A thread is never terminated while its session runs: onnxruntime-node aborts the whole process (`terminate called
- * after throwing an instance of 'Napi::Error'`) when a run completes into a thread that is gone. `close` waits for
- * the running batches, then ends the threads, which are idle by then.
+ * after throwing an instance of 'Napi::Error'`, exit 134) when a run completes into a thread that is gone. `close`
+ * waits for the running batches, then ends the threads, which are idle by then; a thread that has not answered within
+ * `stopTimeoutMs` is ended anyway. A process exit (`process.exit`, an uncaught exception) ends every thread too, so
+ * the pool holds it, in its 'exit' listener, until no thread is inside onnxruntime (bounded by `stopTimeoutMs`).
  */
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { jitteredDelay } from "@ndt/kit";
-import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
+import type { FromThread, SessionThreadData, SessionThreadOptions, ToThread } from "./protocol.js";
 import type { LetterboxedImage } from "./geometry.js";
 import type { BatchResult } from "./runner.js";
 
@@ -28,6 +30,13 @@ export interface InferencePoolOptions extends SessionThreadOptions {
   workerUrl: URL;
   /** Told when a thread ends unasked and how its replacement goes (for the log). */
   onThreadEvent?: (event: ThreadEvent) => void;
+  /**
+   * How long `close`, and a process exit, wait for running batches (and model loads) before ending the threads
+   * anyway. Ending a thread inside onnxruntime aborts the process when its run returns, so this is for a thread that
+   * no longer answers: keep it well above a batch's time.
+   * @default 10_000
+   */
+  stopTimeoutMs?: number;
 }
 
 export type ThreadEvent =
@@ -39,6 +48,23 @@ export type ThreadEvent =
 /** Backoff between attempts to start a replacement thread: full jitter, 1 s doubling up to 60 s. */
 const REPLACE_BASE_MS = 1_000;
 const REPLACE_CAP_MS = 60_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Every session thread alive in this process: its `inOrt` flag, and how long a process exit may wait on it. */
+const liveThreads = new Map<Int32Array, number>();
+let exitHookInstalled = false;
+
+/**
+ * The process's 'exit' listener. Node ends the worker threads after the 'exit' listeners return, and no batch can be
+ * handed out while this one blocks, so once every flag reads 0 no run is in flight and the exit keeps its code.
+ */
+function awaitThreadsOutOfOrt(): void {
+  const started = Date.now();
+  for (const [inOrt, waitMs] of liveThreads) {
+    const left = started + waitMs - Date.now();
+    if (left > 0) Atomics.wait(inOrt, 0, 1, left);
+  }
+}
 
 interface Pending {
   id: number;
@@ -51,9 +77,18 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  /** The thread's `inOrt` flag (protocol.ts). */
+  inOrt: Int32Array;
   busy: Pending | undefined;
   /** The shared buffers holding the running batch's pixels, back to the pool when it answers. */
   lent: SharedArrayBuffer[];
+}
+
+/** A thread that has loaded its model. */
+interface Booted {
+  worker: Worker;
+  inOrt: Int32Array;
+  ready: Ready;
 }
 
 interface Ready {
@@ -63,16 +98,46 @@ interface Ready {
   providerFailures: { provider: string; error: string }[];
 }
 
-/** Starts a thread on `url`; from source (a `.ts` entry) tsx's loader is registered in the thread first. */
-function spawn(url: URL, workerData: SessionThreadOptions): Worker {
-  if (!url.pathname.endsWith(".ts")) return new Worker(url, { workerData });
-  const tsx = pathToFileURL(
-    createRequire(import.meta.url)
-      .resolve("tsx/esm/api")
-      .replace(/\.cjs$/, ".mjs"),
-  ).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
+/**
+ * Starts a thread on `url`, inside onnxruntime (loading) from the start, and known to the process's exit listener
+ * until it ends. From source (a `.ts` entry) tsx's loader is registered in the thread first.
+ */
+function spawn(url: URL, options: SessionThreadOptions, stopTimeoutMs: number): { worker: Worker; inOrt: Int32Array } {
+  const inOrt = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  inOrt[0] = 1;
+  const workerData: SessionThreadData = { ...options, inOrt };
+  let worker: Worker;
+  if (!url.pathname.endsWith(".ts")) worker = new Worker(url, { workerData });
+  else {
+    const tsx = pathToFileURL(
+      createRequire(import.meta.url)
+        .resolve("tsx/esm/api")
+        .replace(/\.cjs$/, ".mjs"),
+    ).href;
+    const entry = JSON.stringify(url.href);
+    const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${entry}); })`;
+    worker = new Worker(boot, { eval: true, workerData });
+  }
+  liveThreads.set(inOrt, stopTimeoutMs);
+  worker.once("exit", () => liveThreads.delete(inOrt));
+  if (!exitHookInstalled) {
+    process.on("exit", awaitThreadsOutOfOrt);
+    exitHookInstalled = true;
+  }
+  return { worker, inOrt };
+}
+
+/** Whether `work` settled before `deadline` (epoch ms); it goes on either way. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export class InferencePool {
@@ -118,15 +183,15 @@ export class InferencePool {
       await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.worker.terminate() : undefined)));
       throw (failed as PromiseRejectedResult).reason;
     }
-    const workers = started.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; ready: Ready }>).value);
+    const workers = started.map((s) => (s as PromiseFulfilledResult<Booted>).value);
     const pool = new InferencePool(opts, workers[0]!.ready);
-    for (const { worker } of workers) pool.#attach(worker);
+    for (const booted of workers) pool.#attach(booted);
     return pool;
   }
 
-  static #boot(opts: InferencePoolOptions): Promise<{ worker: Worker; ready: Ready }> {
-    const { threads: _threads, workerUrl, onThreadEvent: _onThreadEvent, ...threadOptions } = opts;
-    const worker = spawn(workerUrl, threadOptions);
+  static #boot(opts: InferencePoolOptions): Promise<Booted> {
+    const { threads: _threads, workerUrl, onThreadEvent: _onThreadEvent, stopTimeoutMs, ...threadOptions } = opts;
+    const { worker, inOrt } = spawn(workerUrl, threadOptions, stopTimeoutMs ?? STOP_TIMEOUT_MS);
     return new Promise((resolve, reject) => {
       const onExit = (code: number) =>
         reject(new InferenceThreadError(`inference thread exited (${code}) while loading`));
@@ -136,7 +201,7 @@ export class InferencePool {
       worker.once("message", (message: FromThread) => {
         // the error listener stays: until #attach adds its own, an unheard 'error' would crash the process
         worker.off("exit", onExit);
-        if (message.type === "ready") resolve({ worker, ready: message });
+        if (message.type === "ready") resolve({ worker, inOrt, ready: message });
         else {
           void worker.terminate();
           reject(new Error(message.type === "load-failed" ? message.message : `unexpected ${message.type}`));
@@ -145,8 +210,8 @@ export class InferencePool {
     });
   }
 
-  #attach(worker: Worker): void {
-    const slot: Slot = { worker, busy: undefined, lent: [] };
+  #attach({ worker, inOrt }: Booted): void {
+    const slot: Slot = { worker, inOrt, busy: undefined, lent: [] };
     this.#slots.push(slot);
     worker.on("message", (message: FromThread) => {
       const pending = slot.busy;
@@ -183,9 +248,9 @@ export class InferencePool {
   #replace(attempt: number): void {
     const replacing: Promise<void> = InferencePool.#boot(this.#opts)
       .then(
-        async ({ worker }) => {
-          if (this.#closed) return void (await worker.terminate());
-          this.#attach(worker);
+        async (booted) => {
+          if (this.#closed) return void (await booted.worker.terminate());
+          this.#attach(booted);
           this.#tell({ type: "replaced", attempts: attempt + 1 });
           this.#dispatch();
         },
@@ -243,6 +308,8 @@ export class InferencePool {
       slot.busy = next;
       const images = next.images.map((img) => ({ ...img, pixels: this.#shared(img.pixels, slot) }));
       const message: ToThread = { type: "run", id: next.id, images };
+      // set here, not by the thread: a batch posted but not yet started must hold a process exit too
+      Atomics.store(slot.inOrt, 0, 1);
       slot.worker.postMessage(message);
     }
     if (this.idle > 0) this.onIdle?.();
@@ -263,16 +330,18 @@ export class InferencePool {
 
   /**
    * Batches waiting for a thread fail with InferenceThreadError; batches running finish and answer as usual. Then the
-   * threads end (see the header for why not sooner).
+   * threads end (see the header for why not sooner). Resolves within `stopTimeoutMs` whatever the threads do: a thread
+   * still silent then is ended anyway, and its batch fails with InferenceThreadError.
    */
   async close(): Promise<void> {
     this.#closed = true;
+    const deadline = Date.now() + (this.#opts.stopTimeoutMs ?? STOP_TIMEOUT_MS);
     for (const pending of this.#waiting.splice(0)) pending.reject(new InferenceThreadError("inference pool closed"));
     for (const timer of this.#retryTimers) clearTimeout(timer);
     this.#retryTimers.clear();
-    await Promise.all(this.#slots.map((s) => s.busy?.settled));
     // a replacement still loading its model is ended once loaded (terminating a session mid-load is not safe either)
-    await Promise.all([...this.#replacing]);
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    await settledBy(Promise.all([...this.#slots.map((s) => s.busy?.settled), ...this.#replacing]), deadline);
+    // past the deadline the ends are asked for, not awaited: a thread blocked in native code ends only when it returns
+    await settledBy(Promise.all(this.#slots.map((s) => s.worker.terminate())), deadline);
   }
 }

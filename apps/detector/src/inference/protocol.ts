@@ -18,6 +18,16 @@ export interface SessionThreadOptions {
   agnostic: boolean;
 }
 
+/** A session thread's `workerData`: its options and the flag it shares with the pool. */
+export interface SessionThreadData extends SessionThreadOptions {
+  /**
+   * 1 while the thread is inside onnxruntime (loading the model, or from the moment the pool hands it a batch until
+   * the thread has the answer), else 0; the thread clears it and `Atomics.notify`s. A process exit waits on it (see
+   * pool.ts).
+   */
+  inOrt: Int32Array;
+}
+
 export type ToThread = {
   type: "run";
   id: number;

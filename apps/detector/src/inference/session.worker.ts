@@ -5,13 +5,19 @@
 import { readlinkSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
-import type { FromThread, SessionThreadOptions, ToThread } from "./protocol.js";
+import type { FromThread, SessionThreadData, ToThread } from "./protocol.js";
 import { ModelRunner } from "./runner.js";
 
 const port = parentPort;
 if (!port) throw new Error("session.worker must run in a worker thread");
-const opts = workerData as SessionThreadOptions;
+const opts = workerData as SessionThreadData;
 const send = (message: FromThread) => port.postMessage(message);
+
+/** Out of onnxruntime: from here this thread can be ended safely (a process exit may be waiting for it). */
+function leftOrt(): void {
+  Atomics.store(opts.inOrt, 0, 0);
+  Atomics.notify(opts.inOrt, 0);
+}
 
 /**
  * Lowers this thread's priority before the session exists, so ONNX Runtime's intra-op threads inherit it (Linux: nice
@@ -32,6 +38,7 @@ lowerThreadPriority(opts.niceIncrement);
 let runner: ModelRunner;
 try {
   runner = await ModelRunner.load(opts.modelPath, opts);
+  leftOrt();
   send({
     type: "ready",
     names: [...runner.names],
@@ -40,6 +47,7 @@ try {
     providerFailures: [...runner.providerFailures],
   });
 } catch (err) {
+  leftOrt();
   send({ type: "load-failed", message: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }
@@ -48,8 +56,13 @@ try {
 port.on("message", (message: ToThread) => {
   if (message.type !== "run") return;
   runner.runLetterboxed(message.images).then(
-    (result) => send({ type: "result", id: message.id, ...result }),
-    (err: unknown) =>
-      send({ type: "run-failed", id: message.id, message: err instanceof Error ? err.message : String(err) }),
+    (result) => {
+      leftOrt();
+      send({ type: "result", id: message.id, ...result });
+    },
+    (err: unknown) => {
+      leftOrt();
+      send({ type: "run-failed", id: message.id, message: err instanceof Error ? err.message : String(err) });
+    },
   );
 });
