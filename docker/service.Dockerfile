@@ -27,7 +27,11 @@ COPY --from=manifests /src ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --workspace "apps/${APP}" --include-workspace-root=false --ignore-scripts --no-audit --no-fund \
  && rm -rf node_modules/@ndt \
- && mkdir -p "apps/${APP}/node_modules"
+ && mkdir -p "apps/${APP}/node_modules" \
+ # reports reads two weights of each Noto font (apps/reports/src/fonts.ts): the other weights are ~45 MB of image
+ && if [ -d node_modules/@expo-google-fonts ]; then \
+      find node_modules/@expo-google-fonts -name '*.ttf' ! -name '*_400Regular.ttf' ! -name '*_700Bold.ttf' -delete; \
+    fi
 
 # ---- build: full install (dev tools), then bundle src/server.ts + @ndt/* workspace source into dist/server.js.
 # No compiler runs when the container starts.

@@ -12,7 +12,7 @@ export type ImageStatus = "queued" | "processing" | "done" | "failed";
  * Bumped whenever the layout or anything else in the rendered bytes changes, so reports cached under the old
  * format are not served for the new one.
  */
-export const REPORT_FORMAT_VERSION = 2;
+export const REPORT_FORMAT_VERSION = 3;
 
 export interface ReportDetection {
   class: DefectClass;

@@ -10,13 +10,19 @@
  * Output is deterministic for the same data: the document dates come from the inspection, and nothing else in the
  * file depends on the clock or randomness, so the bytes can be cached under the data's content hash.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import PDFDocument from "pdfkit";
 import sharp from "sharp";
+import {
+  type FontWeight,
+  type TextRun,
+  metadataText,
+  primaryFace,
+  registerFonts,
+  textLines,
+  textRuns,
+} from "./fonts.js";
 import {
   DEFECT_CLASSES,
   type DefectClass,
@@ -61,39 +67,8 @@ const TEXT = "#1a1a1a";
 const MUTED = "#666666";
 const RULE = "#cccccc";
 
-/**
- * DejaVu Sans, regular and bold, embedded as subsets (only the glyphs used). The standard PDF fonts encode only
- * Windows-1252, so a Polish, Czech, Greek or Russian title printed as "?"; DejaVu covers Latin in full, Greek,
- * Cyrillic and more. Read once per process.
- */
-const requireFromHere = createRequire(import.meta.url);
-const FONT_DIR = join(dirname(requireFromHere.resolve("dejavu-fonts-ttf/package.json")), "ttf");
-const FONT_FILES = {
-  body: readFileSync(join(FONT_DIR, "DejaVuSans.ttf")),
-  bold: readFileSync(join(FONT_DIR, "DejaVuSans-Bold.ttf")),
-};
-const BODY = "body";
-const BOLD = "bold";
-
-/** fontkit (pdfkit's font engine, untyped): only the glyph lookup is used here. */
-const fontkit = requireFromHere("fontkit") as {
-  create(bytes: Buffer): { hasGlyphForCodePoint(codePoint: number): boolean };
-};
-const fontsInUse = [fontkit.create(FONT_FILES.body), fontkit.create(FONT_FILES.bold)];
-
-/**
- * Text as both fonts can draw it: a character they have no glyph for (a CJK filename, an emoji) becomes "?" rather
- * than an empty box; control characters go too.
- */
-export function pdfSafeText(text: string): string {
-  let safe = "";
-  for (const character of text) {
-    const codePoint = character.codePointAt(0)!;
-    const drawable = codePoint >= 0x20 && fontsInUse.every((font) => font.hasGlyphForCodePoint(codePoint));
-    safe += drawable && !(codePoint >= 0x7f && codePoint < 0xa0) ? character : "?";
-  }
-  return safe;
-}
+const BODY = primaryFace("regular").name;
+const BOLD = primaryFace("bold").name;
 
 function formatDate(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
@@ -144,7 +119,7 @@ export function renderReport(report: ReportData, opts: RenderOptions): Readable 
     autoFirstPage: true,
     displayTitle: true,
     info: {
-      Title: pdfSafeText(`Inspection report: ${data.inspection.title}`),
+      Title: metadataText(`Inspection report: ${data.inspection.title}`),
       Subject: `Inspection ${data.inspection.id}`,
       Author: "ndt-platform",
       Creator: "ndt-platform reports",
@@ -154,8 +129,7 @@ export function renderReport(report: ReportData, opts: RenderOptions): Readable 
       ModDate: created,
     },
   });
-  doc.registerFont(BODY, FONT_FILES.body);
-  doc.registerFont(BOLD, FONT_FILES.bold);
+  registerFonts(doc);
   void drawReport(doc, data, opts).then(
     () => doc.end(),
     (err: unknown) => doc.destroy(err instanceof Error ? err : new Error(String(err))),
@@ -212,15 +186,97 @@ async function drawReport(doc: Doc, data: ReportData, opts: RenderOptions): Prom
   }
 }
 
+/**
+ * Per-run text options that keep a line on the primary face's baseline and line height whichever faces it mixes
+ * (Noto's ascender is taller than DejaVu's: its runs would sit lower and their lines step further).
+ */
+function runOptions(run: TextRun, weight: FontWeight, size: number) {
+  const primary = primaryFace(weight);
+  return { baseline: -primary.ascender * size, lineGap: (primary.lineHeight - run.face.lineHeight) * size };
+}
+
+/**
+ * User text as a paragraph at (x, y) or the current position, wrapped to `width`: each of its own lines on a line of
+ * its own, each run of characters in the first font that has them (pdfkit's `continued` chains the runs).
+ */
+function paragraph(
+  doc: Doc,
+  text: string,
+  opts: { weight: FontWeight; size: number; width: number; x?: number; y?: number },
+) {
+  const { weight, size, width } = opts;
+  let first = true;
+  for (const line of textLines(text, weight)) {
+    // an empty line still takes its height
+    const runs = line.length > 0 ? line : [{ face: primaryFace(weight), text: " " }];
+    runs.forEach((run, i) => {
+      doc.font(run.face.name).fontSize(size);
+      const options = { width, continued: i < runs.length - 1, ...runOptions(run, weight, size) };
+      // pdfkit reads an undefined x as "no position and no options": position only the first run
+      if (first && opts.x !== undefined) doc.text(run.text, opts.x, opts.y, options);
+      else doc.text(run.text, options);
+      first = false;
+    });
+  }
+}
+
+/**
+ * User text on one line from (x, y), cut to `width` with an ellipsis. The runs are measured and placed here: pdfkit's
+ * `ellipsis` cuts the text of one call, not a chain of runs in different fonts.
+ */
+function singleLine(
+  doc: Doc,
+  text: string,
+  opts: { weight: FontWeight; size: number; width: number; x: number; y: number },
+) {
+  const { weight, size } = opts;
+  const widthOf = (run: TextRun) => doc.font(run.face.name).fontSize(size).widthOfString(run.text);
+  const runs = textRuns(text, weight);
+  if (runs.reduce((sum, run) => sum + widthOf(run), 0) > opts.width) {
+    const ellipsis: TextRun = { face: primaryFace(weight), text: "…" };
+    let room = opts.width - widthOf(ellipsis);
+    const kept: TextRun[] = [];
+    for (const run of runs) {
+      const characters = [...run.text];
+      // the longest prefix that fits (binary search: a long file name would take hundreds of measurements)
+      let low = 0;
+      let high = characters.length;
+      while (low < high) {
+        const middle = Math.ceil((low + high) / 2);
+        if (widthOf({ ...run, text: characters.slice(0, middle).join("") }) <= room) low = middle;
+        else high = middle - 1;
+      }
+      const fitting = { face: run.face, text: characters.slice(0, low).join("") };
+      if (low > 0) kept.push(fitting);
+      if (low < characters.length) break;
+      room -= widthOf(fitting);
+    }
+    const last = kept.at(-1);
+    if (last?.face === ellipsis.face) last.text += ellipsis.text;
+    else kept.push(ellipsis);
+    runs.splice(0, runs.length, ...kept);
+  }
+  let x = opts.x;
+  for (const run of runs) {
+    doc
+      .font(run.face.name)
+      .fontSize(size)
+      .text(run.text, x, opts.y, { lineBreak: false, ...runOptions(run, weight, size) });
+    x += widthOf(run);
+  }
+}
+
 function heading(doc: Doc, text: string, size = 13) {
-  doc.moveDown(0.6).font(BOLD).fontSize(size).fillColor(TEXT).text(pdfSafeText(text));
+  doc.moveDown(0.6).fillColor(TEXT);
+  paragraph(doc, text, { weight: "bold", size, width: CONTENT_WIDTH });
   doc.moveDown(0.3);
 }
 
 function drawHeader(doc: Doc, data: ReportData, hash: string) {
   const { inspection } = data;
   doc.font(BODY).fontSize(10).fillColor(MUTED).text("NDT weld radiograph inspection report");
-  doc.moveDown(0.3).font(BOLD).fontSize(20).fillColor(TEXT).text(pdfSafeText(inspection.title));
+  doc.moveDown(0.3).fillColor(TEXT);
+  paragraph(doc, inspection.title, { weight: "bold", size: 20, width: CONTENT_WIDTH });
   doc.moveDown(0.5);
   const fields: [string, string][] = [
     ["Inspection", inspection.id],
@@ -232,16 +288,15 @@ function drawHeader(doc: Doc, data: ReportData, hash: string) {
   for (const [label, value] of fields) {
     const y = doc.y;
     doc.font(BOLD).fontSize(10).fillColor(MUTED).text(label, PAGE.margin, y, { width: 90 });
-    doc
-      .font(BODY)
-      .fillColor(TEXT)
-      .text(pdfSafeText(value), PAGE.margin + 90, y, { width: CONTENT_WIDTH - 90 });
+    doc.fillColor(TEXT);
+    paragraph(doc, value, { weight: "regular", size: 10, width: CONTENT_WIDTH - 90, x: PAGE.margin + 90, y });
     doc.moveDown(0.2);
   }
   if (inspection.notes) {
     doc.x = PAGE.margin;
     heading(doc, "Notes", 11);
-    doc.font(BODY).fontSize(10).fillColor(TEXT).text(pdfSafeText(inspection.notes), { width: CONTENT_WIDTH });
+    doc.fillColor(TEXT);
+    paragraph(doc, inspection.notes, { weight: "regular", size: 10, width: CONTENT_WIDTH });
   }
 }
 
@@ -254,7 +309,7 @@ function tableRow(
 ) {
   const y = doc.y;
   let x = PAGE.margin;
-  doc.font(opts.bold ? BOLD : BODY).fontSize(10);
+  const weight = opts.bold ? "bold" : "regular";
   cells.forEach((cell, i) => {
     const width = widths[i] ?? 60;
     const swatch = opts.swatches?.[i];
@@ -263,9 +318,8 @@ function tableRow(
       doc.rect(x + 4, y + 3, 8, 8).fill(swatch);
       textX += 12;
     }
-    doc
-      .fillColor(TEXT)
-      .text(pdfSafeText(cell), textX, y + 3, { width: width - (textX - x) - 4, height: 11, ellipsis: true });
+    doc.fillColor(TEXT);
+    singleLine(doc, cell, { weight, size: 10, width: width - (textX - x) - 4, x: textX, y: y + 3 });
     x += width;
   });
   doc
@@ -326,14 +380,18 @@ function drawImageSection(doc: Doc, image: ReportImage, index: number, total: nu
     .fontSize(9)
     .fillColor(MUTED)
     .text(`Image ${index + 1} of ${total}`);
-  doc.font(BOLD).fontSize(14).fillColor(TEXT).text(pdfSafeText(image.filename), { width: CONTENT_WIDTH });
+  doc.fillColor(TEXT);
+  paragraph(doc, image.filename, { weight: "bold", size: 14, width: CONTENT_WIDTH });
   const size = image.width && image.height ? ` · ${image.width} × ${image.height} px` : "";
   const found = image.detections.length === 1 ? "1 defect" : `${image.detections.length} defects`;
   doc.moveDown(0.2).font(BODY).fontSize(10).fillColor(MUTED).text(`Status: ${image.status}${size} · ${found}`);
   if (image.status === "failed") {
-    doc
-      .fillColor(CLASS_COLOURS.crack)
-      .text(pdfSafeText(`Detection failed: ${image.error ?? "no reason recorded"}`), { width: CONTENT_WIDTH });
+    doc.fillColor(CLASS_COLOURS.crack);
+    paragraph(doc, `Detection failed: ${image.error ?? "no reason recorded"}`, {
+      weight: "regular",
+      size: 10,
+      width: CONTENT_WIDTH,
+    });
   }
   doc.moveDown(0.5);
 

@@ -5,9 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { type ReportData, type ReportDetection, type ReportImage, reportHash, summarize } from "../src/model.js";
 import sharp from "sharp";
-import { DEFAULT_RENDER_SETTINGS, pdfSafeText, prepareImage, renderReportToBuffer } from "../src/render.js";
+import { type FontWeight, metadataText, textLines, textRuns } from "../src/fonts.js";
+import { DEFAULT_RENDER_SETTINGS, prepareImage, renderReportToBuffer } from "../src/render.js";
 import { radiograph } from "./images.js";
-import { imagesPerPage, parsePdf } from "./pdf.js";
+import { imagesPerPage, parsePdf, placedText } from "./pdf.js";
 
 const ORG = "6d1f4a8e-1c9b-4a57-9d6c-1a2b3c4d5e6f";
 const INSPECTION = "0c9e9b1e-5a1f-4d7e-8a3b-1f2e3d4c5b6a";
@@ -207,11 +208,6 @@ describe("report PDF", () => {
     expect([small.width, small.height]).toEqual([1600, 800]);
   });
 
-  it("keeps what the embedded fonts can draw (Polish, Greek, Cyrillic) and replaces the rest with ?", () => {
-    expect(pdfSafeText("Spoina łączona Ωμέγα Сварной шов")).toBe("Spoina łączona Ωμέγα Сварной шов");
-    expect(pdfSafeText("Schweißnaht é × 焊缝\u0007\u0085🙂")).toBe("Schweißnaht é × ?????");
-  });
-
   it("prints titles, sites and file names in Polish, Greek and Cyrillic as they are", async () => {
     const data = sampleData();
     data.inspection.title = "Spoina łączona 7A";
@@ -222,6 +218,107 @@ describe("report PDF", () => {
     expect(pdf.pages[0]).toContain("Site Площадка Север");
     expect(pdf.pages[0]).toContain("1 ραφή-01.png done 2 1 0");
     expect(pdf.info.Title).toBe("Inspection report: Spoina łączona 7A");
+  });
+
+  it("prints Latin, Greek, Cyrillic, Japanese and Korean titles as they are, in fonts that have them", async () => {
+    const data = sampleData();
+    data.inspection.title = "Schweißnaht Ω Сварной 溶接 검사";
+    data.images[1]!.filename = "용접-02 🙂.jpg";
+    const bytes = await render(data, await sampleImages());
+    const pdf = await parsePdf(bytes);
+    expect(pdf.pages[0]).toContain("Schweißnaht Ω Сварной 溶接 검사");
+    expect(pdf.pages[0]).toContain("2 용접-02 🙂.jpg done 0 0 1");
+    expect(pdf.pages[2]).toContain("Image 2 of 4 용접-02 🙂.jpg");
+    expect(pdf.text).not.toContain("?");
+    expect(pdf.text).not.toContain("\uFFFD");
+    expect(pdf.info.Title).toBe("Inspection report: Schweißnaht Ω Сварной 溶接 검사");
+    // the CJK and emoji glyphs come from the fallback fonts, embedded as subsets
+    const fonts = new Set(bytes.toString("latin1").match(/(?<=\/BaseFont \/[A-Z]{6}\+)[\w-]+/g));
+    expect(fonts).toEqual(
+      new Set([
+        "DejaVuSans",
+        "DejaVuSans-Bold",
+        "NotoSansKR-Regular",
+        "NotoSansKR-Bold",
+        "NotoEmoji-Regular",
+        "NotoEmoji-Bold",
+      ]),
+    );
+  });
+
+  it("prints each line of the notes on a line of its own", async () => {
+    const data = sampleData();
+    data.inspection.notes = "line one\nline two";
+    const bytes = await render(data, await sampleImages());
+    const pdf = await parsePdf(bytes);
+    expect(pdf.pages[0]).toContain("Notes line one line two");
+    expect(pdf.text).not.toContain("?");
+    const placed = await placedText(bytes);
+    const one = placed.find((item) => item.text === "line one")!;
+    const two = placed.find((item) => item.text === "line two")!;
+    expect(two.x).toBe(one.x);
+    expect(one.y - two.y).toBeCloseTo(10 * 1.164, 1); // one line of 10 pt DejaVu Sans lower
+  });
+
+  it("renders what no font has as U+FFFD and drops control characters, without failing", async () => {
+    const data = sampleData();
+    data.inspection.title = "Spoina \u0007焊接 \uD800\u{10FFFF}";
+    data.inspection.notes = "tab\there\u0000\u001b[31m";
+    data.images[0]!.filename = "\u200Bweld\u0085.png";
+    const pdf = await parsePdf(await render(data, await sampleImages()));
+    // 焊 (Chinese) is in none of the fonts, 接 (Chinese, Japanese and Korean) is
+    expect(pdf.pages[0]).toContain("Spoina \uFFFD接 \uFFFD\uFFFD");
+    expect(pdf.pages[0]).toContain("Notes tab here[31m");
+    expect(pdf.pages[0]).toContain("1 weld .png done 2 1 0");
+    expect(pdf.info.Title).toBe("Inspection report: Spoina 焊接 \uFFFD\u{10FFFF}");
+  });
+});
+
+describe("text runs", () => {
+  const faces = (text: string, weight: FontWeight = "regular") =>
+    textLines(text, weight).map((line) => line.map((run) => [run.face.name, run.text]));
+
+  it("draws each character in the first font that has it, spaces and punctuation staying in their run", () => {
+    expect(faces("Spoina łączona Ωμέγα Сварной")).toEqual([[["DejaVuSans", "Spoina łączona Ωμέγα Сварной"]]]);
+    expect(faces("Weld 溶接, 검사 🙂 ok", "bold")).toEqual([
+      [
+        ["DejaVuSans-Bold", "Weld "],
+        ["NotoSansKR-Bold", "溶接, 검사 "],
+        ["NotoEmoji-Bold", "🙂"],
+        ["DejaVuSans-Bold", " ok"],
+      ],
+    ]);
+    // a joined emoji stays one run (the font's ligature); the presentation selector goes with the heart
+    expect(faces("👨‍👩‍👧❤️")).toEqual([
+      [
+        ["NotoEmoji", "👨‍👩‍👧"],
+        ["DejaVuSans", "❤️"],
+      ],
+    ]);
+  });
+
+  it("splits lines at any line break, turns tabs into spaces and drops other control characters", () => {
+    expect(faces("one\ntwo\r\nthree\rfour\u2028five\n\nseven")).toEqual([
+      [["DejaVuSans", "one"]],
+      [["DejaVuSans", "two"]],
+      [["DejaVuSans", "three"]],
+      [["DejaVuSans", "four"]],
+      [["DejaVuSans", "five"]],
+      [],
+      [["DejaVuSans", "seven"]],
+    ]);
+    expect(faces("a\tb\u0000c\u001bd\u007fe\u009bf")).toEqual([[["DejaVuSans", "a bcdef"]]]);
+    expect(textRuns("line one\nline two", "regular").map((run) => run.text)).toEqual(["line one line two"]);
+  });
+
+  it("prints U+FFFD for a character no font has, composes decomposed accents", () => {
+    expect(faces("焊\uD800\u{E000}x")).toEqual([[["DejaVuSans", "\uFFFD\uFFFD\uFFFDx"]]]);
+    expect(faces("Schwei\u00DFnaht Cafe\u0301")).toEqual([[["DejaVuSans", "Schweißnaht Café"]]]);
+  });
+
+  it("keeps every character for the document's metadata but control characters and lone surrogates", () => {
+    expect(metadataText("溶接 검사 🙂\nline\ttwo\u0007")).toBe("溶接 검사 🙂 line two");
+    expect(metadataText("a\uD800b\uDC00c\uD83D\uDE42")).toBe("a\uFFFDb\uFFFDc🙂");
   });
 });
 
