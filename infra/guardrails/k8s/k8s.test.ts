@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { PlanDocument, PlanResource } from "../../../stacks/plan/document.js";
 import { planOf, resourceOf } from "../../../stacks/plan/testing.js";
 import { K7_SINGLETONS } from "./releases.js";
-import { failing } from "../testing.js";
+import { failing, findingsOf } from "../testing.js";
 
 type Json = Record<string, unknown>;
 /** The Kubernetes object of that kind and name (inputs are the full object). */
@@ -208,7 +208,7 @@ describe("Kubernetes guardrails K1–K12", () => {
       "K7",
       "an add-on replica count of 1 under a key only the values show",
       (plan) => {
-        (valuesOf(plan, "addons-keda").operator as Json).replicaCount = 1;
+        valuesOf(plan, "addons-external-secrets").certController = { replicaCount: 1 };
       },
     ],
     [
@@ -468,5 +468,119 @@ describe("Kubernetes guardrails K1–K12", () => {
     if (!cluster) throw new Error("no cluster");
     cluster.inputs.version = "1.34";
     expect(failing(plan)).toEqual(["K12"]);
+  });
+});
+
+describe("K7 over the add-ons' charts: replicas ≥ 2, a budget, leader election", () => {
+  const RELEASE = "kubernetes:helm.sh/v3:Release";
+  /** The object holding the last key of a dotted values path, and that key. */
+  const parentOf = (values: Json, path: string): [Json, string] => {
+    const keys = path.split(".");
+    const last = keys.pop() as string;
+    return [keys.reduce((object, key) => object[key] as Json, values), last];
+  };
+  const unset = (plan: PlanDocument, release: string, path: string): void => {
+    const [object, key] = parentOf(valuesOf(plan, release), path);
+    delete object[key];
+  };
+  const set = (plan: PlanDocument, release: string, path: string, value: unknown): void => {
+    const [object, key] = parentOf(valuesOf(plan, release), path);
+    object[key] = value;
+  };
+  const reasonsOf = (plan: PlanDocument): string[] => findingsOf(plan, "K7").map((finding) => finding.reason);
+
+  // [release, add-on workload as findings name it, its replica count's path, its budget's path]
+  const workloads: [string, string, string, string][] = [
+    ["addons-external-secrets", "external-secrets controller", "replicaCount", "podDisruptionBudget"],
+    ["addons-external-secrets", "external-secrets webhook", "webhook.replicaCount", "webhook.podDisruptionBudget"],
+    ["addons-keda", "keda operator", "operator.replicaCount", "podDisruptionBudget.operator"],
+    ["addons-keda", "keda metrics-apiserver", "metricsServer.replicaCount", "podDisruptionBudget.metricServer"],
+    ["addons-keda", "keda admission-webhooks", "webhooks.replicaCount", "podDisruptionBudget.webhooks"],
+    ["addons-cert-manager", "cert-manager controller", "replicaCount", "podDisruptionBudget"],
+    ["addons-cert-manager", "cert-manager webhook", "webhook.replicaCount", "webhook.podDisruptionBudget"],
+    ["addons-cert-manager", "cert-manager cainjector", "cainjector.replicaCount", "cainjector.podDisruptionBudget"],
+    [
+      "addons-kube-prometheus-stack",
+      "kube-prometheus-stack prometheus",
+      "prometheus.prometheusSpec.replicas",
+      "prometheus.podDisruptionBudget",
+    ],
+    [
+      "addons-kube-prometheus-stack",
+      "kube-prometheus-stack alertmanager",
+      "alertmanager.alertmanagerSpec.replicas",
+      "alertmanager.podDisruptionBudget",
+    ],
+  ];
+
+  it("the prod shape passes: each of these runs 2 replicas with its chart's budget", async () => {
+    const plan = await planOf("prod");
+    expect(findingsOf(plan, "K7")).toEqual([]);
+  });
+
+  it.each(workloads)("%s without its budget fails K7 alone, naming %s", async (release, name, replicas, budget) => {
+    const plan = await planOf("prod");
+    unset(plan, release, budget);
+    expect(failing(plan)).toEqual(["K7"]);
+    expect(findingsOf(plan, "K7")).toEqual([
+      {
+        guardrail: "K7",
+        resource: `${RELEASE}::${release}`,
+        reason: `${name} (${replicas}) has no PodDisruptionBudget`,
+      },
+    ]);
+  });
+
+  it.each(workloads)("%s back at one replica fails, naming %s: its budget would block drains", async (...args) => {
+    const [release, name, replicas] = args;
+    const plan = await planOf("prod");
+    unset(plan, release, replicas);
+    expect(reasonsOf(plan)).toEqual([
+      `${name} (${replicas}) runs 1 replica(s) in prod`,
+      `${name} (${replicas}): its PodDisruptionBudget allows no disruption (node drains would block)`,
+    ]);
+  });
+
+  it("External Secrets' controller at 2 replicas without leader election fails", async () => {
+    const plan = await planOf("prod");
+    expect(valuesOf(plan, "addons-external-secrets").leaderElect).toBe(true);
+    unset(plan, "addons-external-secrets", "leaderElect"); // the chart's default: off
+    expect(findingsOf(plan, "K7")).toEqual([
+      {
+        guardrail: "K7",
+        resource: `${RELEASE}::addons-external-secrets`,
+        reason: "external-secrets controller (replicaCount) runs 2 replicas without leader election (leaderElect)",
+      },
+    ]);
+  });
+
+  it("a budget of the chart's own shape counts: maxUnavailable 1 passes, a budget switched off does not", async () => {
+    const plan = await planOf("prod");
+    set(plan, "addons-keda", "podDisruptionBudget.operator", { maxUnavailable: 1 });
+    set(plan, "addons-cert-manager", "webhook.podDisruptionBudget", { enabled: true, maxUnavailable: 1 });
+    expect(findingsOf(plan, "K7")).toEqual([]);
+    set(plan, "addons-kube-prometheus-stack", "alertmanager.podDisruptionBudget", { enabled: false, minAvailable: 1 });
+    expect(reasonsOf(plan)).toEqual([
+      "kube-prometheus-stack alertmanager (alertmanager.alertmanagerSpec.replicas) has no PodDisruptionBudget",
+    ]);
+  });
+
+  it("a workload its chart is told not to render is not asked for replicas or a budget", async () => {
+    const plan = await planOf("prod");
+    set(plan, "addons-keda", "webhooks", { enabled: false });
+    set(plan, "addons-cert-manager", "cainjector", { enabled: false });
+    expect(findingsOf(plan, "K7")).toEqual([]);
+  });
+
+  it("dev is unchanged: one replica of each, no budgets, and K7 does not apply", async () => {
+    const plan = await planOf("dev");
+    for (const [release, , replicas, budget] of workloads) {
+      const values = valuesOf(plan, release);
+      const [countHolder, countKey] = parentOf(values, replicas);
+      const [budgetHolder, budgetKey] = parentOf(values, budget);
+      expect(countHolder[countKey], `${release} ${replicas}`).toBe(1);
+      expect([{ enabled: false }, {}], `${release} ${budget}`).toContainEqual(budgetHolder[budgetKey]);
+    }
+    expect(findingsOf(plan, "K7")).toEqual([]);
   });
 });

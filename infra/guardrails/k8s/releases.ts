@@ -46,12 +46,22 @@ type BudgetSource =
   /** The chart renders none: a PodDisruptionBudget object of the plan must select the chart's pods. */
   | { podLabels: (releaseName: string) => Record<string, string> };
 
+/** A boolean the values set at `path`, or the chart's default when they do not. */
+interface ChartSwitch {
+  path: string;
+  chartDefault: boolean;
+}
+
 interface ChartWorkload {
   /** How findings and K7_SINGLETONS name it. */
   workload: string;
   /** The values path of its replica count (absent: the chart's default, 1); none when the chart fixes it at 1. */
   replicas?: string;
   budget?: BudgetSource;
+  /** The switch that renders it at all; absent: the chart always does. */
+  renderedBy?: ChartSwitch;
+  /** A controller whose replicas must elect a leader (else they all act): the switch that turns election on. */
+  leaderElection?: ChartSwitch;
 }
 
 /**
@@ -67,11 +77,58 @@ const CHART_WORKLOADS: Readonly<Record<string, ChartWorkload[]>> = {
       budget: { path: "controller", chartDefault: { minAvailable: 1 } },
     },
   ],
+  // each budget off by default; read as none unless the values set its limit (not every template supplies one)
   "cert-manager": [
     {
       workload: "controller",
       replicas: "replicaCount",
       budget: { path: "podDisruptionBudget", chartDefault: { enabled: false } },
+    },
+    {
+      workload: "webhook",
+      replicas: "webhook.replicaCount",
+      budget: { path: "webhook.podDisruptionBudget", chartDefault: { enabled: false } },
+    },
+    {
+      workload: "cainjector",
+      replicas: "cainjector.replicaCount",
+      budget: { path: "cainjector.podDisruptionBudget", chartDefault: { enabled: false } },
+      renderedBy: { path: "cainjector.enabled", chartDefault: true },
+    },
+  ],
+  // budgets off by default, `minAvailable: 1` when on; the controller's leader election is off by default
+  "external-secrets": [
+    {
+      workload: "controller",
+      replicas: "replicaCount",
+      budget: { path: "podDisruptionBudget", chartDefault: { enabled: false, minAvailable: 1 } },
+      renderedBy: { path: "createOperator", chartDefault: true },
+      leaderElection: { path: "leaderElect", chartDefault: false },
+    },
+    {
+      workload: "webhook",
+      replicas: "webhook.replicaCount",
+      budget: { path: "webhook.podDisruptionBudget", chartDefault: { enabled: false, minAvailable: 1 } },
+      renderedBy: { path: "webhook.create", chartDefault: true },
+    },
+  ],
+  // a budget per workload, rendered when its map is non-empty (the shared top-level limit is not read here)
+  keda: [
+    {
+      workload: "operator",
+      replicas: "operator.replicaCount",
+      budget: { path: "podDisruptionBudget.operator", chartDefault: {} },
+    },
+    {
+      workload: "metrics-apiserver",
+      replicas: "metricsServer.replicaCount",
+      budget: { path: "podDisruptionBudget.metricServer", chartDefault: {} },
+    },
+    {
+      workload: "admission-webhooks",
+      replicas: "webhooks.replicaCount",
+      budget: { path: "podDisruptionBudget.webhooks", chartDefault: {} },
+      renderedBy: { path: "webhooks.enabled", chartDefault: true },
     },
   ],
   "aws-load-balancer-controller": [
@@ -93,11 +150,24 @@ const CHART_WORKLOADS: Readonly<Record<string, ChartWorkload[]>> = {
   ],
   // the chart's Deployment says `replicas: 1` and it renders no budget
   "external-dns": [{ workload: "external-dns" }],
+  // Prometheus' and Alertmanager's budgets are off by default, `minAvailable: 1` when on
   "kube-prometheus-stack": [
     {
       workload: "grafana",
       replicas: "grafana.replicas",
       budget: { path: "grafana.podDisruptionBudget", chartDefault: {} },
+    },
+    {
+      workload: "prometheus",
+      replicas: "prometheus.prometheusSpec.replicas",
+      budget: { path: "prometheus.podDisruptionBudget", chartDefault: { enabled: false, minAvailable: 1 } },
+      renderedBy: { path: "prometheus.enabled", chartDefault: true },
+    },
+    {
+      workload: "alertmanager",
+      replicas: "alertmanager.alertmanagerSpec.replicas",
+      budget: { path: "alertmanager.podDisruptionBudget", chartDefault: { enabled: false, minAvailable: 1 } },
+      renderedBy: { path: "alertmanager.enabled", chartDefault: true },
     },
   ],
   "prometheus-rabbitmq-exporter": [
@@ -125,12 +195,21 @@ const REPLICA_KEYS = new Set(["replicaCount", "replicas"]);
 
 type Fail = (resource: PlanResource, reason: string) => void;
 
-/** K7 over the Helm releases of a prod plan: ≥ 2 replicas, and a budget allowing a disruption, where the plan can tell. */
+/**
+ * K7 over the Helm releases of a prod plan: ≥ 2 replicas, a budget allowing a disruption, and leader election where
+ * replicas would otherwise all act, where the plan can tell. Findings name the add-on (`<chart> <workload>`).
+ */
 export function checkReleaseAvailability(plan: PlanDocument, fail: Fail): void {
   for (const release of helmReleases(plan)) {
     const chart = chartName(release);
     const values = releaseValues(release);
-    const known = CHART_WORKLOADS[chart] ?? [];
+    const isOn = (toggle: ChartSwitch): boolean => {
+      const set = at(values, toggle.path);
+      return typeof set === "boolean" ? set : toggle.chartDefault;
+    };
+    const known = (CHART_WORKLOADS[chart] ?? []).filter(
+      (workload) => !workload.renderedBy || isOn(workload.renderedBy),
+    );
     const knownPaths = new Set(known.map((workload) => workload.replicas));
     const others: ChartWorkload[] = [...valueObjects(values)].flatMap(([path, object]) =>
       Object.entries(object)
@@ -140,7 +219,7 @@ export function checkReleaseAvailability(plan: PlanDocument, fail: Fail): void {
         .map((replicas) => ({ workload: replicas, replicas })),
     );
     for (const workload of [...known, ...others]) {
-      const name = `${workload.workload}${workload.replicas ? ` (${workload.replicas})` : ""}`;
+      const name = `${chart} ${workload.workload}${workload.replicas ? ` (${workload.replicas})` : ""}`;
       const replicas = workload.replicas === undefined ? 1 : Number(at(values, workload.replicas) ?? 1);
       const budget = budgetOf(plan, release, workload.budget);
       const singleton = K7_SINGLETONS[`${chart}/${workload.workload}`] !== undefined;
@@ -148,6 +227,8 @@ export function checkReleaseAvailability(plan: PlanDocument, fail: Fail): void {
       if (replicas >= 2 && workload.budget && !budget) fail(release, `${name} has no PodDisruptionBudget`);
       if (budget && !budgetAllowsDisruption(budget, replicas))
         fail(release, `${name}: its PodDisruptionBudget allows no disruption (node drains would block)`);
+      if (replicas >= 2 && workload.leaderElection && !isOn(workload.leaderElection))
+        fail(release, `${name} runs ${replicas} replicas without leader election (${workload.leaderElection.path})`);
     }
   }
 }

@@ -485,3 +485,86 @@ describe("Addons: External Secrets store", () => {
     });
   });
 });
+
+describe("Addons: availability (K7), a stack choice (addons.controllerReplicas)", () => {
+  const valuesOf = async (stack: string, release: string): Promise<Values> =>
+    resourceOf(await planOf(stack), RELEASE, `addons-${release}`).inputs.values as Values;
+  const budget = { enabled: true, minAvailable: 1 };
+
+  it("prod: External Secrets runs two leader-elected controllers and two webhooks, each with a budget", async () => {
+    expect(await valuesOf("prod", "external-secrets")).toMatchObject({
+      replicaCount: 2,
+      leaderElect: true,
+      podDisruptionBudget: budget,
+      webhook: { replicaCount: 2, podDisruptionBudget: budget },
+    });
+  });
+
+  it("prod: KEDA's operator, metrics apiserver and webhooks run two each, each with a budget", async () => {
+    expect(await valuesOf("prod", "keda")).toMatchObject({
+      operator: { replicaCount: 2 },
+      metricsServer: { replicaCount: 2 },
+      webhooks: { replicaCount: 2 },
+      podDisruptionBudget: {
+        operator: { minAvailable: 1 },
+        metricServer: { minAvailable: 1 },
+        webhooks: { minAvailable: 1 },
+      },
+    });
+  });
+
+  it("prod: cert-manager's controller, webhook and cainjector run two each, each with a budget", async () => {
+    expect(await valuesOf("prod", "cert-manager")).toMatchObject({
+      replicaCount: 2,
+      podDisruptionBudget: budget,
+      webhook: { replicaCount: 2, podDisruptionBudget: budget },
+      cainjector: { replicaCount: 2, podDisruptionBudget: budget },
+    });
+  });
+
+  it("prod: Prometheus and Alertmanager run two each, each with a budget", async () => {
+    expect(await valuesOf("prod", "kube-prometheus-stack")).toMatchObject({
+      prometheus: { prometheusSpec: { replicas: 2 }, podDisruptionBudget: budget },
+      alertmanager: { alertmanagerSpec: { replicas: 2 }, podDisruptionBudget: budget },
+    });
+  });
+
+  it("dev stays small: one of each and no budget (minAvailable 1 over one pod would block drains)", async () => {
+    expect(await valuesOf("dev", "external-secrets")).toMatchObject({
+      replicaCount: 1,
+      leaderElect: true, // costs nothing, and a rollout's old and new pod never both sync
+      podDisruptionBudget: { enabled: false },
+      webhook: { replicaCount: 1, podDisruptionBudget: { enabled: false } },
+    });
+    expect(await valuesOf("dev", "keda")).toMatchObject({
+      operator: { replicaCount: 1 },
+      metricsServer: { replicaCount: 1 },
+      webhooks: { replicaCount: 1 },
+      podDisruptionBudget: { operator: {}, metricServer: {}, webhooks: {} },
+    });
+    expect(await valuesOf("dev", "cert-manager")).toMatchObject({
+      replicaCount: 1,
+      podDisruptionBudget: { enabled: false },
+      webhook: { replicaCount: 1, podDisruptionBudget: { enabled: false } },
+      cainjector: { replicaCount: 1, podDisruptionBudget: { enabled: false } },
+    });
+    expect(await valuesOf("dev", "kube-prometheus-stack")).toMatchObject({
+      prometheus: { prometheusSpec: { replicas: 1 }, podDisruptionBudget: { enabled: false } },
+      alertmanager: { alertmanagerSpec: { replicas: 1 }, podDisruptionBudget: { enabled: false } },
+    });
+  });
+
+  it("the replica count follows the stack's config: a prod stack set to 3 runs three of each", async () => {
+    const plan = await planSerially("prod", {
+      editConfig: (config) => {
+        const addons = JSON.parse(config["ndt-platform:addons"] ?? "{}");
+        addons.controllerReplicas = 3;
+        config["ndt-platform:addons"] = JSON.stringify(addons);
+      },
+    });
+    const values = (release: string) => resourceOf(plan, RELEASE, `addons-${release}`).inputs.values as Values;
+    expect(values("external-secrets")).toMatchObject({ replicaCount: 3, webhook: { replicaCount: 3 } });
+    expect(values("keda")).toMatchObject({ operator: { replicaCount: 3 }, metricsServer: { replicaCount: 3 } });
+    expect(values("cert-manager")).toMatchObject({ webhook: { replicaCount: 3 }, cainjector: { replicaCount: 3 } });
+  });
+});

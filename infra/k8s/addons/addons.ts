@@ -31,11 +31,13 @@ import type {
   AwsForFluentBitValues,
   AwsLoadBalancerControllerValues,
   CertManagerValues,
+  ChartBudget,
   ClusterAutoscalerValues,
   DcgmExporterValues,
   ExternalDnsValues,
   ExternalSecretsValues,
   IngressNginxValues,
+  KedaBudget,
   KedaValues,
   KubePrometheusStackValues,
   MetricsServerValues,
@@ -76,9 +78,10 @@ export interface AddonsArgs {
   /** The issuer the ingress uses; both issuers exist in every stack. */
   clusterIssuer: ClusterIssuerName;
   /**
-   * Replicas of the controllers that carry traffic, admission webhooks or node scaling (cluster-autoscaler: one
-   * leader, the others stand by); with 2+, ingress-nginx, the cert-manager controller, the load balancer controller,
-   * metrics-server and cluster-autoscaler also get PodDisruptionBudgets.
+   * Replicas of the controllers that carry traffic, admission webhooks, secrets sync, autoscaling or node scaling
+   * (the leader-elected ones: one leads, the others stand by); with 2+, each of them also gets a PodDisruptionBudget
+   * that lets a node drain evict one pod at a time. With 1, none gets a budget: `minAvailable: 1` over one pod would
+   * block every drain.
    * @default 1
    */
   controllerReplicas?: number;
@@ -122,10 +125,11 @@ export interface AddonsArgs {
  * admits exactly that into the controller pods: 80/443 from anywhere, metrics from Prometheus, the admission webhook
  * from the VPC.
  *
- * Availability in prod (K7): the controllers run `controllerReplicas`, most with a PodDisruptionBudget (External
- * Secrets, KEDA and cert-manager's webhook and cainjector have none yet); two add-ons stay at one replica on purpose
- * (external-dns, Grafana: see their functions, README "Add-on availability", and K7's allow-list in
- * infra/guardrails/k8s/releases.ts).
+ * Availability in prod (K7): the controllers run `controllerReplicas` (External Secrets leader-elected, its webhook
+ * too; KEDA's operator, metrics apiserver and webhooks; cert-manager's controller, webhook and cainjector), Prometheus
+ * and Alertmanager two each, every one of them with a PodDisruptionBudget that lets a drain evict one pod at a time;
+ * two add-ons stay at one replica on purpose (external-dns, Grafana: see their functions, README "Add-on
+ * availability", and K7's allow-list in infra/guardrails/k8s/releases.ts).
  *
  * Cost: the NLB ~$18/month plus traffic; Prometheus volume (gp3 $0.08/GiB: dev 20 GiB ~$2, prod 2×200 GiB ~$32);
  * CloudWatch Logs ingestion $0.50/GiB (dev ~$5, prod ~$50). The controllers fit on the system nodes.
@@ -143,6 +147,8 @@ export class Addons extends pulumi.ComponentResource {
     super("ndt:k8s:Addons", name, {}, opts);
     const replicas = args.controllerReplicas ?? 1;
     const prod = args.environment === "prod";
+    // Prometheus and Alertmanager: two in prod (each keeps its own copy of the data; Alertmanager's peers dedupe).
+    const monitoringReplicas = prod ? 2 : 1;
     const parent = this;
     const releases = this.releases;
     const k8sOpts = { parent, provider: args.provider };
@@ -320,7 +326,7 @@ export class Addons extends pulumi.ComponentResource {
       const values: KubePrometheusStackValues = {
         prometheus: {
           prometheusSpec: {
-            replicas: prod ? 2 : 1,
+            replicas: monitoringReplicas,
             retention: `${args.prometheusRetentionDays}d`,
             serviceMonitorSelectorNilUsesHelmValues: true,
             ruleSelectorNilUsesHelmValues: true,
@@ -337,13 +343,15 @@ export class Addons extends pulumi.ComponentResource {
               ? { requests: { cpu: "1", memory: "4Gi" }, limits: { memory: "8Gi" } }
               : { requests: { cpu: "250m", memory: "1Gi" }, limits: { memory: "2Gi" } },
           },
+          podDisruptionBudget: chartBudget(monitoringReplicas),
         },
         alertmanager: {
           alertmanagerSpec: {
-            replicas: prod ? 2 : 1,
+            replicas: monitoringReplicas,
             alertmanagerConfiguration: { name: ALERTMANAGER_CONFIG_NAME },
             resources: small("50m", "64Mi", "128Mi"),
           },
+          podDisruptionBudget: chartBudget(monitoringReplicas),
         },
         grafana: {
           // One replica in every stack, and no PodDisruptionBudget (K7's documented exception): Grafana keeps users,
@@ -398,11 +406,16 @@ export class Addons extends pulumi.ComponentResource {
       const values: ExternalSecretsValues = {
         installCRDs: true,
         replicaCount: replicas,
+        // One controller syncs, the others stand by for the lease. On at one replica too: a rolling update runs the
+        // old and the new pod side by side, and both would sync every ExternalSecret.
+        leaderElect: true,
+        podDisruptionBudget: chartBudget(replicas),
         serviceAccount: { name: serviceAccount, annotations: roleAnnotation(role) },
         // Off: installed before kube-prometheus-stack, the chart would find no ServiceMonitor CRD and silently
         // render none on a new cluster. Its pods are scraped through monitorExternalSecrets' PodMonitor instead.
         serviceMonitor: { enabled: false },
-        webhook: { replicaCount: replicas },
+        // Stateless; its failure policy is Fail, so with it away no ExternalSecret or store can be written.
+        webhook: { replicaCount: replicas, podDisruptionBudget: chartBudget(replicas) },
         resources: small("50m", "128Mi", "256Mi"),
       };
       const operator = release("externalSecrets", namespace, values);
@@ -447,12 +460,13 @@ export class Addons extends pulumi.ComponentResource {
       const values: CertManagerValues = {
         crds: { enabled: true, keep: true },
         replicaCount: replicas,
-        podDisruptionBudget: replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false },
+        podDisruptionBudget: chartBudget(replicas),
         serviceAccount: { annotations: roleAnnotation(role) },
         securityContext: { fsGroup: 1001, runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
         prometheus: { enabled: true, servicemonitor: { enabled: true, labels: { ...SERVICE_MONITOR_LABELS } } },
-        webhook: { replicaCount: replicas },
-        cainjector: { replicaCount: replicas },
+        // The controller and cainjector elect a leader (the chart's default); the webhook is stateless.
+        webhook: { replicaCount: replicas, podDisruptionBudget: chartBudget(replicas) },
+        cainjector: { replicaCount: replicas, podDisruptionBudget: chartBudget(replicas) },
         resources: small("50m", "128Mi", "256Mi"),
       };
       const operator = release("certManager", namespace, values, [monitoring]);
@@ -637,8 +651,14 @@ export class Addons extends pulumi.ComponentResource {
 
     function createKeda(): k8s.helm.v3.Release {
       const monitor = { enabled: true, additionalLabels: { ...SERVICE_MONITOR_LABELS } };
+      // The operator elects a leader, the other stands by; a second metrics apiserver keeps the external metrics API
+      // (the detector's HPA reads the queue depth through it) answering while one is away.
+      const budget: KedaBudget = replicas > 1 ? { minAvailable: 1 } : {};
       const values: KedaValues = {
         operator: { replicaCount: replicas },
+        metricsServer: { replicaCount: replicas },
+        webhooks: { replicaCount: replicas },
+        podDisruptionBudget: { operator: budget, metricServer: budget, webhooks: budget },
         // The operator's metrics include the queue length each scaler reads (keda_scaler_metrics_value).
         prometheus: {
           operator: { enabled: true, serviceMonitor: monitor },
@@ -816,6 +836,14 @@ export const NLB_ANNOTATIONS: Record<string, string> = {
 /** AL2023 NVIDIA AMIs lack the Kubernetes device plugin; Bottlerocket NVIDIA variants include it. */
 export function needsDevicePlugin(amiType: string): boolean {
   return amiType.startsWith("AL2023") && amiType.includes("NVIDIA");
+}
+
+/**
+ * A chart's own PodDisruptionBudget for a workload of `replicas` pods: one may be evicted at a time; none for a single
+ * pod, where `minAvailable: 1` would block every node drain (K7).
+ */
+function chartBudget(replicas: number): ChartBudget {
+  return replicas > 1 ? { enabled: true, minAvailable: 1 } : { enabled: false };
 }
 
 function small(cpu: string, memory: string, memoryLimit: string): Resources {

@@ -31,6 +31,12 @@ export interface ServiceAccountValues {
   annotations: { "eks.amazonaws.com/role-arn": pulumi.Input<string> };
 }
 
+/**
+ * A chart's own PodDisruptionBudget switch, as cert-manager, External Secrets and kube-prometheus-stack name it: on
+ * with 2+ replicas, one limit set (the charts render both when both are set).
+ */
+export type ChartBudget = { enabled: true; minAvailable: 1 } | { enabled: false };
+
 /** kube-prometheus-stack's Prometheus selects ServiceMonitors by this label. */
 export interface ServiceMonitorToggle {
   enabled: boolean;
@@ -99,13 +105,13 @@ export interface AwsLoadBalancerControllerValues {
 export interface CertManagerValues {
   crds: { enabled: true; keep: true };
   replicaCount: number;
-  podDisruptionBudget: { enabled: boolean; minAvailable?: number };
+  podDisruptionBudget: ChartBudget;
   serviceAccount: ServiceAccountValues;
   /** IRSA tokens are readable by the controller's group. */
   securityContext: { fsGroup: number; runAsNonRoot: true; seccompProfile: { type: "RuntimeDefault" } };
   prometheus: { enabled: true; servicemonitor: { enabled: boolean; labels: Record<string, string> } };
-  webhook: { replicaCount: number };
-  cainjector: { replicaCount: number };
+  webhook: { replicaCount: number; podDisruptionBudget: ChartBudget };
+  cainjector: { replicaCount: number; podDisruptionBudget: ChartBudget };
   resources: Resources;
 }
 
@@ -127,14 +133,25 @@ export interface ExternalDnsValues {
 export interface ExternalSecretsValues {
   installCRDs: true;
   replicaCount: number;
+  /** The chart's default is false: replicas (and a rollout's old and new pod) would all sync every ExternalSecret. */
+  leaderElect: true;
+  podDisruptionBudget: ChartBudget;
   serviceAccount: ServiceAccountValues & { name: string };
   serviceMonitor: ServiceMonitorToggle;
-  webhook: { replicaCount: number };
+  webhook: { replicaCount: number; podDisruptionBudget: ChartBudget };
   resources: Resources;
 }
 
+/** A KEDA budget is rendered whenever its map is non-empty (no `enabled` switch). */
+export type KedaBudget = { minAvailable: 1 } | Record<string, never>;
+
 export interface KedaValues {
   operator: { replicaCount: number };
+  /** The metrics apiserver (the chart's keys: `metricsServer` here, `metricServer` for budget and resources). */
+  metricsServer: { replicaCount: number };
+  /** The admission webhooks (validation of ScaledObjects), on by default. */
+  webhooks: { replicaCount: number };
+  podDisruptionBudget: { operator: KedaBudget; metricServer: KedaBudget; webhooks: KedaBudget };
   prometheus: {
     operator: { enabled: true; serviceMonitor: ServiceMonitorToggle };
     metricServer: { enabled: true; serviceMonitor: ServiceMonitorToggle };
@@ -199,6 +216,7 @@ export interface KubePrometheusStackValues {
       };
       resources: Resources;
     };
+    podDisruptionBudget: ChartBudget;
   };
   alertmanager: {
     alertmanagerSpec: {
@@ -207,6 +225,7 @@ export interface KubePrometheusStackValues {
       alertmanagerConfiguration: { name: string };
       resources: Resources;
     };
+    podDisruptionBudget: ChartBudget;
   };
   grafana: {
     /** 1: its SQLite database is per pod; more replicas need a shared database first (K7 exception). */
