@@ -2,19 +2,19 @@
  * `npm run guardrails -- --stack <dev|prod> [--json]`: plans the stack offline and checks every GUARDRAILS.md line
  * over the plan. Exits 1 when any line fails, naming each offending resource and the reason.
  */
-import { parseArgs } from "node:util";
+import { readCliArgs } from "../../stacks/plan/cli-args.js";
 import { isUserError, planStack } from "../../stacks/plan/plan-stack.js";
 import { allGuardrails, evaluate } from "./index.js";
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: { stack: { type: "string", short: "s" }, json: { type: "boolean" } },
-    strict: true,
-  });
-  if (!values.stack) {
-    process.stderr.write("guardrails: --stack is required\nusage: npm run guardrails -- --stack <dev|prod> [--json]\n");
-    return 2;
-  }
+  const args = readCliArgs(
+    "guardrails",
+    "npm run guardrails -- --stack <dev|prod> [--json]",
+    { stack: { type: "string", short: "s" }, json: { type: "boolean" } },
+    ["stack"],
+  );
+  if ("exitCode" in args) return args.exitCode;
+  const values = args.values as { stack: string; json?: boolean };
   const plan = await planStack(values.stack);
   const results = evaluate(plan, allGuardrails);
   if (values.json) {

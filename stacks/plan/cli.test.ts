@@ -17,7 +17,11 @@ const offlineEnv = {
 };
 
 function plan(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
+  return run(CLI, ...args);
+}
+
+function run(script: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ["--import", "tsx", script, ...args], {
     cwd: REPOSITORY_ROOT,
     env: offlineEnv,
     encoding: "utf8",
@@ -108,5 +112,48 @@ describe("npm run plan", () => {
     const result = plan();
     expect(result.status).toBe(2);
     expect(result.stderr).toContain("usage: npm run plan -- --stack <dev|prod>");
+  });
+});
+
+describe("the infrastructure CLIs' bad input", () => {
+  const clis = {
+    plan: CLI,
+    "plan:diff": join(REPOSITORY_ROOT, "stacks/plan/diff-cli.ts"),
+    guardrails: join(REPOSITORY_ROOT, "infra/guardrails/cli.ts"),
+  };
+
+  it("answers an unknown option or a stray argument with one line and the usage (exit 2), --help with exit 0", () => {
+    for (const [name, script] of Object.entries(clis)) {
+      for (const args of [
+        ["--stack", "dev", "--jsno"],
+        ["--stack", "dev", "extra"],
+      ]) {
+        const result = run(script, ...args);
+        expect([name, args, result.status], result.stderr).toEqual([name, args, 2]);
+        expect(result.stderr).toContain(`usage: npm run ${name} -- --stack <dev|prod>`);
+        noStackTrace(result.stderr);
+      }
+      const help = run(script, "--help");
+      expect([name, help.status, help.stdout]).toEqual([name, 0, expect.stringContaining(`usage: npm run ${name}`)]);
+    }
+  });
+
+  it("names a --config-dir that does not exist or is a file, and a YAML alias inside its own anchor", () => {
+    const file = join(scratch, "not-a-dir");
+    writeFileSync(file, "");
+    for (const [dir, why] of [
+      [join(scratch, "missing"), "does not exist"],
+      [file, "is not a directory"],
+    ]) {
+      const result = plan("--stack", "dev", "--config-dir", dir!);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`the config directory ${dir} ${why}`);
+      noStackTrace(result.stderr);
+    }
+    writeFileSync(join(scratch, "Pulumi.loop.yaml"), "config: &a\n  x: *a\n");
+    const loop = plan("--stack", "loop", "--config-dir", scratch);
+    expect(loop.status).toBe(1);
+    expect(loop.stderr).toContain("x refers to itself");
+    noStackTrace(loop.stderr);
   });
 });

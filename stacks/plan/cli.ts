@@ -3,41 +3,26 @@
  * With --json, standard output carries the JSON document alone; everything else goes to standard error.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { readCliArgs } from "./cli-args.js";
 import { isUserError, planStack } from "./plan-stack.js";
 import { renderSummary } from "./summary.js";
 
 async function main(): Promise<number> {
-  let values: { stack?: string; json?: boolean; help?: boolean; "config-dir"?: string; topology?: string };
-  try {
-    ({ values } = parseArgs({
-      options: {
-        stack: { type: "string", short: "s" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        // Where the Pulumi.<stack>.yaml files live, like Pulumi.yaml's stackConfigDir. Default: the repository root.
-        "config-dir": { type: "string" },
-        // A topology JSON file to plan instead of stacks/topology.ts (what-ifs and tests of topology validation).
-        topology: { type: "string" },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    process.stderr.write(
-      `plan: ${(error as Error).message}\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n`,
-    );
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write("usage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n");
-    return 0;
-  }
-  if (!values.stack) {
-    process.stderr.write(
-      "plan: --stack is required\nusage: npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]\n",
-    );
-    return 2;
-  }
+  const args = readCliArgs(
+    "plan",
+    "npm run plan -- --stack <dev|prod> [--json] [--config-dir DIR] [--topology FILE]",
+    {
+      stack: { type: "string", short: "s" },
+      json: { type: "boolean" },
+      // Where the Pulumi.<stack>.yaml files live, like Pulumi.yaml's stackConfigDir. Default: the repository root.
+      "config-dir": { type: "string" },
+      // A topology JSON file to plan instead of stacks/topology.ts (what-ifs and tests of topology validation).
+      topology: { type: "string" },
+    },
+    ["stack"],
+  );
+  if ("exitCode" in args) return args.exitCode;
+  const values = args.values as { stack: string; json?: boolean; "config-dir"?: string; topology?: string };
   const started = Date.now();
   const configDir = values["config-dir"];
   const plan = await planStack(values.stack, {

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { readCliArgs } from "./cli-args.js";
 import { diffPlans, renderDiffMarkdown } from "./diff.js";
 import type { PlanDocument } from "./document.js";
 import { REPOSITORY_ROOT } from "./stack-file.js";
@@ -52,14 +52,14 @@ function planAtRef(ref: string, stack: string): PlanDocument {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: { stack: { type: "string", short: "s" }, base: { type: "string", short: "b" }, json: { type: "boolean" } },
-    strict: true,
-  });
-  if (!values.stack || !values.base) {
-    process.stderr.write("usage: npm run plan:diff -- --stack <dev|prod> --base <git-ref> [--json]\n");
-    return 2;
-  }
+  const args = readCliArgs(
+    "plan:diff",
+    "npm run plan:diff -- --stack <dev|prod> --base <git-ref> [--json]",
+    { stack: { type: "string", short: "s" }, base: { type: "string", short: "b" }, json: { type: "boolean" } },
+    ["stack", "base"],
+  );
+  if ("exitCode" in args) return args.exitCode;
+  const values = args.values as { stack: string; base: string; json?: boolean };
   const base = planAtRef(values.base, values.stack);
   const head = planIn(REPOSITORY_ROOT, values.stack, "the working tree");
   const diff = diffPlans(base, head);

@@ -18,7 +18,15 @@ export class StackFileError extends Error {
 export const REPOSITORY_ROOT = new URL("../../", import.meta.url).pathname;
 
 export function listStacks(root = REPOSITORY_ROOT): string[] {
-  return readdirSync(root)
+  let files: string[];
+  try {
+    files = readdirSync(root);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "does not exist" : code === "ENOTDIR" ? "is not a directory" : "cannot be read";
+    throw new StackFileError(`the config directory ${root} ${why}`);
+  }
+  return files
     .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
     .filter((stack): stack is string => stack !== undefined)
     .sort();
@@ -51,10 +59,19 @@ export function readStackFile(stack: string, root = REPOSITORY_ROOT, path = stac
       flat[key] = "[secret]";
       secretKeys.push(key);
     } else {
-      flat[key] = typeof value === "string" ? value : JSON.stringify(value);
+      flat[key] = typeof value === "string" ? value : configText(path, key, value);
     }
   }
   return { stack, path, config: flat, secretKeys };
+}
+
+/** A structured value as the JSON text Pulumi hands over; a YAML alias that contains itself has none. */
+function configText(path: string, key: string, value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    throw new StackFileError(`${path}: ${key} refers to itself (a YAML alias inside its own anchor)`);
+  }
 }
 
 function isSecure(value: unknown): boolean {
