@@ -71,6 +71,7 @@ describe.each(["prod", "dev"])("the %s plan's applications", (stack) => {
       { matchExpressions: [{ key: "ndt.io/node-pool", operator: "In", values: ["gpu"] }] },
     ]);
     expect(get(container, "startupProbe.httpGet.path")).toBe("/readyz");
+    expect(container.env).toContainEqual({ name: "INFERENCE_THREADS", value: "1" });
     expect(container.env).toContainEqual({ name: "ORT_INTRA_OP_THREADS", value: "2" });
     const scaled = object(plan, "ScaledObject", "detector");
     expect(get(scaled, "spec.minReplicaCount")).toBe(stack === "dev" ? 0 : 2);

@@ -205,7 +205,10 @@ export class DetectionWorker extends pulumi.ComponentResource {
                     { name: "NMS_AGNOSTIC", value: String(args.model.classAgnosticNms) },
                     // CUDA first; the worker falls back to CPU (and says so) when the GPU runtime is missing.
                     { name: "ORT_PROVIDERS", value: "cuda,cpu" },
-                    // Intra-op threads = whole cores requested: more threads than cores only adds contention.
+                    // One session on the GPU (each session holds its own CUDA memory); its intra-op threads, for
+                    // the CPU parts of the graph and the CPU fallback, = whole cores requested: more threads than
+                    // cores only adds contention.
+                    { name: "INFERENCE_THREADS", value: "1" },
                     { name: "ORT_INTRA_OP_THREADS", value: String(threadsFor(spec.resources.cpu)) },
                     { name: "UV_THREADPOOL_SIZE", value: String(Math.max(4, threads)) },
                     { name: "SHUTDOWN_TIMEOUT_MS", value: String(WORKER_DRAIN_SECONDS * 1000) },

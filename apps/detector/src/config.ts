@@ -19,16 +19,20 @@ export const DetectorConfigSchema = Type.Object({
   BATCH_MAX: Type.Integer({ minimum: 1, maximum: 64, default: 8 }),
   /** ...or when its first image has waited this long. */
   BATCH_WAIT_MS: Type.Integer({ minimum: 0, maximum: 10_000, default: 10 }),
-  /** Inference threads, one ONNX session each. */
-  INFERENCE_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+  /**
+   * Inference threads, one ONNX session each. On CPU, sessions × 1 intra-op thread outrun 1 session × the same cores
+   * once decoding shares them (bench/detector.bench.ts: one session's intra-op threads wait for each other whenever
+   * one is preempted); on a GPU, 1 session, the GPU pod sets it.
+   */
+  INFERENCE_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
   /**
    * At shutdown, or at any process exit, how long a running batch may take before its thread is ended anyway (which
    * aborts the process if the run is still going): keep it above a batch's time, and SHUTDOWN_TIMEOUT_MS plus this
    * within the pod's grace period.
    */
   INFERENCE_STOP_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 5_000 }),
-  /** ONNX Runtime intra-op threads per session: threads × this ≈ the cores the pod gets. */
-  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 2 }),
+  /** ONNX Runtime intra-op threads per session: INFERENCE_THREADS × this ≈ the cores the process gets. */
+  ORT_INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
   /** Idle ONNX Runtime threads spin-wait (lower latency on dedicated cores, slower when decoding shares them). */
   ORT_ALLOW_SPINNING: Type.Boolean({ default: false }),
   /**

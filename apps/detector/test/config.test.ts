@@ -8,14 +8,14 @@ import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../src/inference/bund
 const base = { DATABASE_URL: "postgres://u@127.0.0.1:5432/db" };
 
 describe("detector config", () => {
-  it("defaults: port 9090, CUDA then CPU, 1 thread × 2 intra-op threads, batches of 8 or 10 ms, 5 deliveries", () => {
+  it("defaults: port 9090, CUDA then CPU, 2 sessions × 1 intra-op thread, batches of 8 or 10 ms, 5 deliveries", () => {
     const c = loadDetectorConfig(base);
     expect(c).toMatchObject({
       PORT: 9090,
       ORT_PROVIDERS: "cuda,cpu",
-      INFERENCE_THREADS: 1,
+      INFERENCE_THREADS: 2,
       INFERENCE_STOP_TIMEOUT_MS: 5_000,
-      ORT_INTRA_OP_THREADS: 2,
+      ORT_INTRA_OP_THREADS: 1,
       BATCH_MAX: 8,
       BATCH_WAIT_MS: 10,
       DETECTIONS_QUEUE: "detections",
