@@ -57,7 +57,10 @@ export interface ConsumerOptions {
   maxBatchWaitMs: number;
   /** Larger objects fail the job (`too_large`) without being read whole. */
   maxImageBytes: number;
-  /** Images decoded at once; the others wait (their bytes fetched) so decoding does not crowd out inference. */
+  /**
+   * Images fetched and decoded at once; the others wait, unfetched, so neither decoding nor the object store client
+   * (its per-request work runs on the event loop) comes in bursts that crowd out inference and stall the loop.
+   */
   decodeConcurrency: number;
   metrics: DetectorMetrics;
   log: Logger;
@@ -229,25 +232,30 @@ export class DetectionConsumer {
   async #fetchAndDecode(job: DetectionJob): Promise<{ image: LetterboxedImage; decodeMs: number }> {
     const store = this.#o.objects(job.bucket);
     if (!store) throw new PermanentJobError("unknown_bucket", `this worker does not read bucket ${job.bucket}`);
-    const object = await store.get(job.key);
-    if (!object) throw new PermanentJobError("object_missing", "the uploaded image is missing from storage");
-    if (object.info.size > this.#o.maxImageBytes) {
-      object.body.destroy();
-      throw new PermanentJobError("too_large", `image is larger than ${this.#o.maxImageBytes} bytes`);
-    }
-    const bytes = await readLimited(object.body, this.#o.maxImageBytes);
+    // One slot covers the fetch and the decode. Fetching every delivery on arrival ran a batch's worth of S3 requests
+    // (the SDK's middleware and signing, on the event loop) back to back each time a batch was acked: the loop stalled
+    // for 20-50 ms (bench (c)), and each fetched image waited in memory for its decode.
     await this.#decodeSlot();
-    const t0 = performance.now();
-    const [h, w] = this.#o.runner.imgsz;
     try {
-      const image = await letterboxImage(bytes, w, h);
-      return { image, decodeMs: performance.now() - t0 };
-    } catch (err) {
-      if (err instanceof ImageDecodeError) {
-        const unsupported = /unsupported image format/.test(err.message);
-        throw new PermanentJobError(unsupported ? "unsupported_format" : "undecodable", err.message);
+      const object = await store.get(job.key);
+      if (!object) throw new PermanentJobError("object_missing", "the uploaded image is missing from storage");
+      if (object.info.size > this.#o.maxImageBytes) {
+        object.body.destroy();
+        throw new PermanentJobError("too_large", `image is larger than ${this.#o.maxImageBytes} bytes`);
       }
-      throw err;
+      const bytes = await readLimited(object.body, this.#o.maxImageBytes);
+      const t0 = performance.now();
+      const [h, w] = this.#o.runner.imgsz;
+      try {
+        const image = await letterboxImage(bytes, w, h);
+        return { image, decodeMs: performance.now() - t0 };
+      } catch (err) {
+        if (err instanceof ImageDecodeError) {
+          const unsupported = /unsupported image format/.test(err.message);
+          throw new PermanentJobError(unsupported ? "unsupported_format" : "undecodable", err.message);
+        }
+        throw err;
+      }
     } finally {
       // hand the slot straight to the next waiting image, or free it
       const next = this.#decodeWaiting.shift();
