@@ -48,6 +48,9 @@ export function s3Client(settings: Omit<S3Settings, "S3_PART_BYTES" | "S3_QUEUE_
       ? { credentials: { accessKeyId: settings.S3_ACCESS_KEY_ID, secretAccessKey: settings.S3_SECRET_ACCESS_KEY } }
       : {}),
     maxAttempts: 3,
+    // The middleware stack resolved once per command class, not on every request (~0.3 ms of the event loop each on
+    // this VM, in the detector's profile). Nothing here changes a stack after the first request.
+    cacheMiddleware: true,
     // Downloads are not CRC-checked by the SDK: its CRC32 is pure JavaScript on the event loop (hundreds of ms for
     // a 50 MB image), and TLS already guards the bytes in transit.
     responseChecksumValidation: "WHEN_REQUIRED",
