@@ -4,18 +4,19 @@
  * (a) end to end, queue → database: the worker as its own process (apps/detector/src/server.ts, as deployed) takes
  *     jobs published to RabbitMQ (kit's AmqpQueue), fetches the images from s3rver (its own process too), decodes and
  *     letterboxes them with sharp, batches them onto the inference thread, NMS, commits detections to PostgreSQL,
- *     acks — images/s from the first publish to the last commit; against bare `session.run` on the same
- *     preprocessed tensors at the same batch size, in the better of two shapes on the same cores: the worker's
- *     (its sessions at once, each on its own thread) and one session with every core as intra-op threads (the
- *     ceiling, whichever way the worker were configured);
+ *     acks — images/s from the first publish to the last commit, in rounds alternating with bare `session.run` on
+ *     the same preprocessed tensors at the same batch size, in the better of two shapes on the same cores: the
+ *     worker's (its sessions at once, each on its own thread) and one session with every core as intra-op threads
+ *     (the ceiling, whichever way the worker were configured);
  * (b) bare `session.run` at batch 8 against batch 1, one session with the worker's intra-op threads, images/s;
  * (c) the worker's event-loop delay while (a) runs (perf_hooks histogram, 1 ms resolution, read inside the worker
  *     process by bench/event-loop-probe.ts);
  * (e) per image: decode + letterbox (sharp) + CHW, inference, decoding + NMS + mapping back, measured alone, and
  *     from the worker's own /metrics during (a).
  *
- * Needs PostgreSQL and RabbitMQ (DATABASE_URL, AMQP_URL); BENCH_IMAGES sets (a)'s job count; BENCH_INFERENCE_THREADS
- * and BENCH_INTRA_OP_THREADS the worker's sessions and intra-op threads (default: the worker's own defaults).
+ * Needs PostgreSQL and RabbitMQ (DATABASE_URL, AMQP_URL); BENCH_IMAGES sets each (a) round's job count;
+ * BENCH_INFERENCE_THREADS and BENCH_INTRA_OP_THREADS the worker's sessions and intra-op threads (default: the
+ * worker's own defaults).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
@@ -64,6 +65,8 @@ import type { RawSessionData, RawSessionMessage } from "./raw-session.worker.js"
 const IMAGES = Number(process.env.BENCH_IMAGES ?? 160);
 const DISTINCT = 16;
 const BATCH = 8;
+/** End-to-end rounds of (a), each between two bare rounds. */
+const ROUNDS = 3;
 const WORKER_DEFAULTS = DetectorConfigSchema.properties;
 const INFERENCE_THREADS = Number(process.env.BENCH_INFERENCE_THREADS ?? WORKER_DEFAULTS.INFERENCE_THREADS.default);
 const INTRA_OP_THREADS = Number(process.env.BENCH_INTRA_OP_THREADS ?? WORKER_DEFAULTS.ORT_INTRA_OP_THREADS.default);
@@ -195,11 +198,9 @@ const bench: Benchmark = {
 
       // (a) and (c), (e): the worker as its own process, as deployed (its event loop shared with nothing of the
       // benchmark's), at the benchmark's priority
-      const jobs = await queuedImages(db.db, IMAGES);
       for (let i = 0; i < DISTINCT; i++) {
         await store.put(`bench/${i}`, Readable.from([images[i]!]), { contentType: "image/png" });
       }
-      const published = jobs.map((j, i) => ({ ...j, key: `bench/${i % DISTINCT}` }));
       // spawned by a thread at the benchmark priority: the worker inherits it, and its inference threads go below it
       worker = spawn(
         process.execPath,
@@ -226,35 +227,97 @@ const bench: Benchmark = {
       );
       const warmIds = warm.map((j) => j.imageId);
       await waitUntil("the warm-up jobs", async () => (await countDone(db.db, warmIds)) === warm.length, 120_000);
-      const metricsBefore = await (await fetch(metricsUrl)).text();
 
-      const control = idleControl();
-      await new Promise((r) => setTimeout(r, 200)); // the control is up
-      process.kill(workerPid, "SIGUSR2"); // the probe starts watching the worker's event loop
+      /** One round of (a): IMAGES jobs published at once, timed from just before the publish to the last commit. */
+      const endToEndRound = async () => {
+        const jobs = await queuedImages(db.db, IMAGES);
+        const published = jobs.map((j, i) => ({ ...j, key: `bench/${i % DISTINCT}` }));
+        const ids = jobs.map((j) => j.imageId);
+        await rm(loopFile, { force: true });
+        const control = idleControl();
+        await new Promise((r) => setTimeout(r, 200)); // the control is up
+        process.kill(workerPid, "SIGUSR2"); // the probe starts watching the worker's event loop
+        const cpu0 = cpuSecondsOf(workerPid);
+        const faults0 = minorFaultsOf(workerPid);
+        const busy0 = machineBusySeconds();
+        // elapsed time by the database's clock, from just before the publish to the last image's commit: the waiting
+        // below can then poll slowly (each poll is a query on the same cores, taken from the worker)
+        const startedAtMs = await databaseClockMs(db.db);
+        await queue.publish(
+          queueName,
+          published.map((j) => ({ id: j.jobId, body: Buffer.from(JSON.stringify(j)) })),
+        );
+        await waitUntil("every job done", async () => (await countDone(db.db, ids)) === IMAGES, 600_000, 250);
+        const seconds = ((await lastDoneAtMs(db.db, ids)) - startedAtMs) / 1000;
+        const round = {
+          seconds,
+          workerCpuSeconds: cpuSecondsOf(workerPid) - cpu0,
+          workerFaults: minorFaultsOf(workerPid) - faults0,
+          machineBusySeconds: machineBusySeconds() - busy0,
+        };
+        process.kill(workerPid, "SIGUSR2"); // the probe writes the window's figures
+        const controlLoop = await control.stop();
+        const workerLoop = await waitUntil("the worker's event-loop figures", async () => {
+          try {
+            return JSON.parse(await readFile(loopFile, "utf8")) as { max: number; p99: number };
+          } catch {
+            return undefined; // not written yet
+          }
+        });
+        return { ...round, workerLoop, controlLoop };
+      };
+
+      // (a)'s ceiling: bare session.run at the worker's batch size, in the worker's shape (its sessions at once) and
+      // as one session with every core as intra-op threads (the worker idle meanwhile)
+      const cores = cpus().length;
+      const shapes = [
+        { sessions: INFERENCE_THREADS, intraOp: INTRA_OP_THREADS },
+        ...(INFERENCE_THREADS === 1 && INTRA_OP_THREADS === cores ? [] : [{ sessions: 1, intraOp: cores }]),
+      ].map((shape) => ({ ...shape, rounds: [] as number[] }));
+      const bareRound = async () => {
+        for (const shape of shapes) {
+          shape.rounds.push(await rawConcurrentThroughput(shape.sessions, shape.intraOp, tensors, BATCH, 5));
+        }
+      };
+
+      // bare and end-to-end rounds alternate, bare first and last, so a change in the machine's speed or load during
+      // the run weighs on both sides of the ratio alike (this VM's bare figure moved by 20 % between runs)
       const load0 = loadavg()[0]!;
-      const cpu0 = cpuSecondsOf(workerPid);
-      const faults0 = minorFaultsOf(workerPid);
-      const busy0 = machineBusySeconds();
-      // elapsed time by the database's clock, from just before the publish to the last image's commit: the waiting
-      // below can then poll slowly (each poll is a query on the same cores, taken from the worker)
-      const startedAtMs = await databaseClockMs(db.db);
-      await queue.publish(
-        queueName,
-        published.map((j) => ({ id: j.jobId, body: Buffer.from(JSON.stringify(j)) })),
-      );
-      const ids = jobs.map((j) => j.imageId);
-      await waitUntil("every job done", async () => (await countDone(db.db, ids)) === IMAGES, 600_000, 250);
-      const e2eSeconds = ((await lastDoneAtMs(db.db, ids)) - startedAtMs) / 1000;
-      const workerCpuMs = ((cpuSecondsOf(workerPid) - cpu0) * 1000) / IMAGES;
-      const workerFaults = (minorFaultsOf(workerPid) - faults0) / IMAGES;
-      const machineCpuMs = ((machineBusySeconds() - busy0) * 1000) / IMAGES;
-      process.kill(workerPid, "SIGUSR2");
-      const controlLoop = await control.stop();
+      const metricsBefore = await (await fetch(metricsUrl)).text();
+      const rounds: Awaited<ReturnType<typeof endToEndRound>>[] = [];
+      await bareRound();
+      for (let r = 0; r < ROUNDS; r++) {
+        rounds.push(await endToEndRound());
+        await bareRound();
+      }
       const load1 = loadavg()[0]!;
-      const e2e = IMAGES / e2eSeconds;
       const metricsAfter = await (await fetch(metricsUrl)).text();
       await stopProcess(worker);
-      const workerLoop = JSON.parse(await readFile(loopFile, "utf8")) as { max: number; p99: number };
+
+      const sumOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const totalImages = IMAGES * ROUNDS;
+      const e2eSeconds = sumOf(rounds.map((r) => r.seconds));
+      const e2e = totalImages / e2eSeconds;
+      const workerCpuMs = (sumOf(rounds.map((r) => r.workerCpuSeconds)) * 1000) / totalImages;
+      const workerFaults = sumOf(rounds.map((r) => r.workerFaults)) / totalImages;
+      const machineCpuMs = (sumOf(rounds.map((r) => r.machineBusySeconds)) * 1000) / totalImages;
+      const rawShapes = shapes.map((s) => ({ ...s, imagesPerSecond: sumOf(s.rounds) / s.rounds.length }));
+      const ceiling = rawShapes.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
+      const ratio = e2e / ceiling.imagesPerSecond;
+      // each round against the bare rounds either side of it
+      const roundRatios = rounds.map(
+        (r, i) => IMAGES / r.seconds / ((ceiling.rounds[i]! + ceiling.rounds[i + 1]!) / 2),
+      );
+      const workerLoop = {
+        max: Math.max(...rounds.map((r) => r.workerLoop.max)),
+        p99: Math.max(...rounds.map((r) => r.workerLoop.p99)),
+      };
+      const controlLoop = {
+        max: Math.max(...rounds.map((r) => r.controlLoop.max)),
+        p99: Math.max(...rounds.map((r) => r.controlLoop.p99)),
+      };
+      const perRound = (f: (r: Awaited<ReturnType<typeof endToEndRound>>) => number, digits = 1) =>
+        rounds.map((r) => fmt(f(r), digits)).join(" / ");
 
       const during = (name: string) => {
         const a = histogramMean(metricsBefore, name);
@@ -269,23 +332,6 @@ const bench: Benchmark = {
       const infMs = (inf.sum / size.sum) * 1000;
       const postMs = (post.sum / size.sum) * 1000;
       const meanBatch = size.sum / size.count;
-
-      // (a)'s ceiling, after the worker is gone: bare session.run at the worker's batch size, in the worker's shape
-      // (its sessions at once) and as one session with every core as intra-op threads; alternating rounds, so a
-      // change in the machine's load between them weighs on both alike
-      const cores = cpus().length;
-      const shapes = [
-        { sessions: INFERENCE_THREADS, intraOp: INTRA_OP_THREADS },
-        ...(INFERENCE_THREADS === 1 && INTRA_OP_THREADS === cores ? [] : [{ sessions: 1, intraOp: cores }]),
-      ].map((shape) => ({ ...shape, sum: 0 }));
-      for (let round = 0; round < 3; round++) {
-        for (const shape of shapes) {
-          shape.sum += await rawConcurrentThroughput(shape.sessions, shape.intraOp, tensors, BATCH, 5);
-        }
-      }
-      const rawShapes = shapes.map((s) => ({ ...s, imagesPerSecond: s.sum / 3 }));
-      const ceiling = rawShapes.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
-      const ratio = e2e / ceiling.imagesPerSecond;
 
       // (b) one session with the worker's intra-op threads, batch 8 against batch 1, alternating rounds
       const runner = await ModelRunner.load(BUNDLED_MODEL_PATH, {
@@ -332,14 +378,18 @@ const bench: Benchmark = {
         [
           "(a) end to end, queue → PostgreSQL",
           `${fmt(e2e)} images/s`,
-          `${IMAGES} jobs in ${fmt(e2eSeconds)} s, mean batch ${fmt(meanBatch)}`,
+          `${ROUNDS} rounds of ${IMAGES} jobs in ${fmt(e2eSeconds)} s, mean batch ${fmt(meanBatch)}; per round ${perRound((r) => IMAGES / r.seconds)} images/s`,
         ],
         ...rawShapes.map((shape) => [
           `(a) bare \`session.run\`, batch ${BATCH}, same tensors: ${sessionsText(shape.sessions, shape.intraOp)}`,
           `${fmt(shape.imagesPerSecond)} images/s`,
-          `${provider.toUpperCase()}${shape === ceiling ? "; the better shape: the ratio's denominator" : ""}`,
+          `${provider.toUpperCase()}, mean of ${shape.rounds.length} rounds (${shape.rounds.map((x) => fmt(x)).join(" / ")})${shape === ceiling ? "; the better shape: the ratio's denominator" : ""}`,
         ]),
-        ["(a) ratio, target ≥ 0.80", fmt(ratio, 2), verdict(ratio >= 0.8)],
+        [
+          "(a) ratio, target ≥ 0.80",
+          fmt(ratio, 2),
+          `${verdict(ratio >= 0.8)}; per round, against the bare rounds either side: ${roundRatios.map((x) => fmt(x, 2)).join(" / ")}`,
+        ],
         [
           "(a) worker process CPU per image",
           `${fmt(workerCpuMs)} ms`,
@@ -356,12 +406,12 @@ const bench: Benchmark = {
         [
           "(c) worker event-loop delay during (a)",
           `max ${fmt(maxLoopMs)} ms`,
-          `p99 ${fmt(workerLoop.p99)} ms; max < 20 ms: ${verdict(maxLoopMs < 20)} (1 ms resolution)`,
+          `p99 ${fmt(workerLoop.p99)} ms; max < 20 ms: ${verdict(maxLoopMs < 20)} (1 ms resolution); per round max ${perRound((r) => r.workerLoop.max)} ms`,
         ],
         [
           "(c) baseline: an idle Node process meanwhile",
           `max ${fmt(controlLoop.max)} ms`,
-          `p99 ${fmt(controlLoop.p99)} ms: what the shared cores alone cost any event loop`,
+          `p99 ${fmt(controlLoop.p99)} ms: what the shared cores alone cost any event loop; per round max ${perRound((r) => r.controlLoop.max)} ms`,
         ],
         [
           "(e) pre-processing per image",
@@ -395,7 +445,8 @@ const bench: Benchmark = {
         "|---|---|---|",
         ...rows.map((r) => `| ${r.join(" | ")} |`),
         "",
-        "(a): the denominator is the better of two shapes of bare `session.run` on the same cores: the worker's (its " +
+        "(a): bare and end-to-end rounds alternate (bare first and last), so drift in the machine's speed weighs on " +
+          "both sides alike. The denominator is the better of two shapes of bare `session.run` on the same cores: the worker's (its " +
           "sessions at once, each on its own thread) and one session with every core as intra-op threads. The worker runs " +
           "several single-threaded sessions (its default on CPU): one session's intra-op threads wait for each other at " +
           "every operator whenever decoding preempts one of them (BENCH_INFERENCE_THREADS=1 " +
@@ -406,9 +457,10 @@ const bench: Benchmark = {
           "bare inference CPU / machine CPU per image. Page faults weigh here: the first touch of a page costs what the " +
           "machine line says.",
         "",
-        "(c): the max is the largest single stall in the window; the idle control, a process doing nothing, shows what the " +
+        "(c): the max is the largest single stall in any round's window; the idle control, a process doing nothing, shows what the " +
           "shared cores alone cost any event loop at the same time, and the worker's stalls beyond it are its own. The p99 " +
-          "is the worker's own figure: the inference threads run below the event loop's priority (INFERENCE_NICE_INCREMENT).",
+          "is the worker's own figure: the inference threads run below the event loop's priority (INFERENCE_NICE_INCREMENT). " +
+          "Each round is a burst after the worker sat idle through a bare round, as a queue consumer sees in service.",
       ].join("\n");
     } finally {
       await stopProcess(worker);
