@@ -65,4 +65,4 @@ WORKDIR /app/apps/${APP}
 USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--enable-source-maps", "dist/server.js"]
+ENTRYPOINT ["node", "--enable-source-maps", "--initial-old-space-size=128", "dist/server.js"]

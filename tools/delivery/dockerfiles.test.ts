@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { DETECTOR_NODE_FLAGS } from "../../apps/detector/src/node-flags.js";
 import { REPO_ROOT } from "./build.js";
 
 const APPS = ["gateway", "auth", "files", "reports", "detector", "migrations"] as const;
@@ -160,5 +161,13 @@ describe(GPU, () => {
     const cpuNode = baseImages(read(SERVICE))[0];
     expect(baseImages(text)[0]).toBe(cpuNode);
     expect(text).toContain("COPY --from=node /usr/local/bin/node /usr/local/bin/node");
+  });
+
+  it("starts node with the worker's V8 flags (apps/detector/src/node-flags.ts), as the benchmark measured it", () => {
+    const entry = instructions(text)
+      .filter((i) => i.op === "ENTRYPOINT")
+      .at(-1);
+    const argv = JSON.parse(entry?.args ?? "null") as string[];
+    expect(argv.slice(1, -1)).toEqual(expect.arrayContaining([...DETECTOR_NODE_FLAGS]));
   });
 });
