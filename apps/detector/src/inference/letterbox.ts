@@ -46,8 +46,7 @@ export async function letterboxImage(
     throw new ImageDecodeError(`unsupported image format ${meta.format ?? "unknown"}`);
   }
   if (!meta.width || !meta.height) throw new ImageDecodeError("image has no size");
-  const orientation = meta.orientation ?? 1;
-  const swap = orientation >= 5;
+  const swap = (meta.orientation ?? 1) >= 5;
   const srcWidth = swap ? meta.height : meta.width;
   const srcHeight = swap ? meta.width : meta.height;
   const g = letterboxGeometry(srcWidth, srcHeight, dstWidth, dstHeight);
@@ -56,10 +55,7 @@ export async function letterboxImage(
   // 16-bit grey goes through sRGB and keeps one channel: libvips' grey16 → b-w rounds differently from grey16 → sRGB
   // (one level apart for 18,965 of the 65,536 values), and sRGB is what the same image stored as RGB gets
   const grey16 = grey && meta.depth === "ushort";
-  // auto-orientation only when there is an orientation to apply: rotate() makes libvips decode the whole image
-  // before the rest of the pipeline instead of streaming it (~2 ms of an ~11 ms letterbox, same pixels)
-  let pipeline = sharp(bytes, { failOn: "error" });
-  if (orientation !== 1) pipeline = pipeline.rotate();
+  let pipeline = sharp(bytes, { failOn: "error" }).rotate();
   if (g.newWidth !== srcWidth || g.newHeight !== srcHeight) {
     pipeline = pipeline.resize(g.newWidth, g.newHeight, { fit: "fill", kernel: "linear" });
   }
