@@ -245,22 +245,27 @@ export class DetectionConsumer {
       }
       const bytes = await readLimited(object.body, this.#o.maxImageBytes);
       const t0 = performance.now();
-      const [h, w] = this.#o.runner.imgsz;
-      try {
-        const image = await letterboxImage(bytes, w, h);
-        return { image, decodeMs: performance.now() - t0 };
-      } catch (err) {
-        if (err instanceof ImageDecodeError) {
-          const unsupported = /unsupported image format/.test(err.message);
-          throw new PermanentJobError(unsupported ? "unsupported_format" : "undecodable", err.message);
-        }
-        throw err;
-      }
+      const image = await this.#letterbox(bytes);
+      return { image, decodeMs: performance.now() - t0 };
     } finally {
       // hand the slot straight to the next waiting image, or free it
       const next = this.#decodeWaiting.shift();
       if (next) next();
       else this.#decoding--;
+    }
+  }
+
+  /** The image at the model's input size; an image that cannot be decoded fails its job for good. */
+  async #letterbox(bytes: Buffer): Promise<LetterboxedImage> {
+    const [h, w] = this.#o.runner.imgsz;
+    try {
+      return await letterboxImage(bytes, w, h);
+    } catch (err) {
+      if (err instanceof ImageDecodeError) {
+        const unsupported = /unsupported image format/.test(err.message);
+        throw new PermanentJobError(unsupported ? "unsupported_format" : "undecodable", err.message);
+      }
+      throw err;
     }
   }
 
