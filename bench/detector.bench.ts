@@ -292,7 +292,8 @@ const bench: Benchmark = {
       // the run weighs on both sides of the ratio alike (this VM's bare figure moved by 20 % between runs)
       const load0 = loadavg()[0]!;
       const metricsBefore = await (await fetch(metricsUrl)).text();
-      const rounds: Awaited<ReturnType<typeof endToEndRound>>[] = [];
+      type Round = Awaited<ReturnType<typeof endToEndRound>>;
+      const rounds: Round[] = [];
       await bareRound();
       for (let r = 0; r < ROUNDS; r++) {
         rounds.push(await endToEndRound());
@@ -316,16 +317,14 @@ const bench: Benchmark = {
       const roundRatios = rounds.map(
         (r, i) => IMAGES / r.seconds / ((ceiling.rounds[i]! + ceiling.rounds[i + 1]!) / 2),
       );
-      const workerLoop = {
-        max: Math.max(...rounds.map((r) => r.workerLoop.max)),
-        p99: Math.max(...rounds.map((r) => r.workerLoop.p99)),
-      };
-      const controlLoop = {
-        max: Math.max(...rounds.map((r) => r.controlLoop.max)),
-        p99: Math.max(...rounds.map((r) => r.controlLoop.p99)),
-      };
-      const perRound = (f: (r: Awaited<ReturnType<typeof endToEndRound>>) => number, digits = 1) =>
-        rounds.map((r) => fmt(f(r), digits)).join(" / ");
+      /** The worst max and the worst p99 of an event loop over the rounds. */
+      const worstOf = (loop: (r: Round) => { max: number; p99: number }) => ({
+        max: Math.max(...rounds.map((r) => loop(r).max)),
+        p99: Math.max(...rounds.map((r) => loop(r).p99)),
+      });
+      const workerLoop = worstOf((r) => r.workerLoop);
+      const controlLoop = worstOf((r) => r.controlLoop);
+      const perRound = (f: (r: Round) => number, digits = 1) => rounds.map((r) => fmt(f(r), digits)).join(" / ");
 
       const during = (name: string) => {
         const a = histogramMean(metricsBefore, name);
