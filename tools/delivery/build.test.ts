@@ -3,8 +3,8 @@
  * @ndt/* workspace source become one bundle that plain node runs; third-party packages stay external; a package
  * imported but not declared by the workspaces the image installs fails the build.
  */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -106,6 +106,40 @@ describe("tools/delivery/build.ts", () => {
     const err = await buildApp("svc", root).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UndeclaredDependencyError);
     expect((err as Error).message).toContain("pg (imported by apps/lib/src/index.ts)");
+  });
+
+  it("leaves the previous dist/ whole when a build fails, and replaces it when one succeeds", async () => {
+    const root = workspace();
+    const first = await buildApp("svc", root);
+    const before = readFileSync(first.outfile, "utf8");
+    const appDir = path.join(root, "apps/svc");
+    // an undeclared package, then a syntax error: neither build may touch the last good one
+    write(root, "apps/svc/src/server.ts", 'import pg from "pg";\nconsole.log(pg);\n');
+    await expect(buildApp("svc", root)).rejects.toBeInstanceOf(UndeclaredDependencyError);
+    write(root, "apps/svc/src/server.ts", "const = ;\n");
+    await expect(buildApp("svc", root)).rejects.toThrow();
+    expect(readFileSync(first.outfile, "utf8")).toBe(before);
+    expect(readdirSync(appDir).sort()).toEqual(["dist", "migrations", "package.json", "src"]);
+    write(root, "apps/svc/src/server.ts", 'console.log("second");\n');
+    const second = await buildApp("svc", root);
+    expect(second.outputs).toEqual([
+      path.join(appDir, "dist/infer/onnx.worker.js"),
+      path.join(appDir, "dist/infer/onnx.worker.js.map"),
+      path.join(appDir, "dist/server.js"),
+      path.join(appDir, "dist/server.js.map"),
+    ]);
+    expect(execFileSync(process.execPath, ["dist/server.js"], { cwd: appDir }).toString()).toBe("second\n");
+  });
+
+  it("answers --help on stdout with exit 0, and an unknown option with exit 2", () => {
+    const cli = path.join(import.meta.dirname, "build.ts");
+    const run = (arg: string) => spawnSync(process.execPath, ["--import", "tsx", cli, arg], { encoding: "utf8" });
+    const help = run("--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: npm run build/);
+    const unknown = run("--fast");
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/^unknown option --fast\nusage: npm run build/);
   });
 
   it("fails clearly when the app has no src/server.ts", async () => {

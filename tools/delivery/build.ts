@@ -19,7 +19,7 @@
  * declares: in the repository it would resolve from the root's hoisted dependencies, in the image it would be
  * missing (`--include-workspace-root=false`).
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { builtinModules } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -114,7 +114,10 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
   const entry = path.join(appDir, "src", "server.ts");
   if (!existsSync(entry)) throw new Error(`${app}: no entry point at ${path.relative(root, entry)}`);
   const outdir = path.join(appDir, "dist");
-  rmSync(outdir, { recursive: true, force: true });
+  // built beside dist/ and swapped in only when the build succeeds: a failed build leaves the previous one whole.
+  // A sibling folder keeps the source maps' relative paths valid after the rename.
+  const staging = path.join(appDir, `.dist-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
 
   const declared = declaredDependencies(root, appDir);
   const external = new Set<string>();
@@ -143,7 +146,7 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
   // under the same name, so the URL resolves from dist/ exactly as from src/.
   const modules = sources.filter((f) => f.endsWith(".mjs")).map((f) => path.join(srcDir, f));
   const options: BuildOptions & { metafile: true } = {
-    outdir,
+    outdir: staging,
     outbase: srcDir,
     absWorkingDir: root,
     metafile: true,
@@ -155,30 +158,36 @@ export async function buildApp(app: string, root = REPO_ROOT): Promise<BuildResu
     logLevel: "warning",
     plugins: [externals],
   };
-  const results = [await build({ ...options, entryPoints: [entry, ...workers] })];
-  if (modules.length > 0)
-    results.push(await build({ ...options, entryPoints: modules, outExtension: { ".js": ".mjs" } }));
-  if (missing.size > 0) {
+  let outputs: string[];
+  try {
+    const results = [await build({ ...options, entryPoints: [entry, ...workers] })];
+    if (modules.length > 0)
+      results.push(await build({ ...options, entryPoints: modules, outExtension: { ".js": ".mjs" } }));
+    if (missing.size > 0) throw new UndeclaredDependencyError(app, missing);
+    outputs = results.flatMap((result) => Object.keys(result.metafile.outputs));
     rmSync(outdir, { recursive: true, force: true });
-    throw new UndeclaredDependencyError(app, missing);
+    renameSync(staging, outdir);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
   return {
     app,
     outfile: path.join(outdir, "server.js"),
-    outputs: results
-      .flatMap((result) => Object.keys(result.metafile.outputs))
-      .map((f) => path.resolve(root, f))
-      .sort(),
+    outputs: outputs.map((f) => path.join(outdir, path.relative(staging, path.resolve(root, f)))).sort(),
     external: [...external].sort(),
   };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
-  if (args.some((arg) => arg.startsWith("-"))) {
-    console.error(
-      "usage: tsx tools/delivery/build.ts [<app>…]   (apps/<app>/src/server.ts → dist/server.js; none = all)",
-    );
+  const usage = "usage: npm run build [-- <app>…]   (apps/<app>/src/server.ts → dist/server.js; none = every app)";
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(usage);
+    process.exit(0);
+  }
+  const unknown = args.filter((arg) => arg.startsWith("-"));
+  if (unknown.length > 0) {
+    console.error(`unknown option ${unknown.join(", ")}\n${usage}`);
     process.exit(2);
   }
   const apps = args.length > 0 ? args : buildableApps();
