@@ -109,6 +109,29 @@ describe("npm run plan:diff", () => {
     }
   });
 
+  it("names an unknown stack before making any worktree", () => {
+    const worktrees = () => execFileSync("git", ["worktree", "list"], { cwd: REPOSITORY_ROOT, encoding: "utf8" });
+    const before = worktrees();
+    const result = planDiff("--stack", "staging", "--base", "HEAD");
+    expect(result.status).toBe(1);
+    expect(result.stderr).toBe('plan:diff: unknown stack "staging": known stacks are dev, prod\n');
+    expect(worktrees()).toBe(before);
+  });
+
+  it("says clearly when the base has no file for the stack", () => {
+    const file = join(worktree, "Pulumi.qa.yaml");
+    writeFileSync(file, readFileSync(join(worktree, "Pulumi.dev.yaml")));
+    try {
+      const result = planDiff("--stack", "qa", "--base", "HEAD");
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(
+        'base HEAD has no Pulumi.qa.yaml: there is no plan of stack "qa" to compare with',
+      );
+    } finally {
+      rmSync(file);
+    }
+  });
+
   it("says clearly when the base ref does not exist", () => {
     const result = planDiff("--stack", "prod", "--base", "no-such-ref");
     expect(result.status).toBe(1);
