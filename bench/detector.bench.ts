@@ -20,7 +20,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { cpus, getPriority, loadavg, tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -48,6 +48,7 @@ import {
 } from "../apps/detector/test/helpers.js";
 import {
   type Benchmark,
+  cpuSecondsByGroup,
   cpuSecondsOf,
   idleControl,
   machine,
@@ -71,6 +72,8 @@ const ROUNDS = 3;
 const WORKER_DEFAULTS = DetectorConfigSchema.properties;
 const INFERENCE_THREADS = Number(process.env.BENCH_INFERENCE_THREADS ?? WORKER_DEFAULTS.INFERENCE_THREADS.default);
 const INTRA_OP_THREADS = Number(process.env.BENCH_INTRA_OP_THREADS ?? WORKER_DEFAULTS.ORT_INTRA_OP_THREADS.default);
+/** RabbitMQ's processes: the Erlang VM and its helpers. */
+const RABBITMQ_COMMANDS = new Set(["beam.smp", "erl_child_setup", "epmd", "inet_gethost"]);
 const RAW_SESSION_WORKER = new URL("./raw-session.worker.ts", import.meta.url);
 
 const sessionsText = (sessions: number, intraOp: number) =>
@@ -220,6 +223,33 @@ const bench: Benchmark = {
         },
       );
       const workerPid = worker.pid!;
+      // where (a)'s CPU goes: the worker's threads by kind, and each server the pipeline talks to on these cores
+      const workerNice = getPriority(workerPid);
+      const s3rverPid = s3.process.pid;
+      const cpuByGroup = () =>
+        cpuSecondsByGroup(
+          (pid, comm) =>
+            pid === s3rverPid
+              ? "s3rver"
+              : pid === process.pid
+                ? "this benchmark"
+                : comm === "postgres"
+                  ? "PostgreSQL"
+                  : RABBITMQ_COMMANDS.has(comm)
+                    ? "RabbitMQ"
+                    : undefined,
+          {
+            pid: workerPid,
+            groupOf: (tid, comm, nice) =>
+              tid === workerPid
+                ? "worker: main thread"
+                : nice > workerNice
+                  ? "worker: inference threads"
+                  : comm === "libvips worker"
+                    ? "worker: libvips threads"
+                    : "worker: other threads",
+          },
+        );
       const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
       await waitReady(`http://127.0.0.1:${metricsPort}/readyz`);
       const provider =
@@ -245,6 +275,7 @@ const bench: Benchmark = {
         const control = idleControl();
         await new Promise((r) => setTimeout(r, 200)); // the control is up
         process.kill(workerPid, "SIGUSR2"); // the probe starts watching the worker's event loop
+        const byGroup0 = cpuByGroup();
         const cpu0 = cpuSecondsOf(workerPid);
         const faults0 = minorFaultsOf(workerPid);
         const busy0 = machineBusySeconds();
@@ -262,6 +293,7 @@ const bench: Benchmark = {
           workerCpuSeconds: cpuSecondsOf(workerPid) - cpu0,
           workerFaults: minorFaultsOf(workerPid) - faults0,
           machineBusySeconds: machineBusySeconds() - busy0,
+          cpuByGroup: minus(cpuByGroup(), byGroup0),
         };
         process.kill(workerPid, "SIGUSR2"); // the probe writes the window's figures
         const controlLoop = await control.stop();
@@ -310,6 +342,15 @@ const bench: Benchmark = {
       const workerCpuMs = (sumOf(rounds.map((r) => r.workerCpuSeconds)) * 1000) / totalImages;
       const workerFaults = sumOf(rounds.map((r) => r.workerFaults)) / totalImages;
       const machineCpuMs = (sumOf(rounds.map((r) => r.machineBusySeconds)) * 1000) / totalImages;
+      const cpuMsByGroup = new Map<string, number>();
+      for (const r of rounds) {
+        for (const [group, seconds] of r.cpuByGroup) {
+          cpuMsByGroup.set(group, (cpuMsByGroup.get(group) ?? 0) + (seconds * 1000) / totalImages);
+        }
+      }
+      // what no group holds: other processes, interrupts, processes that ended within a round
+      cpuMsByGroup.set("the rest", machineCpuMs - sumOf([...cpuMsByGroup.values()]));
+      const inferenceThreadsMs = cpuMsByGroup.get("worker: inference threads") ?? 0;
       const rawShapes = shapes.map((s) => ({ ...s, imagesPerSecond: sumOf(s.rounds) / s.rounds.length }));
       const ceiling = rawShapes.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
       const ratio = e2e / ceiling.imagesPerSecond;
@@ -407,6 +448,14 @@ const bench: Benchmark = {
           `${fmt(machineCpuMs)} ms`,
           `every process during (a): the worker, RabbitMQ, PostgreSQL, s3rver, this benchmark; ${cpus().length} cores × ${fmt(1000 / e2e)} ms per image elapsed = ${fmt((cpus().length * 1000) / e2e)} ms available`,
         ],
+        [
+          "(a) machine CPU per image, by where it ran",
+          `${fmt(inferenceThreadsMs)} ms of ${fmt(machineCpuMs)} in the inference threads`,
+          [...cpuMsByGroup]
+            .sort(([, a], [, b]) => b - a)
+            .map(([group, ms]) => `${group} ${fmt(ms)}`)
+            .join("; ") + " ms",
+        ],
         [`(b) bare \`session.run\`, batch ${BATCH}: ${sessionsText(1, INTRA_OP_THREADS)}`, `${fmt(raw8)} images/s`, ""],
         ["(b) bare `session.run`, batch 1, the same session", `${fmt(raw1)} images/s`, ""],
         ["(b) batch 8 / batch 1", fmt(raw8 / raw1, 2), ""],
@@ -461,7 +510,12 @@ const bench: Benchmark = {
           `Bare \`session.run\` has the cores to itself; end to end, the same cores also decode (sharp), fetch from s3rver, ` +
           "take and ack deliveries in RabbitMQ and commit to PostgreSQL, all of which run here beside the worker. Once the " +
           "machine's CPU per image reaches what the cores offer, throughput follows CPU per image, and the ratio is bounded by " +
-          "bare inference CPU / machine CPU per image. Page faults weigh here: the first touch of a page costs what the " +
+          "bare inference CPU / machine CPU per image: it reaches 0.80 only if everything else an image costs stays within a " +
+          "quarter of bare inference's CPU. The row by where it ran splits the machine's CPU per image: the worker's " +
+          "inference threads (`session.run`, CHW, NMS), its main thread (the S3, RabbitMQ and PostgreSQL clients, the " +
+          "batching), its libvips threads (decoding), its other threads (libuv's pool, V8's collector), each server's " +
+          "processes, and the rest (every other process, interrupts, processes that ended within a round). " +
+          "Page faults weigh here: the first touch of a page costs what the " +
           "machine line says.",
         "",
         "(c): the max is the largest single stall in any round's window; the idle control, a process doing nothing, shows what the " +
@@ -484,6 +538,11 @@ const bench: Benchmark = {
 export default bench;
 
 type Queryable = { query: (t: string, p?: unknown[]) => Promise<{ rows: { ms: string }[] }> };
+
+/** `after − before`, per group. */
+function minus(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  return new Map([...after].map(([group, seconds]) => [group, seconds - (before.get(group) ?? 0)]));
+}
 
 /** PostgreSQL's clock now (epoch ms): the clock `updated_at` is written with. */
 async function databaseClockMs(db: Queryable): Promise<number> {

@@ -38,15 +38,60 @@ export function pageFaultMicros(): number {
 /** The repository root: benchmark processes run from it. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+/** A /proc `stat` line: the command name, and the fields after it (state first: proc(5)'s 3rd field is index 0). */
+function procStat(path: string): { comm: string; fields: string[] } {
+  const text = readFileSync(path, "utf8");
+  const close = text.lastIndexOf(")"); // the name itself may hold ") "
+  return { comm: text.slice(text.indexOf("(") + 1, close), fields: text.slice(close + 2).split(" ") };
+}
+
+const cpuSecondsIn = (fields: string[]) => (Number(fields[11]) + Number(fields[12])) / 100;
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSecondsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return cpuSecondsIn(procStat(`/proc/${pid}/stat`).fields);
+}
+
+/** A process's or thread's current figures, from its /proc `stat` line; undefined once it has ended. */
+function statOf(path: string): { comm: string; fields: string[] } | undefined {
+  try {
+    return procStat(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds used so far by the machine's processes, summed per group: `groupOf` names a process's group from its
+ * pid and command name (undefined: not counted); `threadsOf` splits one process by its threads instead (a thread's
+ * tid, command name and nice value → a group).
+ */
+export function cpuSecondsByGroup(
+  groupOf: (pid: number, comm: string) => string | undefined,
+  threadsOf?: { pid: number; groupOf: (tid: number, comm: string, nice: number) => string },
+): Map<string, number> {
+  const totals = new Map<string, number>();
+  const add = (group: string, seconds: number) => totals.set(group, (totals.get(group) ?? 0) + seconds);
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    if (pid === threadsOf?.pid) {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const stat = statOf(`/proc/${pid}/task/${task}/stat`);
+        if (stat) add(threadsOf.groupOf(Number(task), stat.comm, Number(stat.fields[16])), cpuSecondsIn(stat.fields));
+      }
+      continue;
+    }
+    const stat = statOf(`/proc/${pid}/stat`);
+    const group = stat && groupOf(pid, stat.comm);
+    if (group) add(group, cpuSecondsIn(stat.fields));
+  }
+  return totals;
 }
 
 /** Minor page faults a process has taken so far (each a first touch of a page, or a page given back and retaken). */
 export function minorFaultsOf(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[7]);
+  return Number(procStat(`/proc/${pid}/stat`).fields[7]);
 }
 
 /** CPU seconds the whole machine has been busy (every core, every process: user, nice, system, irq, softirq). */
