@@ -108,6 +108,29 @@ describe("npm run plan", () => {
     noStackTrace(result.stderr);
   });
 
+  it("names keys left without a value, and shows a nested secret as [secret], never its ciphertext", () => {
+    const empty = brokenStack((config) => {
+      config["ndt-platform:network"] = null;
+      config["ndt-platform:cache"] = null;
+    });
+    const noValue = plan("--stack", "broken", "--config-dir", empty);
+    expect(noValue.status).toBe(1);
+    expect(noValue.stderr).toContain(
+      "Pulumi.broken.yaml: ndt-platform:network, ndt-platform:cache have no value: give a value or remove the key",
+    );
+    noStackTrace(noValue.stderr);
+
+    const nested = brokenStack((config) => {
+      (config["ndt-platform:cluster"] as Record<string, unknown>).kubernetesVersion = { secure: "AAABAKxCIPHERTEXT" };
+    });
+    const secret = plan("--stack", "broken", "--config-dir", nested);
+    expect(secret.status).toBe(1);
+    expect(secret.stderr).toContain('ndt-platform:cluster.kubernetesVersion: must be one of "1.31"');
+    expect(secret.stderr).toContain('(got "[secret]")');
+    expect(secret.stderr).not.toContain("CIPHERTEXT");
+    noStackTrace(secret.stderr);
+  });
+
   it("refuses a missing --stack with usage", () => {
     const result = plan();
     expect(result.status).toBe(2);

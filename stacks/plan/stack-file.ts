@@ -54,24 +54,53 @@ export function readStackFile(stack: string, root = REPOSITORY_ROOT, path = stac
   }
   const flat: Record<string, string> = {};
   const secretKeys: string[] = [];
+  const empty: string[] = [];
   for (const [key, value] of Object.entries(config)) {
-    if (isSecure(value)) {
-      flat[key] = "[secret]";
-      secretKeys.push(key);
-    } else {
-      flat[key] = typeof value === "string" ? value : configText(path, key, value);
+    if (value === null) {
+      empty.push(key);
+      continue;
     }
+    const { plain, secret } = withoutCiphertext(path, key, value);
+    // a structured value holding a secret anywhere is secret as a whole, as Pulumi hands it over
+    if (secret) secretKeys.push(key);
+    // structured values as the JSON text Pulumi hands over
+    flat[key] = typeof plain === "string" ? plain : JSON.stringify(plain);
+  }
+  if (empty.length > 0) {
+    const keys = empty.join(", ");
+    throw new StackFileError(
+      `${path}: ${keys} ${empty.length === 1 ? "has" : "have"} no value: give a value or remove the key`,
+    );
   }
   return { stack, path, config: flat, secretKeys };
 }
 
-/** A structured value as the JSON text Pulumi hands over; a YAML alias that contains itself has none. */
-function configText(path: string, key: string, value: unknown): string {
-  try {
-    return JSON.stringify(value);
-  } catch {
-    throw new StackFileError(`${path}: ${key} refers to itself (a YAML alias inside its own anchor)`);
-  }
+/**
+ * The value with every `secure:` ciphertext, at the top or nested in structured config, replaced by "[secret]" (the
+ * plan cannot decrypt, and a check that fails on a secret then says "[secret]" rather than echoing ciphertext), and
+ * whether there was any.
+ */
+function withoutCiphertext(path: string, key: string, value: unknown): { plain: unknown; secret: boolean } {
+  let secret = false;
+  const within = new Set<object>();
+  const walk = (v: unknown): unknown => {
+    if (isSecure(v)) {
+      secret = true;
+      return "[secret]";
+    }
+    if (typeof v !== "object" || v === null) return v;
+    if (within.has(v)) {
+      throw new StackFileError(`${path}: ${key} refers to itself (a YAML alias inside its own anchor)`);
+    }
+    within.add(v);
+    const copy = Array.isArray(v)
+      ? v.map(walk)
+      : Object.fromEntries(Object.entries(v).map(([field, item]) => [field, walk(item)]));
+    within.delete(v);
+    return copy;
+  };
+  const plain = walk(value);
+  return { plain, secret };
 }
 
 function isSecure(value: unknown): boolean {
