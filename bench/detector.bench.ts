@@ -36,7 +36,7 @@ import { BUNDLED_MODEL_OPTIONS, BUNDLED_MODEL_PATH } from "../apps/detector/src/
 import { toChw } from "../apps/detector/src/inference/geometry.js";
 import { letterboxImage } from "../apps/detector/src/inference/letterbox.js";
 import { ModelRunner } from "../apps/detector/src/inference/runner.js";
-import { DETECTOR_NODE_FLAGS } from "../apps/detector/src/node-flags.js";
+import { NODE_FLAGS } from "../apps/detector/src/node-flags.js";
 import {
   AMQP_URL,
   deleteQueues,
@@ -208,14 +208,7 @@ const bench: Benchmark = {
       // spawned by a thread at the benchmark priority: the worker inherits it, and its inference threads go below it
       worker = spawn(
         process.execPath,
-        [
-          ...DETECTOR_NODE_FLAGS,
-          "--import",
-          "tsx",
-          "--import",
-          "./bench/event-loop-probe.ts",
-          "apps/detector/src/server.ts",
-        ],
+        [...NODE_FLAGS, "--import", "tsx", "--import", "./bench/event-loop-probe.ts", "apps/detector/src/server.ts"],
         {
           cwd: repoRoot,
           env: { ...process.env, ...env, BENCH_LOOP_FILE: loopFile },
@@ -522,7 +515,7 @@ const bench: Benchmark = {
           "shared cores alone cost any event loop at the same time, and the worker's stalls beyond it are its own. The p99 " +
           "is the worker's own figure: the inference threads run below the event loop's priority (INFERENCE_NICE_INCREMENT). " +
           "Each round is a burst after the worker sat idle through a bare round, as a queue consumer sees in service: " +
-          `the worker starts with ${DETECTOR_NODE_FLAGS.join(" ")} (apps/detector/src/node-flags.ts says why).`,
+          `the worker starts with ${NODE_FLAGS.join(" ")} (apps/detector/src/node-flags.ts says why).`,
       ].join("\n");
     } finally {
       await stopProcess(worker);

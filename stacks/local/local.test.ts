@@ -12,6 +12,7 @@ import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeSample } from "../../apps/detector/model/dataset/encode.js";
 import { generateSample } from "../../apps/detector/model/dataset/synth.js";
+import { NODE_FLAGS } from "../../apps/detector/src/node-flags.js";
 import { topology } from "../topology.js";
 import type { ApiClient } from "./client.js";
 import { runDemo } from "./demo.js";
@@ -226,6 +227,19 @@ describe("npm start: the whole platform over HTTPS", () => {
     // every client of the local stack is 127.0.0.1; the tests above registered twice already
     for (let run = 0; run < 11; run++) await signUp(stack.api);
   }, 120_000);
+
+  it("starts each service with the node flags its image starts it with (the detector's NODE_FLAGS)", async () => {
+    const argvOf = async (app: string) => {
+      const log = await readFile(join(dataDir, "logs", `${app}.log`), "utf8");
+      const pid = Number([...log.matchAll(/"pid":(\d+)/g)].at(-1)?.[1]);
+      return (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    };
+    const detector = await argvOf("detector");
+    const entry = detector.indexOf("apps/detector/src/server.ts");
+    expect(entry, detector.join(" ")).toBeGreaterThan(0);
+    for (const flag of NODE_FLAGS) expect(detector.slice(1, entry)).toContain(flag);
+    expect(await argvOf("auth")).not.toContain(NODE_FLAGS[0]);
+  });
 
   it("restarts a service killed from outside, says so in one line, and serves on the public URL again", async () => {
     const log = join(dataDir, "logs", "auth.log");

@@ -67,10 +67,12 @@ export class AppProcess {
     env: Record<string, string>,
     readonly logFile: string,
     cwd: string,
+    /** V8 and node flags before the entry (the app's image starts node with the same). */
+    nodeFlags: readonly string[] = [],
   ) {
     const log = openSync(logFile, "a");
     try {
-      this.child = spawn(process.execPath, ["--import", "tsx", "--import", EXIT_WITH_LAUNCHER, entry], {
+      this.child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", "--import", EXIT_WITH_LAUNCHER, entry], {
         cwd,
         env,
         detached: true,

@@ -62,6 +62,13 @@ export interface StartReport {
   readyMs: number;
 }
 
+/** An app of the topology present in this checkout (availableServices). */
+interface AvailableApp {
+  /** The env names its config schema declares; undefined when it has no config.ts. */
+  variables: ReadonlySet<string> | undefined;
+  nodeFlags: readonly string[];
+}
+
 interface StackSecrets {
   postgresPassword: string;
   /** Service secrets by env name (the topology's `secrets`), made once. */
@@ -199,7 +206,8 @@ export class LocalStack {
     for (const wave of waves) {
       this.waves.push(
         wave.map((plan) => {
-          const childEnv = launchEnv(env, plan.env, available.get(plan.spec.name)?.variables);
+          const app = available.get(plan.spec.name);
+          const childEnv = launchEnv(env, plan.env, app?.variables);
           const launch = () =>
             new AppProcess(
               plan.spec.name,
@@ -207,6 +215,7 @@ export class LocalStack {
               childEnv,
               join(logs, `${plan.spec.name}.log`),
               root,
+              app?.nodeFlags,
             );
           const service = new Supervised({
             name: plan.spec.name,
@@ -383,9 +392,12 @@ export class LocalStack {
     return made;
   }
 
-  /** The apps of the topology that exist in this checkout, with the env names their config schema declares. */
-  private async availableServices(): Promise<Map<string, { variables: ReadonlySet<string> | undefined }>> {
-    const found = new Map<string, { variables: ReadonlySet<string> | undefined }>();
+  /**
+   * The apps of the topology that exist in this checkout, with the env names their config schema declares and the
+   * node flags their process starts with (an app's `src/node-flags.ts` exports `NODE_FLAGS`, as its image uses them).
+   */
+  private async availableServices(): Promise<Map<string, AvailableApp>> {
+    const found = new Map<string, AvailableApp>();
     for (const service of this.topology.services) {
       const src = join(this.options.root, "apps", service.image, "src");
       if (!existsSync(join(src, "server.ts"))) continue;
@@ -397,7 +409,18 @@ export class LocalStack {
           if (name.endsWith("ConfigSchema") && properties) variables = new Set(Object.keys(properties));
         }
       }
-      found.set(service.name, { variables });
+      let nodeFlags: readonly string[] = [];
+      if (existsSync(join(src, "node-flags.ts"))) {
+        const module = (await import(pathToFileURL(join(src, "node-flags.ts")).href)) as { NODE_FLAGS?: unknown };
+        const flags = module.NODE_FLAGS;
+        if (!Array.isArray(flags) || !flags.every((flag) => typeof flag === "string" && flag.startsWith("--"))) {
+          throw new LocalStackError(
+            `apps/${service.image}/src/node-flags.ts must export NODE_FLAGS, a list of --flags`,
+          );
+        }
+        nodeFlags = flags as string[];
+      }
+      found.set(service.name, { variables, nodeFlags });
     }
     return found;
   }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DETECTOR_NODE_FLAGS } from "../../apps/detector/src/node-flags.js";
+import { NODE_FLAGS } from "../../apps/detector/src/node-flags.js";
 import { REPO_ROOT } from "./build.js";
 
 const APPS = ["gateway", "auth", "files", "reports", "detector", "migrations"] as const;
@@ -168,6 +168,6 @@ describe(GPU, () => {
       .filter((i) => i.op === "ENTRYPOINT")
       .at(-1);
     const argv = JSON.parse(entry?.args ?? "null") as string[];
-    expect(argv.slice(1, -1)).toEqual(expect.arrayContaining([...DETECTOR_NODE_FLAGS]));
+    expect(argv.slice(1, -1)).toEqual(expect.arrayContaining([...NODE_FLAGS]));
   });
 });

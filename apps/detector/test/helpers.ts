@@ -26,7 +26,7 @@ import { encodeSample } from "../model/dataset/encode.js";
 import { generateSample } from "../model/dataset/synth.js";
 import { loadDetectorConfig } from "../src/config.js";
 import type { DetectionJob } from "../src/job.js";
-import { DETECTOR_NODE_FLAGS } from "../src/node-flags.js";
+import { NODE_FLAGS } from "../src/node-flags.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const WORKER_SERVER = fileURLToPath(new URL("../src/server.ts", import.meta.url));
@@ -183,7 +183,7 @@ export interface WorkerProcess {
 /** The worker's real entry point (src/server.ts) in its own process, with `env` on top of a bare environment. */
 export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
   let output = "";
-  const child = spawn(process.execPath, [...DETECTOR_NODE_FLAGS, "--import", "tsx", WORKER_SERVER], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, "--import", "tsx", WORKER_SERVER], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? "",
