@@ -2,9 +2,11 @@
  * The platform's one OpenAPI document: the upstream services' documents (each built from its route schemas)
  * merged into the gateway's. Upstream documents are cached; a failing upstream keeps its last good copy.
  *
- * An upstream's document says what the service answers; the gateway answers some requests itself before they reach
- * it (proxy.ts): 429 over the per-address or per-user limit, on every route it passes on, and 401 without a valid
- * token, on every route that is not public. Each upstream operation gets those responses where it lacks them.
+ * An upstream's document says what the service answers; the gateway answers some requests itself (proxy.ts): 429
+ * over the per-address or per-user limit, on every route it passes on; 401 without a valid token, on every route
+ * that is not public; 413 for a body over its limit, on every route that takes one; and 502, 503 or 504 when the
+ * service behind it fails, cannot be reached (or the gateway's rate-limit store cannot) or does not answer in time.
+ * Each upstream operation gets those responses where it lacks them.
  */
 import { ErrorEnvelope, type OpenApiDocument } from "@ndt/kit";
 
@@ -30,6 +32,24 @@ const errorContent = () => ({
 const GATEWAY_ANSWERS = {
   unauthorized: (): Response => ({
     description: "No valid access token: missing, malformed, expired or of an ended session (`unauthorized`)",
+    content: errorContent(),
+  }),
+  payloadTooLarge: (): Response => ({
+    description: "Body over the gateway's limit for the route (`payload_too_large`)",
+    content: errorContent(),
+  }),
+  badGateway: (): Response => ({
+    description: "The service behind the gateway failed: the connection broke or it answered badly (`bad_gateway`)",
+    content: errorContent(),
+  }),
+  unavailable: (): Response => ({
+    description:
+      "The service behind the gateway cannot be reached (`upstream_unavailable`), or the gateway's rate-limit " +
+      "store cannot (`service_unavailable`)",
+    content: errorContent(),
+  }),
+  gatewayTimeout: (): Response => ({
+    description: "The service behind the gateway did not answer within the gateway's timeout (`upstream_timeout`)",
     content: errorContent(),
   }),
   tooManyRequests: (): Response => ({
@@ -110,6 +130,10 @@ export class OpenApiMerger {
         const responses = (operation.responses ??= {});
         responses["429"] ??= GATEWAY_ANSWERS.tooManyRequests();
         if (!this.isPublic(method, path)) responses["401"] ??= GATEWAY_ANSWERS.unauthorized();
+        if (operation.requestBody) responses["413"] ??= GATEWAY_ANSWERS.payloadTooLarge();
+        responses["502"] ??= GATEWAY_ANSWERS.badGateway();
+        responses["503"] ??= GATEWAY_ANSWERS.unavailable();
+        responses["504"] ??= GATEWAY_ANSWERS.gatewayTimeout();
       }
     }
     const components = (upstream.components ??= {});

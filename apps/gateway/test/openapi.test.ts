@@ -130,6 +130,20 @@ describe.skipIf(!db)("the merged OpenAPI document", () => {
     expect(gaps).toEqual([]);
   });
 
+  it("lists the gateway's own 502, 503 and 504 on every route, and 413 on every one that takes a body", () => {
+    const gaps: string[] = [];
+    for (const { method, path, operation } of operations) {
+      const statuses = Object.keys(operation.responses);
+      const expected = ["502", "503", "504", ...(operation.requestBody ? ["413"] : [])];
+      for (const status of expected.filter((s) => !statuses.includes(s))) {
+        gaps.push(`${method.toUpperCase()} ${path}: no ${status}`);
+      }
+    }
+    expect(gaps).toEqual([]);
+    expect(responses("/api/v1/auth/login", "post")["504"]?.description).toContain("upstream_timeout");
+    expect(responses("/api/v1/inspections/{id}/images", "post")["413"]).toBeDefined();
+  });
+
   it("says a token is needed exactly where the gateway asks for one", async () => {
     const mismatches: string[] = [];
     for (const { method, path, operation } of operations) {
