@@ -24,6 +24,12 @@ type Deployment = k8s.types.input.apps.v1.Deployment;
 export const WORKER_PRE_STOP_SECONDS = 5;
 /** Seconds a stopping worker gets to finish or nack its in-flight batch (SHUTDOWN_TIMEOUT_MS). */
 export const WORKER_DRAIN_SECONDS = 30;
+/**
+ * Seconds the inference threads then get to return from a run before they are ended (INFERENCE_STOP_TIMEOUT_MS):
+ * ending one inside onnxruntime aborts the process, so the grace period covers this too. A GPU batch takes
+ * milliseconds, a CPU-fallback batch of 8 about a second.
+ */
+export const WORKER_BATCH_STOP_SECONDS = 5;
 /** Where the init container puts the verified model; the worker reads it from there. */
 export const MODEL_PATH = "/models/model.onnx";
 /**
@@ -148,7 +154,8 @@ export class DetectionWorker extends pulumi.ComponentResource {
               automountServiceAccountToken: false,
               enableServiceLinks: false,
               securityContext: podSecurityContext(),
-              terminationGracePeriodSeconds: WORKER_PRE_STOP_SECONDS + WORKER_DRAIN_SECONDS + 10,
+              terminationGracePeriodSeconds:
+                WORKER_PRE_STOP_SECONDS + WORKER_DRAIN_SECONDS + WORKER_BATCH_STOP_SECONDS + 10,
               affinity: {
                 nodeAffinity: {
                   requiredDuringSchedulingIgnoredDuringExecution: {
@@ -212,6 +219,7 @@ export class DetectionWorker extends pulumi.ComponentResource {
                     { name: "ORT_INTRA_OP_THREADS", value: String(threadsFor(spec.resources.cpu)) },
                     { name: "UV_THREADPOOL_SIZE", value: String(Math.max(4, threads)) },
                     { name: "SHUTDOWN_TIMEOUT_MS", value: String(WORKER_DRAIN_SECONDS * 1000) },
+                    { name: "INFERENCE_STOP_TIMEOUT_MS", value: String(WORKER_BATCH_STOP_SECONDS * 1000) },
                     ...wiring.env,
                   ],
                   resources: {

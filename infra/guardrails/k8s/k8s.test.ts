@@ -238,6 +238,13 @@ describe("Kubernetes guardrails K1–K12", () => {
     ],
     [
       "K9",
+      "a detector grace period that covers preStop + drain but not the inference threads' stop",
+      (plan) => {
+        podOf(plan, "detector").terminationGracePeriodSeconds = 40; // 5 + 30 + 5
+      },
+    ],
+    [
+      "K9",
       "no preStop pause",
       (plan) => {
         delete containerOf(plan, "auth").lifecycle;

@@ -319,7 +319,9 @@ export const k7Availability: Guardrail = {
 
 export const k9GracefulStop: Guardrail = {
   id: "K9",
-  title: "preStop pause ≥ 5 s and terminationGracePeriodSeconds larger than preStop + drain time",
+  title:
+    "preStop pause ≥ 5 s and terminationGracePeriodSeconds larger than preStop + drain time (+ the detector's " +
+    "inference stop time)",
   check({ plan }) {
     const { findings, fail } = findingsFor("K9");
     for (const workload of workloads(plan).filter(isLongRunning)) {
@@ -329,8 +331,15 @@ export const k9GracefulStop: Guardrail = {
         if (pause < 5) fail(workload, `${label(ref)}: preStop pause ${pause} s is under 5 s`);
         const drainMs = envValue(ref.container, "SHUTDOWN_TIMEOUT_MS");
         const drain = drainMs === undefined ? DEFAULT_DRAIN_SECONDS : Number(drainMs) / 1000;
-        if (!(grace > pause + drain)) {
-          fail(workload, `${label(ref)}: grace period ${grace} s is not above preStop ${pause} s + drain ${drain} s`);
+        // the detector then waits this long for running batches (apps/detector's INFERENCE_STOP_TIMEOUT_MS)
+        const batchStopMs = envValue(ref.container, "INFERENCE_STOP_TIMEOUT_MS");
+        const batchStop = batchStopMs === undefined ? 0 : Number(batchStopMs) / 1000;
+        if (!(grace > pause + drain + batchStop)) {
+          const after = batchStop > 0 ? ` + inference stop ${batchStop} s` : "";
+          fail(
+            workload,
+            `${label(ref)}: grace period ${grace} s is not above preStop ${pause} s + drain ${drain} s${after}`,
+          );
         }
       }
     }
