@@ -26,7 +26,10 @@ export const FilesConfigSchema = Type.Object({
   /** The uploads bucket (its folder under OBJECT_STORE_DIR on the directory store). */
   S3_BUCKET_UPLOADS: Type.String({ minLength: 3 }),
   S3_PREFIX_UPLOADS: ObjectKeyPrefix("key prefix inside the bucket: the service's IAM grant covers only this prefix"),
-  /** Largest accepted image, bytes (enforced while streaming). */
+  /**
+   * Largest accepted image, bytes (enforced while streaming). The gateway's UPLOAD_BODY_LIMIT_BYTES must be the same,
+   * and the detector's MAX_IMAGE_BYTES at least this.
+   */
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
   /** Quorum queue of detection jobs; its dead-letter queue is `<name>.dlq`. */
   DETECTIONS_QUEUE: Type.String({ minLength: 1, default: "detections" }),

@@ -4,7 +4,15 @@ import { get as httpGet, type IncomingMessage, request as httpRequest } from "no
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { loadConfig, RedisConfig, RedisStore, s3Client, SessionRevocations, type SqlDatabase } from "@ndt/kit";
+import {
+  loadConfig,
+  MULTIPART_FRAMING_BYTES,
+  RedisConfig,
+  RedisStore,
+  s3Client,
+  SessionRevocations,
+  type SqlDatabase,
+} from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
 import pg from "pg";
 import {
@@ -20,7 +28,6 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
 import type { FilesConfig } from "../src/config.js";
-import { MULTIPART_FRAMING_BYTES } from "../src/routes/images.js";
 import {
   BUCKET,
   bearer,

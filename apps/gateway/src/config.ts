@@ -25,7 +25,10 @@ export const GatewayConfigSchema = Type.Object({
   UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 2_000 }),
   /** An inspection's event stream may be silent this long between chunks (files sends a heartbeat every 15 s). */
   EVENTS_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 60_000 }),
-  /** Image uploads (streamed through, not buffered). */
+  /**
+   * Image uploads (streamed through, not buffered): the file's size limit, set alike here and at files
+   * (UPLOAD_MAX_BYTES); a lower one here refuses images files would take, a higher one lets files refuse them.
+   */
   UPLOAD_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1, default: 50 * 1024 * 1024 }),
   RATE_LIMIT_WINDOW_SEC: Type.Integer({ minimum: 1, default: 60 }),
   RATE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 1200 }),

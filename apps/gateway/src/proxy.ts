@@ -21,6 +21,7 @@ import {
   type Limit,
   type LimitResult,
   limitKey,
+  MULTIPART_FRAMING_BYTES,
   type ServiceApp,
   SessionRevocations,
   type TokenVerifier,
@@ -75,8 +76,6 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 
 const SMALL_BODY_BYTES = 64 * 1024;
 
-/** What a multipart upload may carry besides its file, as files allows it (its MULTIPART_FRAMING_BYTES). */
-export const MULTIPART_FRAMING_BYTES = 64 * 1024;
 const MULTIPART = /^\s*multipart\/form-data\s*(;|$)/i;
 
 /**

@@ -5,13 +5,12 @@ import { type IncomingMessage, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { buildApp as buildAuth, loadAuthConfig } from "@ndt/auth";
-import type { ServiceApp } from "@ndt/kit";
+import { MULTIPART_FRAMING_BYTES, type ServiceApp } from "@ndt/kit";
 import { keepAliveClient, testDatabase, testRedis } from "@ndt/kit/testing";
 import Fastify, { type FastifyInstance } from "fastify";
 import { decodeJwt, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp, loadGatewayConfig } from "../src/index.js";
-import { MULTIPART_FRAMING_BYTES } from "../src/proxy.js";
 
 const db = await testDatabase("gateway");
 const kv = await testRedis("gateway");

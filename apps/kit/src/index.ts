@@ -52,6 +52,7 @@ export {
 export { clientErrorHandler } from "./http/client-errors.js";
 export type { Health, ReadinessCheck } from "./http/health.js";
 export { type ListenSettings, type RunningService, type RunOptions, runService, startService } from "./http/run.js";
+export { MULTIPART_FRAMING_BYTES } from "./http/multipart.js";
 export { helmetHeaders } from "./http/security-headers.js";
 export {
   createService,

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import multipart, { type Multipart } from "@fastify/multipart";
-import { badRequest, errorResponses, notFound, type ServiceApp } from "@ndt/kit";
+import { badRequest, errorResponses, MULTIPART_FRAMING_BYTES, notFound, type ServiceApp } from "@ndt/kit";
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { FastifyRequest } from "fastify";
@@ -252,13 +252,6 @@ export async function imageRoutes(app: ServiceApp, deps: FilesDeps) {
     },
   );
 }
-
-/**
- * What a multipart body may carry besides its file's bytes: boundary lines, the part's headers, a preamble or an
- * epilogue. The file alone is held to the size limit, exactly; the body as a whole to the limit plus this, so nothing
- * unbounded passes as framing.
- */
-export const MULTIPART_FRAMING_BYTES = 64 * 1024;
 
 /** An upload's image: its bytes, the name its sender gave it, and `release` once the bytes are read (or given up). */
 interface ImageBody {
