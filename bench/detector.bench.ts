@@ -247,8 +247,10 @@ const bench: Benchmark = {
       await waitReady(`http://127.0.0.1:${metricsPort}/readyz`);
       const provider =
         /ndt_detector_info\{[^}]*provider="([^"]+)"/.exec(await (await fetch(metricsUrl)).text())?.[1] ?? "?";
-      // warm-up: a few jobs through the whole path (JIT, pools, prepared statements)
-      const warm = await queuedImages(db.db, BATCH);
+      // warm-up: a round's worth of jobs through the whole path, not measured (JIT, pools, prepared statements, and
+      // heaps grown to their working size: with 8 jobs only, the first measured round ran 10-20 % below the next two
+      // in 6 of 6 runs on a VM whose first touch of a page cost 10-14 µs)
+      const warm = await queuedImages(db.db, IMAGES);
       await queue.publish(
         queueName,
         warm.map((j, i) => ({
