@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readCliArgs } from "./cli-args.js";
 import { diffPlans, renderDiffMarkdown } from "./diff.js";
 import type { PlanDocument } from "./document.js";
-import { listStacks, REPOSITORY_ROOT } from "./stack-file.js";
+import { assertKnownStack, REPOSITORY_ROOT, StackFileError } from "./stack-file.js";
 
 class PlanDiffError extends Error {}
 
@@ -39,7 +39,9 @@ function planAtRef(ref: string, stack: string): PlanDocument {
   } catch {
     throw new PlanDiffError(`unknown git ref "${ref}"`);
   }
-  if (spawnSync("git", ["cat-file", "-e", `${commit}:Pulumi.${stack}.yaml`], { cwd: REPOSITORY_ROOT }).status !== 0) {
+  try {
+    git(["cat-file", "-e", `${commit}:Pulumi.${stack}.yaml`]);
+  } catch {
     throw new PlanDiffError(
       `base ${ref} has no Pulumi.${stack}.yaml: there is no plan of stack "${stack}" to compare with`,
     );
@@ -66,10 +68,7 @@ async function main(): Promise<number> {
   if ("exitCode" in args) return args.exitCode;
   const values = args.values as { stack: string; base: string; json?: boolean };
   // said before any worktree is made: a typo costs nothing
-  const known = listStacks();
-  if (!known.includes(values.stack)) {
-    throw new PlanDiffError(`unknown stack "${values.stack}": known stacks are ${known.join(", ") || "none"}`);
-  }
+  assertKnownStack(values.stack);
   const base = planAtRef(values.base, values.stack);
   const head = planIn(REPOSITORY_ROOT, values.stack, "the working tree");
   const diff = diffPlans(base, head);
@@ -82,7 +81,7 @@ const exit = (code: number): void => {
 };
 
 main().then(exit, (error: unknown) => {
-  const known = error instanceof PlanDiffError;
+  const known = error instanceof PlanDiffError || error instanceof StackFileError;
   process.stderr.write(`plan:diff: ${known ? (error as Error).message : ((error as Error)?.stack ?? String(error))}\n`);
   exit(1);
 });

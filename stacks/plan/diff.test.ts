@@ -114,7 +114,9 @@ describe("npm run plan:diff", () => {
     const before = worktrees();
     const result = planDiff("--stack", "staging", "--base", "HEAD");
     expect(result.status).toBe(1);
-    expect(result.stderr).toBe('plan:diff: unknown stack "staging": known stacks are dev, prod\n');
+    expect(result.stderr).toBe(
+      `plan:diff: unknown stack "staging": no ${join(worktree, "Pulumi.staging.yaml")}. Known stacks: dev, prod\n`,
+    );
     expect(worktrees()).toBe(before);
   });
 

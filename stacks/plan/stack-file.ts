@@ -36,12 +36,17 @@ export function stackFilePath(stack: string, root = REPOSITORY_ROOT): string {
   return join(root, `Pulumi.${stack}.yaml`);
 }
 
-/** Reads a stack file the way the Pulumi CLI would hand it over: scalars as text, objects as JSON text. */
-export function readStackFile(stack: string, root = REPOSITORY_ROOT, path = stackFilePath(stack, root)): StackFile {
+/** Throws StackFileError, naming the known stacks, unless `stack` is a stack name with a file at `path`. */
+export function assertKnownStack(stack: string, root = REPOSITORY_ROOT, path = stackFilePath(stack, root)): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(stack) || !existsSync(path)) {
     const known = listStacks(root);
     throw new StackFileError(`unknown stack "${stack}": no ${path}. Known stacks: ${known.join(", ") || "none"}`);
   }
+}
+
+/** Reads a stack file the way the Pulumi CLI would hand it over: scalars as text, objects as JSON text. */
+export function readStackFile(stack: string, root = REPOSITORY_ROOT, path = stackFilePath(stack, root)): StackFile {
+  assertKnownStack(stack, root, path);
   let document: unknown;
   try {
     document = parse(readFileSync(path, "utf8"));
