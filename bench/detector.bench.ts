@@ -219,37 +219,25 @@ const bench: Benchmark = {
       // where (a)'s CPU goes: the worker's threads by kind, and each server the pipeline talks to on these cores
       const workerNice = getPriority(workerPid);
       const s3rverPid = s3.process.pid;
-      const cpuByGroup = () =>
-        cpuSecondsByGroup(
-          (pid, comm) =>
-            pid === s3rverPid
-              ? "s3rver"
-              : pid === process.pid
-                ? "this benchmark"
-                : comm === "postgres"
-                  ? "PostgreSQL"
-                  : RABBITMQ_COMMANDS.has(comm)
-                    ? "RabbitMQ"
-                    : undefined,
-          {
-            pid: workerPid,
-            groupOf: (tid, comm, nice) =>
-              tid === workerPid
-                ? "worker: main thread"
-                : nice > workerNice
-                  ? "worker: inference threads"
-                  : comm === "libvips worker"
-                    ? "worker: libvips threads"
-                    : "worker: other threads",
-          },
-        );
+      const processGroup = (pid: number, comm: string): string | undefined => {
+        if (pid === s3rverPid) return "s3rver";
+        if (pid === process.pid) return "this benchmark";
+        if (comm === "postgres") return "PostgreSQL";
+        return RABBITMQ_COMMANDS.has(comm) ? "RabbitMQ" : undefined;
+      };
+      const workerThreadGroup = (tid: number, comm: string, nice: number): string => {
+        if (tid === workerPid) return "worker: main thread";
+        if (nice > workerNice) return "worker: inference threads";
+        return comm === "libvips worker" ? "worker: libvips threads" : "worker: other threads";
+      };
+      const cpuByGroup = () => cpuSecondsByGroup(processGroup, { pid: workerPid, groupOf: workerThreadGroup });
       const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
       await waitReady(`http://127.0.0.1:${metricsPort}/readyz`);
       const provider =
         /ndt_detector_info\{[^}]*provider="([^"]+)"/.exec(await (await fetch(metricsUrl)).text())?.[1] ?? "?";
       // warm-up: a round's worth of jobs through the whole path, not measured (JIT, pools, prepared statements, and
-      // heaps grown to their working size: with 8 jobs only, the first measured round ran 10-20 % below the next two
-      // in 6 of 6 runs on a VM whose first touch of a page cost 10-14 µs)
+      // heaps grown to their working size: with 8 jobs only, the first measured round was the slowest in 8 of 8 runs,
+      // 5-19 % below the mean of the next two, on a VM whose first touch of a page cost up to 14 µs)
       const warm = await queuedImages(db.db, IMAGES);
       await queue.publish(
         queueName,
